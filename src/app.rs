@@ -1,0 +1,153 @@
+//! Builds the application from settings: storage, status maps, the HTTP
+//! server and the worker; `build` binds (port 0 in tests), `port` says
+//! where, `run_until_stopped` serves until the shutdown token fires.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Backend, Settings};
+use crate::fulfillment::{FulfillmentCore, Worker};
+use crate::ingest::{self, StoreDirectory};
+use crate::ops;
+use crate::providers::status_map::{StatusMapError, StatusMaps};
+use crate::storage::{self, Storage, StorageError};
+
+/// What every request handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub stores: StoreDirectory,
+    pub maps: StatusMaps,
+    pub storage: Arc<dyn Storage>,
+    pub core: FulfillmentCore,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("status map {0}")]
+    StatusMap(#[from] StatusMapError),
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// A built application, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    worker: JoinHandle<()>,
+    stop_worker: CancellationToken,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Opens storage, checks the status maps, binds the listener and starts
+    /// the worker.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
+        let storage = storage::open(&settings).await?;
+        warn_about_development_setup(&settings);
+        let core = FulfillmentCore::new(storage.clone());
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let bind_error = |source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&address).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
+        let stop_worker = CancellationToken::new();
+        let worker = Worker::new(core.clone(), storage.clone(), settings.worker.clone());
+        let worker = tokio::spawn(worker.run(stop_worker.clone()));
+        let state = web::Data::new(AppState {
+            stores: StoreDirectory::new(&settings),
+            settings,
+            maps,
+            storage,
+            core,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(ingest::routes)
+                .configure(ops::routes)
+                .default_service(web::to(no_route))
+        })
+        .listen(listener)
+        .map_err(bind_error)?
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
+        .run();
+        tracing::info!(%address, port, "listening");
+        Ok(Self {
+            port,
+            server,
+            worker,
+            stop_worker,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The port the server listens on (the real one when 0 was asked for).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancelling this token stops the application gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token fires; then stops accepting,
+    /// finishes requests in flight, lets the worker finish its batch and
+    /// release its leases, and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        self.stop_worker.cancel();
+        if let Err(e) = self.worker.await {
+            tracing::error!(error = %e, "worker ended abnormally");
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+fn warn_about_development_setup(settings: &Settings) {
+    if settings.storage.backend == Backend::Memory {
+        tracing::warn!(
+            "storage.backend is \"memory\": everything is kept in this process and lost on restart; \
+             use \"redis\" in production"
+        );
+    }
+    let dev = settings.development_credentials();
+    if !dev.is_empty() {
+        tracing::warn!(
+            keys = %dev.join(", "),
+            "DEVELOPMENT CREDENTIALS IN USE: anyone who read the default config can call this gateway; \
+             replace them, or disable the demo store with stores.acme.enabled = false"
+        );
+    }
+}
+
+async fn no_route(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "error": format!("no route for {} {}", req.method(), req.path())
+    }))
+}

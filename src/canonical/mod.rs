@@ -1,0 +1,9 @@
+//! The canonical tracking event and its vocabulary.
+
+mod event;
+mod vocabulary;
+
+pub use event::{
+    CanonicalEvent, DedupKey, EventId, EventKind, FulfillmentKey, Location, Observation, Provider,
+};
+pub use vocabulary::{AutomationEvent, ShipmentStatus, UnknownWord};

@@ -1,0 +1,517 @@
+//! Layered configuration: the commented `config/default.toml` (compiled in,
+//! so the binary runs anywhere), then `--config FILE`, then environment
+//! variables `SHIPGATE__SECTION__KEY`. Everything is parsed into typed
+//! settings once, at start-up, and checked there: a bad value stops the
+//! server with the key's name instead of surfacing on the first request.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The default configuration, every key commented.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Credentials that begin with this are the demo store's development
+/// values; the server warns loudly while any of them is in use.
+pub const DEV_CREDENTIAL_PREFIX: &str = "dev-only-";
+
+/// Why configuration could not be loaded: always names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// All of shipgate's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub telemetry: TelemetrySettings,
+    pub storage: StorageSettings,
+    pub worker: WorkerSettings,
+    pub admin: AdminSettings,
+    pub status_maps: StatusMapSettings,
+    #[serde(default)]
+    pub stores: BTreeMap<String, StoreSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest request body accepted; larger ones get 413.
+    #[serde(deserialize_with = "byte_size")]
+    pub body_limit: usize,
+    /// How long a graceful shutdown waits for requests in flight.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `shipgate=debug,info`; the
+    /// `RUST_LOG` variable wins when set.
+    pub filter: String,
+}
+
+/// Human-readable lines for a terminal, or one JSON object per line for a
+/// log pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Which storage backend holds the gateway's durable state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub backend: Backend,
+    pub redis_url: Secret,
+    pub key_prefix: String,
+    pub partitions: u32,
+    #[serde(deserialize_with = "duration")]
+    pub dedup_ttl: Duration,
+    /// How many recent events the ops API and dashboard can page through.
+    pub recent_events: usize,
+}
+
+/// The workers that apply the event log to the fulfillment core.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Most log entries taken in one read.
+    pub batch_size: usize,
+    /// How long a partition lease lasts without renewal; a dead worker's
+    /// partitions move to another process after this.
+    #[serde(deserialize_with = "duration")]
+    pub lease_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub tokens: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusMapSettings {
+    /// A directory with `<provider>/status_map.toml` files that replace the
+    /// built-in maps; empty for the built-in ones.
+    pub dir: Option<PathBuf>,
+}
+
+/// One merchant store and the credentials each provider uses for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Lets a deployment switch off a store from an earlier layer (the
+    /// demo store of the default config).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub shopify: Option<ShopifySettings>,
+    pub carriyo: Option<CarriyoSettings>,
+    pub redo: Option<RedoSettings>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifySettings {
+    pub shop_domain: String,
+    /// Several while a secret is rotated: Shopify signs with the old one
+    /// for up to an hour.
+    pub webhook_secrets: Vec<Secret>,
+    #[serde(default)]
+    pub access_tokens: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriyoSettings {
+    pub tenant_id: String,
+    pub api_keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedoSettings {
+    pub store_id: String,
+    pub api_tokens: Vec<Secret>,
+}
+
+/// A credential: never printed, not even by `{:?}`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that compares or signs with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is one of the demo store's development values.
+    pub fn is_development_value(&self) -> bool {
+        self.0.starts_with(DEV_CREDENTIAL_PREFIX)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Settings {
+    /// Loads the default config, then `file`, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As `load`, with the environment given: tests use it to stay
+    /// independent of the process environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("SHIPGATE__"))
+            .collect();
+        let files = || {
+            let mut builder = config::Config::builder().add_source(config::File::from_str(
+                DEFAULT_CONFIG,
+                config::FileFormat::Toml,
+            ));
+            if let Some(file) = file {
+                builder = builder.add_source(config::File::from(file).required(true));
+            }
+            builder
+        };
+        // List-valued keys must be named for the environment source to split
+        // them; store names are only known once the files are read.
+        let mut store_names: std::collections::BTreeSet<String> = files()
+            .build()?
+            .get_table("stores")
+            .map(|t| t.into_keys().collect())
+            .unwrap_or_default();
+        store_names.extend(env.keys().filter_map(|k| {
+            let name = k.strip_prefix("SHIPGATE__STORES__")?.split("__").next()?;
+            Some(name.to_ascii_lowercase())
+        }));
+        let mut environment = config::Environment::with_prefix("SHIPGATE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(env))
+            .with_list_parse_key("admin.tokens");
+        for store in &store_names {
+            for key in ["shopify.webhook_secrets", "shopify.access_tokens"] {
+                environment = environment.with_list_parse_key(&format!("stores.{store}.{key}"));
+            }
+            environment =
+                environment.with_list_parse_key(&format!("stores.{store}.carriyo.api_keys"));
+            environment =
+                environment.with_list_parse_key(&format!("stores.{store}.redo.api_tokens"));
+        }
+        let settings: Settings = files().add_source(environment).build()?.try_deserialize()?;
+        settings.check()
+    }
+
+    /// The stores that are switched on.
+    pub fn enabled_stores(&self) -> impl Iterator<Item = (&String, &StoreSettings)> {
+        self.stores.iter().filter(|(_, s)| s.enabled)
+    }
+
+    /// Every development credential still in use, by key, for the warning.
+    pub fn development_credentials(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut check = |key: String, secrets: &[Secret]| {
+            if secrets.iter().any(Secret::is_development_value) {
+                found.push(key);
+            }
+        };
+        check("admin.tokens".into(), &self.admin.tokens);
+        for (name, store) in self.enabled_stores() {
+            if let Some(s) = &store.shopify {
+                check(
+                    format!("stores.{name}.shopify.webhook_secrets"),
+                    &s.webhook_secrets,
+                );
+                check(
+                    format!("stores.{name}.shopify.access_tokens"),
+                    &s.access_tokens,
+                );
+            }
+            if let Some(c) = &store.carriyo {
+                check(format!("stores.{name}.carriyo.api_keys"), &c.api_keys);
+            }
+            if let Some(r) = &store.redo {
+                check(format!("stores.{name}.redo.api_tokens"), &r.api_tokens);
+            }
+        }
+        found
+    }
+
+    /// Checks what types alone cannot say.
+    fn check(self) -> Result<Self, ConfigError> {
+        if self.storage.partitions == 0 || self.storage.partitions > 1024 {
+            return Err(invalid("storage.partitions", "must be between 1 and 1024"));
+        }
+        if self.storage.key_prefix.is_empty() || self.storage.key_prefix.contains(['{', '}']) {
+            return Err(invalid(
+                "storage.key_prefix",
+                "must be non-empty and without braces",
+            ));
+        }
+        if self.worker.batch_size == 0 {
+            return Err(invalid("worker.batch_size", "must be at least 1"));
+        }
+        if self.admin.tokens.iter().any(|t| t.expose().is_empty()) {
+            return Err(invalid(
+                "admin.tokens",
+                "an empty token would let anyone in",
+            ));
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (name, store) in self.enabled_stores() {
+            let mut claim = |what: &str, id: &str, key: String| -> Result<(), ConfigError> {
+                if id.trim().is_empty() {
+                    return Err(invalid(key, "must not be empty"));
+                }
+                let tag = format!("{what}:{}", id.to_ascii_lowercase());
+                if let Some(other) = seen.insert(tag, name.clone()) {
+                    return Err(invalid(
+                        key,
+                        format!("'{id}' is also used by store `{other}`"),
+                    ));
+                }
+                Ok(())
+            };
+            let need = |key: String, secrets: &[Secret]| -> Result<(), ConfigError> {
+                if secrets.is_empty() || secrets.iter().any(|s| s.expose().is_empty()) {
+                    return Err(invalid(key, "needs at least one non-empty secret"));
+                }
+                Ok(())
+            };
+            if let Some(s) = &store.shopify {
+                claim(
+                    "shop",
+                    &s.shop_domain,
+                    format!("stores.{name}.shopify.shop_domain"),
+                )?;
+                need(
+                    format!("stores.{name}.shopify.webhook_secrets"),
+                    &s.webhook_secrets,
+                )?;
+            }
+            if let Some(c) = &store.carriyo {
+                claim(
+                    "tenant",
+                    &c.tenant_id,
+                    format!("stores.{name}.carriyo.tenant_id"),
+                )?;
+                need(format!("stores.{name}.carriyo.api_keys"), &c.api_keys)?;
+            }
+            if let Some(r) = &store.redo {
+                claim("redo", &r.store_id, format!("stores.{name}.redo.store_id"))?;
+                need(format!("stores.{name}.redo.api_tokens"), &r.api_tokens)?;
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!("'{text}' is not a duration like 15s or 7d: {e}"))
+    })
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_byte_size(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!("'{text}' is not a size like 256KiB, 1MiB or 4096"))
+    })
+}
+
+/// Parses `4096`, `256KiB`, `1MiB`, `64kB`, `1MB` into bytes.
+pub fn parse_byte_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        "kB" | "KB" => 1000,
+        "MB" => 1_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_config_loads_and_serves_the_demo_store_on_memory() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.server.body_limit, 256 * 1024);
+        assert_eq!(s.storage.backend, Backend::Memory);
+        assert_eq!(s.storage.dedup_ttl, Duration::from_secs(7 * 24 * 3600));
+        let acme = &s.stores["acme"];
+        assert_eq!(
+            acme.shopify.as_ref().unwrap().shop_domain,
+            "acme.myshopify.com"
+        );
+        assert!(!s.development_credentials().is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_files_and_splits_lists() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("SHIPGATE__SERVER__PORT", "9999"),
+                ("SHIPGATE__STORAGE__BACKEND", "redis"),
+                ("SHIPGATE__ADMIN__TOKENS", "a,b"),
+                (
+                    "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+                    "new,old",
+                ),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 9999);
+        assert_eq!(s.storage.backend, Backend::Redis);
+        assert_eq!(s.admin.tokens, vec![Secret::from("a"), Secret::from("b")]);
+        let secrets = &s.stores["acme"].shopify.as_ref().unwrap().webhook_secrets;
+        assert_eq!(secrets, &vec![Secret::from("new"), Secret::from("old")]);
+    }
+
+    #[test]
+    fn a_file_layers_over_the_defaults_and_can_switch_off_the_demo_store() {
+        let dir = std::env::temp_dir().join(format!("shipgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("prod.toml");
+        std::fs::write(
+            &file,
+            "[server]\nport = 7000\n[stores.acme]\nenabled = false\n\
+             [stores.north.carriyo]\ntenant_id = \"NORTH\"\napi_keys = [\"k1\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(s.server.port, 7000);
+        assert_eq!(s.server.host, "127.0.0.1");
+        let enabled: Vec<_> = s.enabled_stores().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(enabled, ["north"]);
+        assert_eq!(s.development_credentials(), ["admin.tokens"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("SHIPGATE__STORAGE__PARTITIONS", "0", "storage.partitions"),
+            ("SHIPGATE__STORAGE__DEDUP_TTL", "a week", "dedup_ttl"),
+            ("SHIPGATE__SERVER__BODY_LIMIT", "lots", "body_limit"),
+            ("SHIPGATE__STORAGE__BACKEND", "postgres", "backend"),
+            (
+                "SHIPGATE__STORES__ACME__CARRIYO__API_KEYS",
+                "",
+                "stores.acme.carriyo.api_keys",
+            ),
+        ];
+        for (var, value, named) in cases {
+            let err = Settings::load_with_env(None, env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn two_stores_cannot_share_a_shop_domain() {
+        let err = Settings::load_with_env(
+            None,
+            env(&[
+                (
+                    "SHIPGATE__STORES__OTHER__SHOPIFY__SHOP_DOMAIN",
+                    "ACME.myshopify.com",
+                ),
+                ("SHIPGATE__STORES__OTHER__SHOPIFY__WEBHOOK_SECRETS", "s"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("also used by store `acme`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains(DEV_CREDENTIAL_PREFIX), "{printed}");
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("256KiB"), Some(262_144));
+        assert_eq!(parse_byte_size("1MiB"), Some(1_048_576));
+        assert_eq!(parse_byte_size("64kB"), Some(64_000));
+        assert_eq!(parse_byte_size("4096"), Some(4096));
+        assert_eq!(parse_byte_size("12 parsecs"), None);
+        assert_eq!(parse_byte_size(""), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! The fulfillment core: applies canonical events to fulfillment state in
+//! storage, with compare-and-set so that the workers and the inline (Redo,
+//! Carriyo order, Shopify REST) paths never lose each other's updates.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::instrument;
+
+use super::state::{Applied, Fulfillment};
+use crate::canonical::{CanonicalEvent, FulfillmentKey};
+use crate::storage::{Storage, StorageError};
+
+/// Applies events to fulfillments; cheap to clone.
+#[derive(Clone)]
+pub struct FulfillmentCore {
+    storage: Arc<dyn Storage>,
+}
+
+/// A fulfillment after an apply, and what the apply did.
+#[derive(Debug, Clone)]
+pub struct ApplyResult {
+    pub fulfillment: Fulfillment,
+    pub applied: Applied,
+}
+
+/// Why a fulfillment could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("fulfillment {0} exists already")]
+    Exists(FulfillmentKey),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl FulfillmentCore {
+    /// A core over the given storage.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    /// Applies one event, creating its fulfillment if this is the first
+    /// news of it. Safe to call again for the same event.
+    #[instrument(skip_all, fields(event = %event.id, fulfillment = %event.key))]
+    pub async fn apply(&self, event: &CanonicalEvent) -> Result<ApplyResult, StorageError> {
+        loop {
+            let current = self.storage.fulfillment(&event.key).await?;
+            let expected = current.as_ref().map(|v| v.version);
+            let mut fulfillment = match current {
+                Some(v) => v.value,
+                None => Fulfillment::new(event.key.clone(), Utc::now()),
+            };
+            let applied = fulfillment.apply(event, Utc::now());
+            if !matches!(applied, Applied::Recorded(_)) {
+                return Ok(ApplyResult {
+                    fulfillment,
+                    applied,
+                });
+            }
+            if self
+                .storage
+                .compare_and_set_fulfillment(expected, &fulfillment)
+                .await?
+            {
+                return Ok(ApplyResult {
+                    fulfillment,
+                    applied,
+                });
+            }
+            tracing::debug!("fulfillment changed under us; applying again");
+        }
+    }
+
+    /// Stores a fulfillment that must not exist yet (Redo's create).
+    #[instrument(skip_all, fields(fulfillment = %fulfillment.key))]
+    pub async fn create(&self, fulfillment: &Fulfillment) -> Result<(), CreateError> {
+        if self
+            .storage
+            .compare_and_set_fulfillment(None, fulfillment)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CreateError::Exists(fulfillment.key.clone()))
+        }
+    }
+
+    /// A fulfillment's current state.
+    pub async fn get(&self, key: &FulfillmentKey) -> Result<Option<Fulfillment>, StorageError> {
+        Ok(self.storage.fulfillment(key).await?.map(|v| v.value))
+    }
+}

@@ -1,0 +1,15 @@
+//! The fulfillment core: each fulfillment's status, ETA and tracking
+//! history, kept by applying canonical events; the workers that feed it
+//! from the event log; and the Redo-style orders.
+
+mod core;
+mod order;
+mod state;
+mod view;
+mod worker;
+
+pub use self::core::{ApplyResult, CreateError, FulfillmentCore};
+pub use order::Order;
+pub use state::{Applied, Effects, EntryKind, Fulfillment, HistoryEntry, LineItem, Retracted};
+pub use view::{timestamp, FulfillmentView};
+pub use worker::Worker;

@@ -1,0 +1,542 @@
+//! A fulfillment's state and the rules for applying a canonical event to
+//! it. Pure: no I/O, so every rule is tested directly; storage and
+//! concurrency live in `core.rs`.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{
+    AutomationEvent, CanonicalEvent, EventId, EventKind, FulfillmentKey, Location, Provider,
+    ShipmentStatus,
+};
+
+/// A line item shipped in a fulfillment (Redo's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    pub id: String,
+    pub quantity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+}
+
+/// What a history entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Status,
+    Event,
+    Unmapped,
+}
+
+/// One entry of a fulfillment's tracking history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub event_id: EventId,
+    pub provider: Provider,
+    pub kind: EntryKind,
+    /// The canonical word (a status or an event); `unknown` when unmapped.
+    pub status: String,
+    pub raw_status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_delivery: Option<NaiveDate>,
+    /// Arrived older than the status it would have replaced, so it changed
+    /// nothing but the history.
+    pub stale: bool,
+    /// The provider's own id for the event (Shopify's FulfillmentEvent id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A provider event that was withdrawn; remembered so that a late
+/// redelivery of it (or a delete that overtook its create) stays out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retracted {
+    pub provider: Provider,
+    pub source_id: String,
+}
+
+/// Everything the gateway knows about one fulfillment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fulfillment {
+    pub key: FulfillmentKey,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status: ShipmentStatus,
+    /// When the current status happened: the stale guard compares to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_delivery_date: Option<NaiveDate>,
+    /// When the news that set the ETA happened, so older news cannot undo it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    /// Sorted by `occurred_at`, then by our id.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    #[serde(default)]
+    pub retracted: Vec<Retracted>,
+    /// Every event applied, so a redelivered one is a no-op.
+    #[serde(default)]
+    pub applied: BTreeSet<EventId>,
+}
+
+/// What applying one event did, for the caller's answer and automations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// This event was applied before: nothing changed.
+    AlreadyApplied,
+    /// The provider withdrew this event earlier: nothing changed.
+    Withdrawn,
+    /// The event is recorded.
+    Recorded(Effects),
+}
+
+/// The consequences of a recorded event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// The status moved from the first to the second.
+    pub status_change: Option<(ShipmentStatus, ShipmentStatus)>,
+    /// An event to fire automations for.
+    pub event: Option<AutomationEvent>,
+    /// The estimated delivery date moved from the first to the second.
+    pub eta_change: Option<(Option<NaiveDate>, NaiveDate)>,
+    /// Older than the current status: in history, nothing else.
+    pub stale: bool,
+}
+
+impl Fulfillment {
+    /// A fulfillment first heard of now, with no status yet.
+    pub fn new(key: FulfillmentKey, now: DateTime<Utc>) -> Self {
+        Self {
+            key,
+            created_at: now,
+            updated_at: now,
+            status: ShipmentStatus::Unknown,
+            status_at: None,
+            estimated_delivery_date: None,
+            eta_at: None,
+            delivered_at: None,
+            carrier: None,
+            tracking_number: None,
+            line_items: Vec::new(),
+            history: Vec::new(),
+            retracted: Vec::new(),
+            applied: BTreeSet::new(),
+        }
+    }
+
+    /// Applies one event by DESIGN.md's rules 1–3 and 6.
+    pub fn apply(&mut self, event: &CanonicalEvent, now: DateTime<Utc>) -> Applied {
+        if self.applied.contains(&event.id) {
+            return Applied::AlreadyApplied;
+        }
+        let withdrawn = event.source_id.as_deref().is_some_and(|sid| {
+            self.retracted
+                .iter()
+                .any(|r| r.provider == event.provider && r.source_id == sid)
+        });
+        if withdrawn {
+            return Applied::Withdrawn;
+        }
+        self.applied.insert(event.id);
+        self.updated_at = now;
+        let effects = match event.kind {
+            EventKind::Retraction => {
+                self.retract(event);
+                Effects::default()
+            }
+            EventKind::Details => {
+                self.take_details(event);
+                Effects::default()
+            }
+            EventKind::Status(status) => self.apply_status(event, status),
+            EventKind::Event(e) => {
+                let mut effects = self.record(event, EntryKind::Event, e.as_str(), false);
+                effects.event = Some(e);
+                effects
+            }
+            EventKind::Unmapped => self.record(
+                event,
+                EntryKind::Unmapped,
+                ShipmentStatus::Unknown.as_str(),
+                false,
+            ),
+        };
+        Applied::Recorded(effects)
+    }
+
+    fn apply_status(&mut self, event: &CanonicalEvent, status: ShipmentStatus) -> Effects {
+        let stale = self.status_at.is_some_and(|at| event.occurred_at < at);
+        let mut effects = self.record(event, EntryKind::Status, status.as_str(), stale);
+        if stale {
+            return effects;
+        }
+        let previous = self.status;
+        self.status = status;
+        self.status_at = Some(event.occurred_at);
+        if status == ShipmentStatus::Delivered && self.delivered_at.is_none() {
+            self.delivered_at = Some(event.occurred_at);
+        }
+        if previous != status {
+            effects.status_change = Some((previous, status));
+        }
+        effects
+    }
+
+    /// Adds a history entry and takes the event's details and ETA unless
+    /// it is stale.
+    fn record(
+        &mut self,
+        event: &CanonicalEvent,
+        kind: EntryKind,
+        word: &str,
+        stale: bool,
+    ) -> Effects {
+        let entry = HistoryEntry {
+            event_id: event.id,
+            provider: event.provider,
+            kind,
+            status: word.to_owned(),
+            raw_status: event.raw_status.clone(),
+            message: event.message.clone(),
+            occurred_at: event.occurred_at,
+            location: event.location.clone(),
+            estimated_delivery: event.estimated_delivery,
+            stale,
+            source_id: event.source_id.clone(),
+            received_at: event.received_at,
+        };
+        let at = self.history.partition_point(|h| {
+            (h.occurred_at, h.event_id) <= (entry.occurred_at, entry.event_id)
+        });
+        self.history.insert(at, entry);
+        let mut effects = Effects {
+            stale,
+            ..Effects::default()
+        };
+        if !stale {
+            self.take_details(event);
+            effects.eta_change = self.take_eta(event);
+        }
+        effects
+    }
+
+    fn take_details(&mut self, event: &CanonicalEvent) {
+        if let Some(carrier) = &event.carrier {
+            self.carrier = Some(carrier.clone());
+        }
+        if let Some(number) = &event.tracking_number {
+            self.tracking_number = Some(number.clone());
+        }
+    }
+
+    fn take_eta(&mut self, event: &CanonicalEvent) -> Option<(Option<NaiveDate>, NaiveDate)> {
+        let eta = event.estimated_delivery?;
+        if self.eta_at.is_some_and(|at| event.occurred_at < at) {
+            return None;
+        }
+        self.eta_at = Some(event.occurred_at);
+        let previous = self.estimated_delivery_date.replace(eta);
+        (previous != Some(eta)).then_some((previous, eta))
+    }
+
+    /// Removes the withdrawn event from history; if it was what set the
+    /// current status, the latest remaining status takes its place.
+    fn retract(&mut self, event: &CanonicalEvent) {
+        let Some(source_id) = event.source_id.clone() else {
+            return;
+        };
+        let before = self.history.len();
+        self.history.retain(|h| {
+            !(h.provider == event.provider && h.source_id.as_deref() == Some(&source_id))
+        });
+        let removed = self.history.len() != before;
+        self.retracted.push(Retracted {
+            provider: event.provider,
+            source_id,
+        });
+        if removed {
+            self.recompute_status();
+        }
+    }
+
+    fn recompute_status(&mut self) {
+        let statuses = || self.history.iter().filter(|h| h.kind == EntryKind::Status);
+        let latest = statuses().last();
+        self.status = latest
+            .and_then(|h| h.status.parse().ok())
+            .unwrap_or(ShipmentStatus::Unknown);
+        self.status_at = latest.map(|h| h.occurred_at);
+        self.delivered_at = statuses()
+            .find(|h| h.status == ShipmentStatus::Delivered.as_str())
+            .map(|h| h.occurred_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::Observation;
+
+    fn key() -> FulfillmentKey {
+        FulfillmentKey {
+            store: "acme".into(),
+            order_ref: "o1".into(),
+            fulfillment_ref: "f1".into(),
+        }
+    }
+
+    fn event(kind: EventKind, raw: &str, at: &str) -> CanonicalEvent {
+        CanonicalEvent::from_observation(
+            Observation {
+                provider: Provider::Shopify,
+                key: key(),
+                carrier: None,
+                tracking_number: None,
+                kind,
+                raw_status: raw.into(),
+                message: None,
+                occurred_at: Some(at.parse().unwrap()),
+                estimated_delivery: None,
+                location: None,
+                source_id: None,
+                delivery_id: None,
+            },
+            Utc::now(),
+        )
+    }
+
+    fn status(s: ShipmentStatus, at: &str) -> CanonicalEvent {
+        event(EventKind::Status(s), s.as_str(), at)
+    }
+
+    fn with_eta(mut e: CanonicalEvent, eta: &str) -> CanonicalEvent {
+        e.estimated_delivery = Some(eta.parse().unwrap());
+        e
+    }
+
+    fn fresh() -> Fulfillment {
+        Fulfillment::new(key(), Utc::now())
+    }
+
+    fn effects(applied: Applied) -> Effects {
+        match applied {
+            Applied::Recorded(e) => e,
+            other => panic!("expected the event to be recorded, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_status_becomes_current_and_reports_the_change() {
+        let mut f = fresh();
+        let e = effects(f.apply(
+            &status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z"),
+            Utc::now(),
+        ));
+        assert_eq!(f.status, ShipmentStatus::InTransit);
+        assert_eq!(
+            e.status_change,
+            Some((ShipmentStatus::Unknown, ShipmentStatus::InTransit))
+        );
+        let again = effects(f.apply(
+            &status(ShipmentStatus::InTransit, "2026-11-20T11:00:00Z"),
+            Utc::now(),
+        ));
+        assert_eq!(again.status_change, None, "the same status is not a change");
+        assert_eq!(f.history.len(), 2);
+    }
+
+    #[test]
+    fn an_event_never_changes_the_status_but_its_eta_is_kept() {
+        let mut f = fresh();
+        f.apply(
+            &status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z"),
+            Utc::now(),
+        );
+        let delayed = with_eta(
+            event(
+                EventKind::Event(AutomationEvent::Delayed),
+                "delayed",
+                "2026-11-20T12:00:00Z",
+            ),
+            "2026-11-25",
+        );
+        let e = effects(f.apply(&delayed, Utc::now()));
+        assert_eq!(f.status, ShipmentStatus::InTransit);
+        assert_eq!(e.event, Some(AutomationEvent::Delayed));
+        assert_eq!(f.estimated_delivery_date, "2026-11-25".parse().ok());
+        assert_eq!(e.eta_change, Some((None, "2026-11-25".parse().unwrap())));
+        assert_eq!(f.history.len(), 2);
+        assert_eq!(f.history[1].kind, EntryKind::Event);
+    }
+
+    #[test]
+    fn a_late_older_status_is_stale_and_cannot_undo_delivered() {
+        let mut f = fresh();
+        f.apply(
+            &status(ShipmentStatus::Delivered, "2026-11-20T10:00:00Z"),
+            Utc::now(),
+        );
+        let late = with_eta(
+            status(ShipmentStatus::InTransit, "2026-11-20T09:00:00Z"),
+            "2026-11-30",
+        );
+        let e = effects(f.apply(&late, Utc::now()));
+        assert!(e.stale);
+        assert_eq!(e.status_change, None);
+        assert_eq!(f.status, ShipmentStatus::Delivered);
+        assert_eq!(f.delivered_at, "2026-11-20T10:00:00Z".parse().ok());
+        assert_eq!(
+            f.estimated_delivery_date, None,
+            "a stale entry changes nothing else"
+        );
+        let words: Vec<_> = f
+            .history
+            .iter()
+            .map(|h| (h.status.as_str(), h.stale))
+            .collect();
+        assert_eq!(words, [("in_transit", true), ("delivered", false)]);
+    }
+
+    #[test]
+    fn a_status_at_the_same_time_as_the_current_one_applies() {
+        let mut f = fresh();
+        f.apply(
+            &status(ShipmentStatus::OutForDelivery, "2026-11-20T10:00:00Z"),
+            Utc::now(),
+        );
+        f.apply(
+            &status(ShipmentStatus::Delivered, "2026-11-20T10:00:00Z"),
+            Utc::now(),
+        );
+        assert_eq!(f.status, ShipmentStatus::Delivered);
+    }
+
+    #[test]
+    fn applying_the_same_event_twice_is_a_no_op() {
+        let mut f = fresh();
+        let e = status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z");
+        f.apply(&e, Utc::now());
+        let snapshot = f.clone();
+        assert_eq!(f.apply(&e, Utc::now()), Applied::AlreadyApplied);
+        assert_eq!(f, snapshot);
+    }
+
+    #[test]
+    fn unmapped_words_are_kept_without_touching_the_status() {
+        let mut f = fresh();
+        f.apply(
+            &status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z"),
+            Utc::now(),
+        );
+        f.apply(
+            &event(EventKind::Unmapped, "teleported", "2026-11-20T11:00:00Z"),
+            Utc::now(),
+        );
+        assert_eq!(f.status, ShipmentStatus::InTransit);
+        let last = f.history.last().unwrap();
+        assert_eq!(
+            (last.kind, last.raw_status.as_str()),
+            (EntryKind::Unmapped, "teleported")
+        );
+    }
+
+    #[test]
+    fn an_older_eta_does_not_replace_a_newer_one() {
+        let mut f = fresh();
+        f.apply(
+            &with_eta(
+                status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z"),
+                "2026-11-24",
+            ),
+            Utc::now(),
+        );
+        let older = with_eta(
+            event(
+                EventKind::Event(AutomationEvent::Delayed),
+                "delayed",
+                "2026-11-20T08:00:00Z",
+            ),
+            "2026-11-28",
+        );
+        let e = effects(f.apply(&older, Utc::now()));
+        assert_eq!(e.eta_change, None);
+        assert_eq!(f.estimated_delivery_date, "2026-11-24".parse().ok());
+    }
+
+    #[test]
+    fn history_stays_in_time_order_whatever_the_arrival_order() {
+        let mut f = fresh();
+        for at in [
+            "2026-11-20T12:00:00Z",
+            "2026-11-20T08:00:00Z",
+            "2026-11-20T10:00:00Z",
+        ] {
+            f.apply(&event(EventKind::Unmapped, "x", at), Utc::now());
+        }
+        let times: Vec<_> = f
+            .history
+            .iter()
+            .map(|h| h.occurred_at.to_rfc3339())
+            .collect();
+        let mut sorted = times.clone();
+        sorted.sort();
+        assert_eq!(times, sorted);
+    }
+
+    #[test]
+    fn a_retraction_removes_the_event_and_keeps_it_out() {
+        let mut f = fresh();
+        let mut transit = status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z");
+        transit.source_id = Some("11".into());
+        let mut delivered = status(ShipmentStatus::Delivered, "2026-11-20T12:00:00Z");
+        delivered.source_id = Some("12".into());
+        f.apply(&transit, Utc::now());
+        f.apply(&delivered, Utc::now());
+        let mut delete = event(EventKind::Retraction, "delivered", "2026-11-20T13:00:00Z");
+        delete.source_id = Some("12".into());
+        f.apply(&delete, Utc::now());
+        assert_eq!(f.history.len(), 1);
+        assert_eq!(f.status, ShipmentStatus::InTransit);
+        assert_eq!(f.delivered_at, None);
+        let mut redelivered = delivered.clone();
+        redelivered.id = EventId::new();
+        assert_eq!(f.apply(&redelivered, Utc::now()), Applied::Withdrawn);
+        assert_eq!(f.status, ShipmentStatus::InTransit);
+    }
+
+    #[test]
+    fn details_set_carrier_and_tracking_without_history() {
+        let mut f = fresh();
+        let mut e = event(EventKind::Details, "success", "2026-11-20T10:00:00Z");
+        e.carrier = Some("UPS".into());
+        e.tracking_number = Some("1Z999".into());
+        f.apply(&e, Utc::now());
+        assert!(f.history.is_empty());
+        assert_eq!(f.carrier.as_deref(), Some("UPS"));
+        assert_eq!(f.tracking_number.as_deref(), Some("1Z999"));
+    }
+}

@@ -1,0 +1,182 @@
+//! Workers: take leases on event-log partitions, apply their entries in
+//! order through the core, and acknowledge only after the state is
+//! written. Partitions are applied concurrently with each other, entries
+//! within one partition strictly in order (that is what keeps each
+//! fulfillment's order, since a fulfillment lives in one partition).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio_util::sync::CancellationToken;
+
+use super::core::FulfillmentCore;
+use crate::config::WorkerSettings;
+use crate::storage::{LogEntry, LogPosition, Storage};
+
+/// Longest pause between retries while storage is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// One worker of this process; several processes each run one.
+pub struct Worker {
+    id: String,
+    core: FulfillmentCore,
+    storage: Arc<dyn Storage>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    /// A worker with a fresh id, unique across processes and restarts.
+    pub fn new(core: FulfillmentCore, storage: Arc<dyn Storage>, settings: WorkerSettings) -> Self {
+        let id = format!(
+            "worker-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        Self {
+            id,
+            core,
+            storage,
+            settings,
+        }
+    }
+
+    /// Applies the log until `shutdown`; then finishes the batch in hand,
+    /// releases its leases and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.id, "worker started");
+        let renew_every = self.settings.lease_ttl / 3;
+        let wait = renew_every.min(Duration::from_secs(1));
+        let mut held: Vec<u32> = Vec::new();
+        let mut renew_at = Instant::now();
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            if Instant::now() >= renew_at {
+                match self
+                    .storage
+                    .lease_partitions(&self.id, self.settings.lease_ttl)
+                    .await
+                {
+                    Ok(partitions) => {
+                        if partitions != held {
+                            tracing::info!(worker = %self.id, ?partitions, "partitions held");
+                        }
+                        held = partitions;
+                        renew_at = Instant::now() + renew_every;
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %self.id, error = %e, "cannot renew partition leases");
+                        held.clear();
+                        backoff.pause(&shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            if held.is_empty() {
+                let until_renewal = renew_at.saturating_duration_since(Instant::now());
+                tokio::select! {
+                    _ = tokio::time::sleep(until_renewal) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            let read = tokio::select! {
+                read = self.storage.read_log(&self.id, &held, self.settings.batch_size, wait) => read,
+                _ = shutdown.cancelled() => break,
+            };
+            match read {
+                Ok(entries) => {
+                    backoff.reset();
+                    if !entries.is_empty() {
+                        self.apply_batch(entries, &shutdown).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %self.id, error = %e, "cannot read the event log");
+                    backoff.pause(&shutdown).await;
+                }
+            }
+        }
+        if let Err(e) = self.storage.release_partitions(&self.id).await {
+            tracing::warn!(worker = %self.id, error = %e, "leases not released; they expire by themselves");
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+
+    /// Applies a batch, each partition's entries in order, and acknowledges
+    /// what was applied. Entries left unapplied (shutdown while storage is
+    /// failing) stay in the log for the next holder.
+    async fn apply_batch(&self, entries: Vec<LogEntry>, shutdown: &CancellationToken) {
+        let mut by_partition: BTreeMap<u32, Vec<LogEntry>> = BTreeMap::new();
+        for entry in entries {
+            by_partition
+                .entry(entry.position.partition)
+                .or_default()
+                .push(entry);
+        }
+        let applied = join_all(
+            by_partition
+                .into_values()
+                .map(|entries| self.apply_in_order(entries, shutdown)),
+        )
+        .await;
+        let positions: Vec<LogPosition> = applied.into_iter().flatten().collect();
+        let mut backoff = Backoff::default();
+        // Not acknowledging only means applying again later, which is a
+        // no-op; but keep trying so the backlog does not grow for nothing.
+        while let Err(e) = self.storage.acknowledge(&positions).await {
+            tracing::warn!(worker = %self.id, error = %e, "cannot acknowledge applied entries");
+            if shutdown.is_cancelled() {
+                return;
+            }
+            backoff.pause(shutdown).await;
+        }
+    }
+
+    async fn apply_in_order(
+        &self,
+        entries: Vec<LogEntry>,
+        shutdown: &CancellationToken,
+    ) -> Vec<LogPosition> {
+        let mut done = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut backoff = Backoff::default();
+            loop {
+                match self.core.apply(&entry.event).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(event = %entry.event.id, error = %e, "apply failed; retrying");
+                        if shutdown.is_cancelled() {
+                            return done;
+                        }
+                        backoff.pause(shutdown).await;
+                    }
+                }
+            }
+            done.push(entry.position);
+        }
+        done
+    }
+}
+
+/// Exponential pause between retries, cut short by shutdown.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    async fn pause(&mut self, shutdown: &CancellationToken) {
+        self.failures = (self.failures + 1).min(10);
+        let delay = (Duration::from_millis(50) * 2u32.pow(self.failures)).min(MAX_BACKOFF);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP edge for providers: reads and bounds bodies, finds the store,
+//! hands bytes and headers to the provider's adapter, and records what it
+//! makes of them with one atomic claim + append. Each provider's file here
+//! holds only its routes and answers.
+
+mod error;
+mod shopify;
+mod stores;
+
+pub use error::{ErrorShape, IngestError, ProviderError, RETRY_AFTER_SECS};
+pub use stores::{StoreDirectory, StoreRef};
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::HttpRequest;
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use crate::app::AppState;
+use crate::canonical::{CanonicalEvent, Observation, Provider};
+use crate::storage::{Claim, Outcome};
+
+/// Registers every provider path.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    shopify::routes(cfg);
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+pub async fn read_json_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, IngestError> {
+    match req.headers().get(CONTENT_TYPE).map(|v| v.to_str()) {
+        None => {
+            return Err(IngestError::UnsupportedMediaType(
+                "header Content-Type is missing; send application/json".into(),
+            ))
+        }
+        Some(Ok(v)) if is_json(v) => {}
+        Some(v) => {
+            return Err(IngestError::UnsupportedMediaType(format!(
+                "header Content-Type '{}' is not application/json",
+                v.unwrap_or("(unreadable)")
+            )))
+        }
+    }
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(IngestError::TooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| IngestError::Invalid(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// An event recorded in the log, or recognised as already recorded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub event: CanonicalEvent,
+    pub claim: Claim,
+}
+
+impl Recorded {
+    /// Whether this delivery was seen before.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self.claim, Claim::Duplicate { .. })
+    }
+
+    /// The id of the event that holds this news: ours, or the original's.
+    pub fn event_id(&self) -> crate::canonical::EventId {
+        match self.claim {
+            Claim::Accepted => self.event.id,
+            Claim::Duplicate { original } => original,
+        }
+    }
+}
+
+/// Completes an observation into an event and records it: dedup claim and
+/// log append in one atomic step.
+pub async fn record(state: &AppState, observation: Observation) -> Result<Recorded, IngestError> {
+    let event = CanonicalEvent::from_observation(observation, Utc::now());
+    let claim = state.storage.claim_and_append(&event).await?;
+    if let Claim::Duplicate { original } = claim {
+        tracing::debug!(provider = %event.provider, %original, "duplicate delivery");
+    }
+    Ok(Recorded { event, claim })
+}
+
+/// Counts a refused request in the stats and wraps it in the provider's
+/// error shape. Counting is best effort: it never changes the answer.
+pub async fn refuse(
+    state: &AppState,
+    provider: Provider,
+    shape: ErrorShape,
+    error: IngestError,
+) -> ProviderError {
+    let outcome = if error.is_unauthorized() {
+        Some(Outcome::Unauthorized)
+    } else if error.is_invalid() {
+        Some(Outcome::Invalid)
+    } else {
+        None
+    };
+    if let Some(outcome) = outcome {
+        tracing::info!(%provider, outcome = outcome.as_str(), error = %error, "request refused");
+        if let Err(e) = state.storage.count(provider, outcome).await {
+            tracing::warn!(error = %e, "could not count a refused request");
+        }
+    } else {
+        tracing::warn!(%provider, error = %error, "request failed");
+    }
+    ProviderError { shape, error }
+}

@@ -1,0 +1,86 @@
+//! Finds the configured store a request belongs to, from what each
+//! provider sends: Shopify's shop domain or access token, Carriyo's tenant
+//! or key, Redo's store id.
+
+use std::collections::HashMap;
+
+use crate::config::{CarriyoSettings, RedoSettings, Settings, ShopifySettings};
+use crate::providers::verify::secret_matches;
+
+/// A store's name with one provider's settings for it.
+#[derive(Debug, Clone)]
+pub struct StoreRef<T> {
+    pub name: String,
+    pub settings: T,
+}
+
+impl<T: Clone> StoreRef<T> {
+    fn new(name: &str, settings: &T) -> Self {
+        Self {
+            name: name.to_owned(),
+            settings: settings.clone(),
+        }
+    }
+}
+
+/// The enabled stores, indexed by what each provider identifies them by.
+#[derive(Debug, Default)]
+pub struct StoreDirectory {
+    shopify: HashMap<String, StoreRef<ShopifySettings>>,
+    carriyo: HashMap<String, StoreRef<CarriyoSettings>>,
+    redo: HashMap<String, StoreRef<RedoSettings>>,
+}
+
+impl StoreDirectory {
+    /// Indexes the enabled stores of `settings`.
+    pub fn new(settings: &Settings) -> Self {
+        let mut directory = Self::default();
+        for (name, store) in settings.enabled_stores() {
+            if let Some(s) = &store.shopify {
+                directory
+                    .shopify
+                    .insert(s.shop_domain.to_ascii_lowercase(), StoreRef::new(name, s));
+            }
+            if let Some(c) = &store.carriyo {
+                directory
+                    .carriyo
+                    .insert(c.tenant_id.to_ascii_lowercase(), StoreRef::new(name, c));
+            }
+            if let Some(r) = &store.redo {
+                directory
+                    .redo
+                    .insert(r.store_id.clone(), StoreRef::new(name, r));
+            }
+        }
+        directory
+    }
+
+    /// The store whose shop domain this is (case-insensitive, as domains are).
+    pub fn shopify_by_domain(&self, domain: &str) -> Option<&StoreRef<ShopifySettings>> {
+        self.shopify.get(&domain.to_ascii_lowercase())
+    }
+
+    /// The store that issued this REST access token.
+    pub fn shopify_by_access_token(&self, token: &str) -> Option<&StoreRef<ShopifySettings>> {
+        self.shopify
+            .values()
+            .find(|s| secret_matches(&s.settings.access_tokens, token))
+    }
+
+    /// The store with this Carriyo tenant id.
+    pub fn carriyo_by_tenant(&self, tenant: &str) -> Option<&StoreRef<CarriyoSettings>> {
+        self.carriyo.get(&tenant.to_ascii_lowercase())
+    }
+
+    /// The store one of whose Carriyo keys this is.
+    pub fn carriyo_by_key(&self, key: &str) -> Option<&StoreRef<CarriyoSettings>> {
+        self.carriyo
+            .values()
+            .find(|s| secret_matches(&s.settings.api_keys, key))
+    }
+
+    /// The store with this Redo store id.
+    pub fn redo_by_store_id(&self, store_id: &str) -> Option<&StoreRef<RedoSettings>> {
+        self.redo.get(store_id)
+    }
+}

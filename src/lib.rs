@@ -1,0 +1,30 @@
+//! shipgate: a webhook ingestion gateway for shipment tracking.
+//!
+//! A delivery flows through the modules in this order:
+//!
+//! - [`ingest`]: the HTTP edge for providers. Bounds and reads the body,
+//!   finds the store, and answers in the provider's own shapes.
+//! - [`providers`]: one adapter per provider (Shopify, Carriyo, Redo) that
+//!   verifies a delivery and turns it into an observation, using the
+//!   data-driven status maps of `providers/<provider>/status_map.toml`.
+//! - [`canonical`]: the one event shape and vocabulary everything after the
+//!   adapters speaks.
+//! - [`storage`]: the durable boundary: dedup claim + log append in one
+//!   atomic step, the partitioned event log, fulfillment state with
+//!   compare-and-set; `memory` and `redis` backends.
+//! - [`fulfillment`]: the core that applies events to each fulfillment
+//!   (status vs event, stale guard, ETA, history) and the workers that feed
+//!   it from the log.
+//! - [`ops`]: the admin API and health checks.
+//!
+//! [`app`] wires them together from [`config`]; [`telemetry`] sets up logs.
+
+pub mod app;
+pub mod canonical;
+pub mod config;
+pub mod fulfillment;
+pub mod ingest;
+pub mod ops;
+pub mod providers;
+pub mod storage;
+pub mod telemetry;

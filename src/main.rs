@@ -1,0 +1,108 @@
+//! The `shipgate` binary: CLI → config → telemetry → app.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shipgate::app::Application;
+use shipgate::config::Settings;
+use shipgate::providers::status_map::StatusMaps;
+use shipgate::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "shipgate",
+    version,
+    about = "Webhook ingestion gateway for shipment tracking"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A config file layered over the defaults (also after a subcommand).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway (the default).
+    Serve,
+    /// Check the configuration and status maps, then exit.
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => check_config(&settings),
+        Command::Serve => serve(settings).await,
+    }
+}
+
+fn check_config(settings: &Settings) -> ExitCode {
+    match StatusMaps::load(settings.status_maps.dir.as_deref()) {
+        Ok(_) => {
+            println!("configuration and status maps are valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shipgate: status map {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.telemetry);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            eprintln!("shipgate: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    });
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); stopping on SIGINT only");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

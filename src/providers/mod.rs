@@ -1,0 +1,152 @@
+//! One adapter per provider. An adapter only turns a delivery's bytes and
+//! headers into an [`Observation`](crate::canonical::Observation): it
+//! verifies, parses and maps words, and knows nothing of storage or HTTP
+//! answers. What they share (signatures, keys, JSON with field paths,
+//! dates) is written once here and in `verify`.
+
+pub mod shopify;
+pub mod status_map;
+pub mod verify;
+
+use actix_web::http::header::HeaderMap;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+
+/// Why an adapter refused a delivery; always says which header, field or
+/// value is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Bad or missing signature, key or token: 401, nothing stored.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A body or header that cannot be understood: 400, nothing stored.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A header's value, or why it cannot be used.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|v| Some(v.trim()).filter(|v| !v.is_empty()))
+            .map_err(|_| Rejection::Invalid(format!("header {name} is not readable text"))),
+    }
+}
+
+/// A header that must be present, or `missing` as the rejection.
+pub fn required_header<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    missing: fn(String) -> Rejection,
+) -> Result<&'a str, Rejection> {
+    header(headers, name)?.ok_or_else(|| missing(format!("header {name} is missing")))
+}
+
+/// Parses a JSON body into `T`; errors name the field by its path.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Rejection> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Rejection::Invalid(format!("the body is not valid JSON: {inner}"))
+        } else if e.path().to_string() == "." {
+            Rejection::Invalid(format!("the body has the wrong shape: {inner}"))
+        } else {
+            Rejection::Invalid(format!("field `{}`: {inner}", e.path()))
+        }
+    })?;
+    de.end()
+        .map_err(|e| Rejection::Invalid(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// An RFC 3339 date-time from field `field`.
+pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Rejection> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            Rejection::Invalid(format!(
+                "field `{field}`: '{value}' is not an RFC 3339 date-time like 2026-11-20T10:00:00Z"
+            ))
+        })
+}
+
+/// An optional date-time field.
+pub fn parse_optional_time(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, Rejection> {
+    value.map(|v| parse_time(field, v)).transpose()
+}
+
+/// An estimated delivery date from field `field`: a plain date, or a
+/// date-time whose date is taken where it was written (the carrier's local
+/// day, not UTC's).
+pub fn parse_eta(field: &str, value: Option<&str>) -> Result<Option<NaiveDate>, Rejection> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(Some(date));
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| Some(t.date_naive()))
+        .map_err(|_| {
+            Rejection::Invalid(format!(
+                "field `{field}`: '{value}' is not a date (2026-11-24) or RFC 3339 date-time"
+            ))
+        })
+}
+
+/// Empty strings from providers mean "not known".
+pub fn known(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Shape {
+        items: Vec<Item>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        quantity: u32,
+    }
+
+    #[test]
+    fn json_errors_name_the_field_path_or_say_it_is_not_json() {
+        let err =
+            parse_json::<Shape>(br#"{"items":[{"quantity":1},{"quantity":"2"}]}"#).unwrap_err();
+        assert!(err.to_string().contains("items[1].quantity"), "{err}");
+        let err = parse_json::<Shape>(b"status=in_transit").unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+        let err = parse_json::<Shape>(br#"{"other":1}"#).unwrap_err();
+        assert!(err.to_string().contains("items"), "{err}");
+    }
+
+    #[test]
+    fn etas_take_the_local_date_of_a_date_time() {
+        let late_evening = parse_eta("eta", Some("2026-11-24T22:00:00-05:00")).unwrap();
+        assert_eq!(late_evening, "2026-11-24".parse().ok());
+        assert_eq!(
+            parse_eta("eta", Some("2026-11-24")).unwrap(),
+            "2026-11-24".parse().ok()
+        );
+        let err = parse_eta("eta", Some("next tuesday")).unwrap_err();
+        assert!(err.to_string().contains("`eta`"), "{err}");
+    }
+
+    #[test]
+    fn times_name_their_field() {
+        assert!(parse_time("happened_at", "2026-11-20T10:00:00-05:00").is_ok());
+        let err = parse_time("happened_at", "20/11/2026").unwrap_err();
+        assert!(err.to_string().contains("happened_at") && err.to_string().contains("20/11/2026"));
+    }
+}

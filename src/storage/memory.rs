@@ -1,0 +1,358 @@
+//! The embedded backend: everything in this process's memory, so a bare
+//! machine runs shipgate with no services. Lost on restart, which the
+//! server says at start-up. One mutex guards it all: every operation is a
+//! few map lookups and never awaits while holding it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{
+    Claim, EventFilter, LogEntry, LogPosition, Outcome, Stats, Storage, StorageError, UnmappedWord,
+    Versioned,
+};
+use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
+use crate::config::StorageSettings;
+use crate::fulfillment::{Fulfillment, Order};
+
+/// The in-process storage backend.
+pub struct MemoryStorage {
+    state: Mutex<State>,
+    appended: Notify,
+    partitions: u32,
+    dedup_ttl: Duration,
+    recent_capacity: usize,
+}
+
+#[derive(Default)]
+struct State {
+    dedup: HashMap<String, (EventId, Instant)>,
+    claims_since_sweep: usize,
+    logs: Vec<Partition>,
+    leases: HashMap<u32, (String, Instant)>,
+    fulfillments: BTreeMap<FulfillmentKey, Versioned<Fulfillment>>,
+    orders: HashMap<(String, String), Order>,
+    order_ids: HashMap<(String, String), String>,
+    sequences: HashMap<String, u64>,
+    stats: Stats,
+    unmapped: BTreeMap<(Provider, String), u64>,
+    recent: VecDeque<CanonicalEvent>,
+}
+
+#[derive(Default)]
+struct Partition {
+    next_seq: u64,
+    entries: VecDeque<(u64, CanonicalEvent)>,
+}
+
+impl MemoryStorage {
+    /// An empty store shaped by the storage settings.
+    pub fn new(settings: &StorageSettings) -> Self {
+        let state = State {
+            logs: (0..settings.partitions)
+                .map(|_| Partition::default())
+                .collect(),
+            ..State::default()
+        };
+        Self {
+            state: Mutex::new(state),
+            appended: Notify::new(),
+            partitions: settings.partitions,
+            dedup_ttl: settings.dedup_ttl,
+            recent_capacity: settings.recent_events,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take_entries(&self, partitions: &[u32], max: usize) -> Vec<LogEntry> {
+        let state = self.state();
+        let mut out = Vec::new();
+        for &p in partitions {
+            let Some(log) = state.logs.get(p as usize) else {
+                continue;
+            };
+            for (seq, event) in log.entries.iter().take(max - out.len()) {
+                out.push(LogEntry {
+                    position: LogPosition {
+                        partition: p,
+                        entry: seq.to_string(),
+                    },
+                    event: event.clone(),
+                });
+            }
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
+    }
+}
+
+impl State {
+    fn bump(&mut self, provider: Provider, outcome: Outcome) {
+        *self
+            .stats
+            .entry(provider)
+            .or_default()
+            .entry(outcome)
+            .or_default() += 1;
+    }
+
+    fn claimed_by(&self, key: &str, now: Instant) -> Option<EventId> {
+        self.dedup
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(id, _)| *id)
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let keys = [
+            event.dedup_key.delivery.as_deref(),
+            Some(&event.dedup_key.fingerprint),
+        ];
+        if let Some(original) = keys.iter().flatten().find_map(|k| state.claimed_by(k, now)) {
+            state.bump(event.provider, Outcome::Duplicate);
+            return Ok(Claim::Duplicate { original });
+        }
+        state.claims_since_sweep += 1;
+        if state.claims_since_sweep >= 4096 {
+            state.claims_since_sweep = 0;
+            state.dedup.retain(|_, (_, expires)| *expires > now);
+        }
+        for key in keys.into_iter().flatten() {
+            state
+                .dedup
+                .insert(key.to_owned(), (event.id, now + self.dedup_ttl));
+        }
+        let log = &mut state.logs[event.key.partition(self.partitions) as usize];
+        log.next_seq += 1;
+        let seq = log.next_seq;
+        log.entries.push_back((seq, event.clone()));
+        state.bump(event.provider, Outcome::Accepted);
+        if event.kind == EventKind::Unmapped {
+            state.bump(event.provider, Outcome::Unmapped);
+            *state
+                .unmapped
+                .entry((event.provider, event.raw_status.clone()))
+                .or_default() += 1;
+        }
+        state.recent.push_front(event.clone());
+        state.recent.truncate(self.recent_capacity);
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(Claim::Accepted)
+    }
+
+    async fn lease_partitions(
+        &self,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Vec<u32>, StorageError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let mut held = Vec::new();
+        for p in 0..self.partitions {
+            let free = match state.leases.get(&p) {
+                None => true,
+                Some((holder, expires)) => holder == worker || *expires <= now,
+            };
+            if free {
+                state.leases.insert(p, (worker.to_owned(), now + ttl));
+                held.push(p);
+            }
+        }
+        Ok(held)
+    }
+
+    async fn release_partitions(&self, worker: &str) -> Result<(), StorageError> {
+        self.state()
+            .leases
+            .retain(|_, (holder, _)| holder != worker);
+        Ok(())
+    }
+
+    async fn read_log(
+        &self,
+        _worker: &str,
+        partitions: &[u32],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        let appended = self.appended.notified();
+        tokio::pin!(appended);
+        // Registered before looking, so an append in between still wakes us.
+        appended.as_mut().enable();
+        let entries = self.take_entries(partitions, max);
+        if !entries.is_empty() {
+            return Ok(entries);
+        }
+        let _ = tokio::time::timeout(wait, appended).await;
+        Ok(self.take_entries(partitions, max))
+    }
+
+    async fn acknowledge(&self, positions: &[LogPosition]) -> Result<(), StorageError> {
+        let mut state = self.state();
+        for position in positions {
+            let Ok(seq) = position.entry.parse::<u64>() else {
+                continue;
+            };
+            if let Some(log) = state.logs.get_mut(position.partition as usize) {
+                log.entries.retain(|(s, _)| *s != seq);
+            }
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<Vec<u64>, StorageError> {
+        Ok(self
+            .state()
+            .logs
+            .iter()
+            .map(|l| l.entries.len() as u64)
+            .collect())
+    }
+
+    async fn fulfillment(
+        &self,
+        key: &FulfillmentKey,
+    ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+        Ok(self.state().fulfillments.get(key).cloned())
+    }
+
+    async fn compare_and_set_fulfillment(
+        &self,
+        expected: Option<u64>,
+        value: &Fulfillment,
+    ) -> Result<bool, StorageError> {
+        let mut state = self.state();
+        let current = state.fulfillments.get(&value.key).map(|v| v.version);
+        if current != expected {
+            return Ok(false);
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        state.fulfillments.insert(
+            value.key.clone(),
+            Versioned {
+                version,
+                value: value.clone(),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn fulfillments_of_order(
+        &self,
+        store: &str,
+        order_ref: &str,
+    ) -> Result<Vec<Fulfillment>, StorageError> {
+        let from = FulfillmentKey {
+            store: store.to_owned(),
+            order_ref: order_ref.to_owned(),
+            fulfillment_ref: String::new(),
+        };
+        Ok(self
+            .state()
+            .fulfillments
+            .range(from..)
+            .take_while(|(k, _)| k.store == store && k.order_ref == order_ref)
+            .map(|(_, v)| v.value.clone())
+            .collect())
+    }
+
+    async fn create_order(&self, order: &Order) -> Result<bool, StorageError> {
+        let mut state = self.state();
+        let store = order.store.clone();
+        let taken = [&order.id, &order.external_id].iter().any(|id| {
+            state
+                .order_ids
+                .contains_key(&(store.clone(), (*id).clone()))
+        });
+        if taken {
+            return Ok(false);
+        }
+        for id in [&order.id, &order.external_id] {
+            state
+                .order_ids
+                .insert((store.clone(), id.clone()), order.id.clone());
+        }
+        state
+            .orders
+            .insert((store, order.id.clone()), order.clone());
+        Ok(true)
+    }
+
+    async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
+        let state = self.state();
+        Ok(state
+            .order_ids
+            .get(&(store.to_owned(), id.to_owned()))
+            .and_then(|ours| state.orders.get(&(store.to_owned(), ours.clone())))
+            .cloned())
+    }
+
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError> {
+        let mut state = self.state();
+        let n = state.sequences.entry(name.to_owned()).or_default();
+        *n += 1;
+        Ok(*n)
+    }
+
+    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError> {
+        self.state().bump(provider, outcome);
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<Stats, StorageError> {
+        Ok(self.state().stats.clone())
+    }
+
+    async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError> {
+        let mut words: Vec<UnmappedWord> = self
+            .state()
+            .unmapped
+            .iter()
+            .map(|((provider, word), count)| UnmappedWord {
+                provider: *provider,
+                word: word.clone(),
+                count: *count,
+            })
+            .collect();
+        words.sort_by(|a, b| b.count.cmp(&a.count));
+        Ok(words)
+    }
+
+    async fn recent_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Vec<CanonicalEvent>, StorageError> {
+        Ok(self
+            .state()
+            .recent
+            .iter()
+            .filter(|e| filter.before.is_none_or(|before| e.id < before))
+            .filter(|e| filter.provider.is_none_or(|p| e.provider == p))
+            .filter(|e| filter.store.as_deref().is_none_or(|s| e.key.store == s))
+            .take(filter.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        drop(self.state());
+        Ok(())
+    }
+}

@@ -1,0 +1,506 @@
+//! Shopify webhooks end to end: signatures, every mapping row, the apply
+//! rules, dedup, concurrency, and every bad input.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const ORDER: &str = "450789469";
+const FULFILLMENT: &str = "255858046";
+
+fn event_body(fulfillment: u64, id: u64, status: &str, happened_at: &str) -> Value {
+    let mut body = sample("shopify", "fulfillment_event_create");
+    body["id"] = json!(id);
+    body["fulfillment_id"] = json!(fulfillment);
+    body["status"] = json!(status);
+    body["happened_at"] = json!(happened_at);
+    body
+}
+
+#[tokio::test]
+async fn a_sample_event_is_applied_and_readable_through_the_api() {
+    let app = spawn_app().await;
+    let body = sample("shopify", "fulfillment_event_create");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+        .await;
+    assert_eq!(response.status(), 200);
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+            f["status"] == "in_transit"
+        })
+        .await;
+    assert_eq!(f["store"], "acme");
+    assert_eq!(f["orderId"], ORDER);
+    assert_eq!(f["id"], FULFILLMENT);
+    let entry = &f["trackingHistory"][0];
+    assert_eq!(entry["provider"], "shopify");
+    assert_eq!(entry["rawStatus"], "in_transit");
+    assert_eq!(entry["kind"], "status");
+    assert_eq!(entry["stale"], false);
+    assert_eq!(entry["message"], body["message"]);
+    assert_eq!(entry["location"]["city"], body["city"]);
+    let eta = body["estimated_delivery_at"].as_str().unwrap();
+    assert_eq!(f["estimatedDeliveryDate"], eta[..10]);
+    app.stop().await;
+}
+
+/// PROVIDERS.md's Shopify rows, written out here rather than read from the
+/// map file, so that a wrong map fails this test.
+const EVENT_ROWS: [(&str, &str, &str); 15] = [
+    ("label_purchased", "status", "pre_transit"),
+    ("label_printed", "status", "pre_transit"),
+    ("confirmed", "status", "pre_transit"),
+    ("carrier_picked_up", "status", "in_transit"),
+    ("in_transit", "status", "in_transit"),
+    ("out_for_delivery", "status", "out_for_delivery"),
+    ("ready_for_pickup", "status", "available_for_pickup"),
+    (
+        "ready_for_recipient_pickup",
+        "status",
+        "available_for_pickup",
+    ),
+    ("picked_up", "status", "delivered"),
+    ("delivered", "status", "delivered"),
+    ("failure", "status", "failure"),
+    ("returning_to_sender", "status", "return_to_sender"),
+    ("attempted_delivery", "event", "delayed"),
+    ("delayed", "event", "delayed"),
+    ("buyer_action_required", "event", "delayed"),
+];
+
+#[tokio::test]
+async fn every_fulfillment_event_word_maps_as_providers_md_says() {
+    let app = spawn_app().await;
+    for (i, (word, kind, canonical)) in EVENT_ROWS.iter().enumerate() {
+        let fulfillment = 900_000 + i as u64;
+        let body = event_body(fulfillment, 1_000 + i as u64, word, "2026-11-21T09:00:00Z");
+        let response = app
+            .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+            .await;
+        assert_eq!(response.status(), 200, "{word}");
+        let f = app
+            .wait_for_fulfillment(("acme", ORDER, &fulfillment.to_string()), |f| {
+                f["trackingHistory"]
+                    .as_array()
+                    .is_some_and(|h| !h.is_empty())
+            })
+            .await;
+        let entry = &f["trackingHistory"][0];
+        assert_eq!(
+            (entry["kind"].as_str(), entry["status"].as_str()),
+            (Some(*kind), Some(*canonical)),
+            "{word}"
+        );
+        let expected_status = if *kind == "status" {
+            canonical
+        } else {
+            "unknown"
+        };
+        assert_eq!(
+            f["status"], *expected_status,
+            "{word}: events leave the status alone"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fulfillment_status_words_map_when_there_is_no_shipment_status() {
+    let app = spawn_app().await;
+    for (i, word) in ["cancelled", "error", "failure"].iter().enumerate() {
+        let id = 800_000 + i as u64;
+        let mut body = sample("shopify", "fulfillment_create");
+        body["id"] = json!(id);
+        body["status"] = json!(word);
+        body["shipment_status"] = Value::Null;
+        let response = app
+            .post_shopify(&ShopifyDelivery::new("fulfillments/update", &body))
+            .await;
+        assert_eq!(response.status(), 200);
+        app.wait_for_fulfillment(("acme", ORDER, &id.to_string()), |f| f["status"] == *word)
+            .await;
+    }
+    let body = sample("shopify", "fulfillment_create");
+    app.post_shopify(&ShopifyDelivery::new("fulfillments/create", &body))
+        .await;
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+            !f["trackingNumber"].is_null()
+        })
+        .await;
+    assert_eq!(f["trackingCompany"], body["tracking_company"]);
+    assert_eq!(
+        f["status"], "unknown",
+        "a fulfillment without tracking news has no status yet"
+    );
+    let update = sample("shopify", "fulfillment_update");
+    app.post_shopify(&ShopifyDelivery::new("fulfillments/update", &update))
+        .await;
+    app.wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+        f["status"] == "out_for_delivery"
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_after_a_status_keeps_the_status_and_its_eta() {
+    let app = spawn_app().await;
+    let transit = event_body(1, 11, "in_transit", "2026-11-21T09:00:00Z");
+    app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &transit))
+        .await;
+    let mut delayed = event_body(1, 12, "delayed", "2026-11-21T12:00:00Z");
+    delayed["estimated_delivery_at"] = json!("2026-11-27T00:00:00-05:00");
+    app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &delayed))
+        .await;
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, "1"), |f| {
+            f["trackingHistory"].as_array().map(Vec::len) == Some(2)
+        })
+        .await;
+    assert_eq!(f["status"], "in_transit");
+    assert_eq!(f["estimatedDeliveryDate"], "2026-11-27");
+    assert_eq!(TestApp::history_words(&f), ["in_transit", "delayed"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_older_status_cannot_undo_delivered() {
+    let app = spawn_app().await;
+    let delivered = event_body(2, 21, "delivered", "2026-11-21T10:00:00Z");
+    app.post_shopify(&ShopifyDelivery::new(
+        "fulfillment_events/create",
+        &delivered,
+    ))
+    .await;
+    app.wait_for_fulfillment(("acme", ORDER, "2"), |f| f["status"] == "delivered")
+        .await;
+    let late = event_body(2, 22, "in_transit", "2026-11-21T09:00:00Z");
+    app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &late))
+        .await;
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, "2"), |f| {
+            f["trackingHistory"].as_array().map(Vec::len) == Some(2)
+        })
+        .await;
+    assert_eq!(f["status"], "delivered");
+    assert_eq!(f["deliveredAt"], "2026-11-21T10:00:00.000Z");
+    assert_eq!(TestApp::history_words(&f), ["in_transit", "delivered"]);
+    assert_eq!(f["trackingHistory"][0]["stale"], true);
+    assert_eq!(f["trackingHistory"][1]["stale"], false);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_delivery_three_times_applies_once() {
+    let app = spawn_app().await;
+    let body = event_body(3, 31, "in_transit", "2026-11-21T09:00:00Z");
+    let delivery = ShopifyDelivery::new("fulfillment_events/create", &body);
+    for _ in 0..3 {
+        assert_eq!(app.post_shopify(&delivery).await.status(), 200);
+    }
+    app.wait_until_applied().await;
+    let f = app.fulfillment("acme", ORDER, "3").await.expect("applied");
+    assert_eq!(TestApp::history_words(&f), ["in_transit"]);
+    let stats = app.stats("shopify").await;
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["duplicate"].as_u64()),
+        (Some(1), Some(2))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_content_under_a_new_delivery_id_applies_once() {
+    let app = spawn_app().await;
+    let body = event_body(4, 41, "out_for_delivery", "2026-11-21T09:00:00Z");
+    for _ in 0..2 {
+        // A fresh Event-Id each time, as a resend under a new id would have.
+        let response = app
+            .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+            .await;
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["accepted"], true);
+    }
+    app.wait_until_applied().await;
+    let f = app.fulfillment("acme", ORDER, "4").await.expect("applied");
+    assert_eq!(TestApp::history_words(&f), ["out_for_delivery"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_updates_to_one_fulfillment_all_land() {
+    let app = spawn_app().await;
+    let posts = (0..200u64).map(|i| {
+        let app = &app;
+        async move {
+            let minute = i % 60;
+            let body = event_body(
+                5,
+                5_000 + i,
+                "in_transit",
+                &format!("2026-11-21T{:02}:{minute:02}:00Z", 8 + i / 60),
+            );
+            app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    app.wait_until_applied().await;
+    let f = app.fulfillment("acme", ORDER, "5").await.expect("applied");
+    assert_eq!(f["trackingHistory"].as_array().map(Vec::len), Some(200));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_word_the_map_does_not_know_is_accepted_as_unmapped() {
+    let app = spawn_app().await;
+    let body = event_body(6, 61, "teleported", "2026-11-21T09:00:00Z");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+        .await;
+    assert_eq!(response.status(), 200);
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, "6"), |f| {
+            !TestApp::history_words(f).is_empty()
+        })
+        .await;
+    assert_eq!(f["status"], "unknown");
+    assert_eq!(f["trackingHistory"][0]["kind"], "unmapped");
+    assert_eq!(f["trackingHistory"][0]["rawStatus"], "teleported");
+    let (_, unmapped) = app.admin_get("/api/v1/unmapped").await;
+    assert_eq!(
+        unmapped["unmapped"][0],
+        json!({"provider": "shopify", "word": "teleported", "count": 1})
+    );
+    assert_eq!(app.stats("shopify").await["unmapped"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delete_removes_the_event_from_history() {
+    let app = spawn_app().await;
+    let transit = event_body(7, 71, "in_transit", "2026-11-21T09:00:00Z");
+    let delivered = event_body(7, 72, "delivered", "2026-11-21T15:00:00Z");
+    for body in [&transit, &delivered] {
+        app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", body))
+            .await;
+    }
+    app.wait_for_fulfillment(("acme", ORDER, "7"), |f| f["status"] == "delivered")
+        .await;
+    let delete = json!({"id": 72, "fulfillment_id": 7, "order_id": ORDER.parse::<u64>().unwrap()});
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/delete", &delete))
+        .await;
+    assert_eq!(response.status(), 200);
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, "7"), |f| {
+            TestApp::history_words(f).len() == 1
+        })
+        .await;
+    assert_eq!(TestApp::history_words(&f), ["in_transit"]);
+    assert_eq!(f["status"], "in_transit");
+    assert!(f["deliveredAt"].is_null());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_out_secret_still_verifies() {
+    let app = spawn_app().await;
+    let body = event_body(8, 81, "in_transit", "2026-11-21T09:00:00Z");
+    let mut delivery = ShopifyDelivery::new("fulfillment_events/create", &body);
+    delivery.secret = SHOPIFY_OLD_SECRET;
+    assert_eq!(app.post_shopify(&delivery).await.status(), 200);
+    app.stop().await;
+}
+
+/// A signature computed outside this code base, with OpenSSL:
+/// `printf '%s' "$BODY" | openssl dgst -sha256 -hmac hush-shopify-vector -binary | base64`.
+#[tokio::test]
+async fn a_signature_from_an_independent_implementation_verifies() {
+    let app = spawn_app_with(&[(
+        "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+        "hush-shopify-vector",
+    )])
+    .await;
+    let body = r#"{"id":944956391,"fulfillment_id":255858046,"order_id":450789469,"status":"in_transit","happened_at":"2026-11-21T09:30:00-05:00"}"#;
+    let send = |signature: &'static str| {
+        app.client
+            .post(app.url("/webhooks/shopify"))
+            .header("Content-Type", "application/json")
+            .header("X-Shopify-Hmac-Sha256", signature)
+            .header("X-Shopify-Topic", "fulfillment_events/create")
+            .header("X-Shopify-Shop-Domain", SHOP)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        send("15auJ9htso5NVfB9I55prvupUTPk6lwiYlNQAuH9OJg=")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send("25auJ9htso5NVfB9I55prvupUTPk6lwiYlNQAuH9OJg=")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    app.stop().await;
+}
+
+/// Each bad input: its status, a message naming what is wrong, nothing stored.
+#[tokio::test]
+async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing() {
+    let app = spawn_app_with(&[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
+    let good = event_body(9, 91, "in_transit", "2026-11-21T09:00:00Z");
+    let good_bytes = serde_json::to_vec(&good).unwrap();
+    let signed = |body: &[u8]| shopify_signature(SHOPIFY_SECRET, body);
+    let mut huge = good.clone();
+    huge["message"] = json!("x".repeat(5000));
+    let huge = serde_json::to_vec(&huge).unwrap();
+    let missing_status = br#"{"id":92,"fulfillment_id":9,"order_id":450789469}"#.to_vec();
+    let number_status = br#"{"id":93,"fulfillment_id":9,"order_id":450789469,"status":7}"#.to_vec();
+    let bad_date =
+        br#"{"id":94,"fulfillment_id":9,"order_id":450789469,"status":"in_transit","happened_at":"21/11/2026"}"#.to_vec();
+    let not_json = b"status=in_transit".to_vec();
+    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+        (
+            "no signature",
+            vec![],
+            good_bytes.clone(),
+            401,
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "wrong signature",
+            vec![("X-Shopify-Hmac-Sha256", signed(b"other"))],
+            good_bytes.clone(),
+            401,
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "another store's secret",
+            vec![(
+                "X-Shopify-Hmac-Sha256",
+                shopify_signature(OTHER_SHOPIFY_SECRET, &good_bytes),
+            )],
+            good_bytes.clone(),
+            401,
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "unknown shop",
+            vec![
+                ("X-Shopify-Hmac-Sha256", signed(&good_bytes)),
+                ("X-Shopify-Shop-Domain", "evil.myshopify.com".into()),
+            ],
+            good_bytes.clone(),
+            401,
+            "evil.myshopify.com",
+        ),
+        (
+            "not JSON",
+            vec![("X-Shopify-Hmac-Sha256", signed(&not_json))],
+            not_json,
+            400,
+            "not valid JSON",
+        ),
+        (
+            "missing status",
+            vec![("X-Shopify-Hmac-Sha256", signed(&missing_status))],
+            missing_status,
+            400,
+            "status",
+        ),
+        (
+            "number for status",
+            vec![("X-Shopify-Hmac-Sha256", signed(&number_status))],
+            number_status,
+            400,
+            "status",
+        ),
+        (
+            "invalid date",
+            vec![("X-Shopify-Hmac-Sha256", signed(&bad_date))],
+            bad_date,
+            400,
+            "happened_at",
+        ),
+        (
+            "unknown topic",
+            vec![
+                ("X-Shopify-Hmac-Sha256", signed(&good_bytes)),
+                ("X-Shopify-Topic", "orders/create".into()),
+            ],
+            good_bytes.clone(),
+            400,
+            "orders/create",
+        ),
+        (
+            "over the limit",
+            vec![("X-Shopify-Hmac-Sha256", signed(&huge))],
+            huge,
+            413,
+            "body_limit",
+        ),
+        (
+            "wrong content type",
+            vec![
+                ("X-Shopify-Hmac-Sha256", signed(&good_bytes)),
+                ("Content-Type", "text/plain".into()),
+            ],
+            good_bytes.clone(),
+            415,
+            "Content-Type",
+        ),
+    ];
+    let mut unauthorized = 0;
+    let mut invalid = 0;
+    for (name, headers, body, status, named) in cases {
+        let mut sent = reqwest::header::HeaderMap::new();
+        sent.insert("Content-Type", "application/json".parse().unwrap());
+        sent.insert(
+            "X-Shopify-Topic",
+            "fulfillment_events/create".parse().unwrap(),
+        );
+        sent.insert("X-Shopify-Shop-Domain", SHOP.parse().unwrap());
+        for (k, v) in headers {
+            sent.insert(k, v.parse().unwrap());
+        }
+        let response = app
+            .client
+            .post(app.url("/webhooks/shopify"))
+            .headers(sent)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let answer: Value = response.json().await.unwrap();
+        let message = answer["errors"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(named),
+            "{name}: {message:?} should name {named:?}"
+        );
+        if status == 401 {
+            unauthorized += 1
+        } else {
+            invalid += 1
+        }
+    }
+    let stats = app.stats("shopify").await;
+    assert_eq!(stats["accepted"], 0, "nothing is stored");
+    assert_eq!(stats["unauthorized"], unauthorized);
+    assert_eq!(stats["invalid"], invalid);
+    assert_eq!(app.fulfillment("acme", ORDER, "9").await, None);
+    let (_, events) = app.admin_get("/api/v1/events").await;
+    assert_eq!(events["events"], json!([]));
+    app.stop().await;
+}
