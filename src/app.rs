@@ -1,5 +1,6 @@
 //! Builds the application from settings: storage, status maps, the HTTP
-//! server and the worker; `build` binds (port 0 in tests), `port` says
+//! server, the worker and the automations' dispatcher and stall scanner;
+//! `build` binds (port 0 in tests), `port` says
 //! where, `run_until_stopped` serves until the shutdown token fires.
 
 use std::net::TcpListener;
@@ -12,9 +13,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Settings};
+use crate::fulfillment::automations::{Automations, MemoryOutbox, StallScanner};
 use crate::fulfillment::{FulfillmentCore, Worker};
 use crate::ingest::{self, StoreDirectory};
 use crate::ops;
+use crate::ops::metrics::{self, Metrics};
 use crate::providers::status_map::{StatusMapError, StatusMaps};
 use crate::storage::{self, Storage, StorageError};
 
@@ -25,6 +28,8 @@ pub struct AppState {
     pub maps: StatusMaps,
     pub storage: Arc<dyn Storage>,
     pub core: FulfillmentCore,
+    pub metrics: Metrics,
+    pub automations: Automations,
 }
 
 /// Why the application could not start.
@@ -34,6 +39,8 @@ pub enum StartupError {
     StatusMap(#[from] StatusMapError),
     #[error("cannot open storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("cannot set up the automation delivery client: {0}")]
+    Delivery(#[from] reqwest::Error),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -46,18 +53,22 @@ pub struct Application {
     port: u16,
     server: Server,
     worker: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
+    stall_scanner: JoinHandle<()>,
     stop_worker: CancellationToken,
     shutdown: CancellationToken,
 }
 
 impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
-    /// the worker.
+    /// the worker, the dispatcher and the stall scanner.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
         let storage = storage::open(&settings).await?;
         warn_about_development_setup(&settings);
-        let core = FulfillmentCore::new(storage.clone());
+        let outbox = Arc::new(MemoryOutbox::new(settings.delivery.retention));
+        let automations = Automations::new(&settings, outbox);
+        let core = FulfillmentCore::new(storage.clone(), automations.clone());
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let bind_error = |source| StartupError::Bind {
             address: address.clone(),
@@ -67,18 +78,34 @@ impl Application {
         let port = listener.local_addr().map_err(bind_error)?.port();
         let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
         let stop_worker = CancellationToken::new();
-        let worker = Worker::new(core.clone(), storage.clone(), settings.worker.clone());
+        let metrics = Metrics::new();
+        metrics.keep_up(stop_worker.clone());
+        let worker = Worker::new(
+            core.clone(),
+            storage.clone(),
+            settings.worker.clone(),
+            metrics.clone(),
+        );
         let worker = tokio::spawn(worker.run(stop_worker.clone()));
+        let dispatcher =
+            automations.dispatcher(&settings.delivery, settings.server.shutdown_timeout)?;
+        let dispatcher = tokio::spawn(dispatcher.run(stop_worker.clone()));
+        let stall_scanner =
+            StallScanner::new(core.clone(), automations.clone(), settings.core.stall_after);
+        let stall_scanner = tokio::spawn(stall_scanner.run(stop_worker.clone()));
         let state = web::Data::new(AppState {
             stores: StoreDirectory::new(&settings),
             settings,
             maps,
             storage,
             core,
+            metrics,
+            automations,
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(metrics::time_requests))
                 .configure(ingest::routes)
                 .configure(ops::routes)
                 .default_service(web::to(no_route))
@@ -93,6 +120,8 @@ impl Application {
             port,
             server,
             worker,
+            dispatcher,
+            stall_scanner,
             stop_worker,
             shutdown: CancellationToken::new(),
         })
@@ -110,7 +139,7 @@ impl Application {
 
     /// Serves until the shutdown token fires; then stops accepting,
     /// finishes requests in flight, lets the worker finish its batch and
-    /// release its leases, and returns.
+    /// release its leases, lets deliveries in flight finish, and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
@@ -121,8 +150,14 @@ impl Application {
         });
         let served = self.server.await;
         self.stop_worker.cancel();
-        if let Err(e) = self.worker.await {
-            tracing::error!(error = %e, "worker ended abnormally");
+        for (task, name) in [
+            (self.worker, "worker"),
+            (self.dispatcher, "dispatcher"),
+            (self.stall_scanner, "stall scanner"),
+        ] {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "{name} ended abnormally");
+            }
         }
         tracing::info!("stopped");
         served

@@ -9,7 +9,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use reqwest::Url;
 use serde::{Deserialize, Deserializer};
+
+use crate::fulfillment::automations::{SigningSecret, Trigger};
 
 /// The default configuration, every key commented.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
@@ -46,6 +49,11 @@ pub struct Settings {
     pub status_maps: StatusMapSettings,
     #[serde(default)]
     pub stores: BTreeMap<String, StoreSettings>,
+    pub core: CoreSettings,
+    pub delivery: DeliverySettings,
+    /// The `[[automations]]` rules; none by default.
+    #[serde(default)]
+    pub automations: Vec<AutomationSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +177,133 @@ pub struct RedoSettings {
     pub api_tokens: Vec<Secret>,
 }
 
+/// How the core derives the automation events that no provider sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreSettings {
+    /// An in-transit fulfillment with no update for this long fires
+    /// `stalled_in_transit`, once per stall.
+    #[serde(deserialize_with = "duration")]
+    pub stall_after: Duration,
+    /// Whether a moved ETA fires `arriving_early` / `delayed`.
+    pub derive_eta_events: bool,
+}
+
+/// How automation deliveries are sent, retried and kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// One attempt's limit, from connecting to the end of the answer.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// The waits between attempts (jittered); one more attempt than
+    /// entries, then a dead letter.
+    #[serde(deserialize_with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// Lets targets resolve to loopback, private, link-local or metadata
+    /// addresses (tests and closed networks only).
+    pub allow_private_targets: bool,
+    /// Most deliveries in flight at once in this process.
+    pub concurrency: usize,
+    /// The gap between the deliveries of one bulk replay, so a receiver
+    /// that just recovered is not flooded.
+    #[serde(deserialize_with = "duration")]
+    pub replay_pace: Duration,
+    /// How long delivered messages stay listed (and replayable by force).
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+}
+
+/// One `[[automations]]` rule: which statuses and events, for which
+/// stores, go to which subscriber, and how it is authenticated.
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "AutomationToml")]
+pub struct AutomationSettings {
+    pub name: String,
+    pub on: Vec<Trigger>,
+    /// Only these stores' fulfillments; empty for every store.
+    pub stores: Vec<String>,
+    pub url: Url,
+    /// Sent as `Authorization: Bearer` when set.
+    pub bearer_token: Option<Secret>,
+    /// Signs each delivery with Standard Webhooks headers when set.
+    pub signing_secret: Option<SigningSecret>,
+}
+
+impl fmt::Debug for AutomationSettings {
+    /// The URL may carry a password: printed masked, like the secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutomationSettings")
+            .field("name", &self.name)
+            .field("on", &self.on)
+            .field("stores", &self.stores)
+            .field("url", &self.display_url())
+            .field("bearer_token", &self.bearer_token)
+            .field("signing_secret", &self.signing_secret)
+            .finish()
+    }
+}
+
+/// A rule as written, before its words and URL are parsed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutomationToml {
+    name: String,
+    on: Vec<String>,
+    #[serde(default)]
+    stores: Vec<String>,
+    url: String,
+    bearer_token: Option<Secret>,
+    signing_secret: Option<Secret>,
+}
+
+impl TryFrom<AutomationToml> for AutomationSettings {
+    type Error = String;
+
+    /// Every message names the rule, so a typo in a long list of rules is
+    /// found at once.
+    fn try_from(raw: AutomationToml) -> Result<Self, String> {
+        let name = raw.name.trim().to_owned();
+        if name.is_empty() {
+            return Err("an automation rule has an empty `name`".into());
+        }
+        let problem = |what: String| format!("automation rule `{name}`: {what}");
+        if raw.on.is_empty() {
+            return Err(problem("`on` is empty; list the statuses and events it fires on".into()));
+        }
+        let on = raw
+            .on
+            .iter()
+            .map(|word| word.parse::<Trigger>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| problem(format!("`on`: {e}")))?;
+        let url = Url::parse(&raw.url)
+            .map_err(|e| problem(format!("`url` is not an absolute URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(problem(format!(
+                "`url` must be an http or https URL with a host, not a {} URL",
+                url.scheme()
+            )));
+        }
+        if raw.bearer_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+            return Err(problem("`bearer_token` is empty".into()));
+        }
+        let signing_secret = raw
+            .signing_secret
+            .map(|s| SigningSecret::parse(s.expose()))
+            .transpose()
+            .map_err(|e| problem(format!("`signing_secret`: {e}")))?;
+        Ok(Self {
+            name,
+            on,
+            stores: raw.stores,
+            url,
+            bearer_token: raw.bearer_token,
+            signing_secret,
+        })
+    }
+}
+
 /// A credential: never printed, not even by `{:?}`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -241,7 +376,8 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .source(Some(env))
-            .with_list_parse_key("admin.tokens");
+            .with_list_parse_key("admin.tokens")
+            .with_list_parse_key("delivery.retry_schedule");
         for store in &store_names {
             for key in ["shopify.webhook_secrets", "shopify.access_tokens"] {
                 environment = environment.with_list_parse_key(&format!("stores.{store}.{key}"));
@@ -310,6 +446,7 @@ impl Settings {
                 "an empty token would let anyone in",
             ));
         }
+        self.check_automations()?;
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (name, store) in self.enabled_stores() {
             let mut claim = |what: &str, id: &str, key: String| -> Result<(), ConfigError> {
@@ -357,6 +494,58 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+impl Settings {
+    /// What the automation rules and delivery settings need beyond types:
+    /// unique rule names, known stores, usable limits.
+    fn check_automations(&self) -> Result<(), ConfigError> {
+        if self.core.stall_after.is_zero() {
+            return Err(invalid("core.stall_after", "must be longer than zero"));
+        }
+        if self.delivery.timeout.is_zero() {
+            return Err(invalid("delivery.timeout", "must be longer than zero"));
+        }
+        if self.delivery.concurrency == 0 {
+            return Err(invalid("delivery.concurrency", "must be at least 1"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &self.automations {
+            if !names.insert(rule.name.as_str()) {
+                return Err(invalid(
+                    "automations",
+                    format!("two rules are named `{}`; names must be unique", rule.name),
+                ));
+            }
+            if let Some(unknown) = rule
+                .stores
+                .iter()
+                .find(|s| !self.enabled_stores().any(|(name, _)| name == *s))
+            {
+                return Err(invalid(
+                    "automations",
+                    format!(
+                        "automation rule `{}`: `stores` names '{unknown}', which is not an enabled store",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            humantime::parse_duration(text.trim()).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "'{text}' is not a duration like 5s or 30m: {e}"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -503,6 +692,122 @@ mod tests {
         let s = Settings::load_with_env(None, env(&[])).unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains(DEV_CREDENTIAL_PREFIX), "{printed}");
+    }
+
+    fn with_rules(rules: &str, extra: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "shipgate-config-rules-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rules.toml");
+        std::fs::write(&file, rules).unwrap();
+        Settings::load_with_env(Some(&file), env(extra))
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn automations_core_and_delivery_have_their_defaults() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert!(s.automations.is_empty());
+        assert_eq!(s.core.stall_after, Duration::from_secs(72 * 3600));
+        assert!(s.core.derive_eta_events);
+        assert_eq!(s.delivery.timeout, Duration::from_secs(15));
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(
+            s.delivery.retry_schedule,
+            [
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(1800),
+                hours(2),
+                hours(5),
+                hours(10),
+                hours(10)
+            ]
+        );
+        assert!(!s.delivery.allow_private_targets);
+    }
+
+    #[test]
+    fn the_retry_schedule_is_a_list_in_the_environment() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[("SHIPGATE__DELIVERY__RETRY_SCHEDULE", "100ms,2s")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.delivery.retry_schedule,
+            [Duration::from_millis(100), Duration::from_secs(2)]
+        );
+    }
+
+    #[test]
+    fn a_rule_is_parsed_with_its_words_url_and_secrets() {
+        let s = with_rules(
+            &format!(
+                "[[automations]]\nname = \"delays\"\non = [\"delayed\", \"delivered\"]\n\
+                 stores = [\"acme\"]\nurl = \"https://u:pw123@hooks.example.com/x\"\n\
+                 bearer_token = \"tok\"\nsigning_secret = \"{SECRET}\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let rule = &s.automations[0];
+        assert_eq!(rule.name, "delays");
+        assert_eq!(
+            rule.on.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            ["delayed", "delivered"]
+        );
+        assert_eq!(rule.url.as_str(), "https://u:pw123@hooks.example.com/x");
+        let printed = format!("{s:?}");
+        for secret in ["tok\"", SECRET, "pw123"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_word_in_on_names_the_rule_and_the_word() {
+        let err = with_rules(
+            "[[automations]]\nname = \"tell-customer\"\non = [\"delayed\", \"shiped\"]\n\
+             url = \"https://hooks.example.com/x\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("automation rule `tell-customer`"), "{err}");
+        assert!(err.contains("'shiped'"), "{err}");
+    }
+
+    #[test]
+    fn bad_rules_name_the_rule_and_what_is_wrong() {
+        let rule = |body: &str| format!("[[automations]]\nname = \"r1\"\n{body}\n");
+        let cases = [
+            (rule("on = []\nurl = \"https://h.example/x\""), "`on` is empty"),
+            (rule("on = [\"delivered\"]\nurl = \"ftp://h.example/x\""), "`url`"),
+            (rule("on = [\"delivered\"]\nurl = \"not a url\""), "`url`"),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\nsigning_secret = \"plain\""),
+                "`signing_secret`",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\nstores = [\"zeta\"]"),
+                "'zeta'",
+            ),
+        ];
+        for (text, named) in cases {
+            let err = with_rules(&text, &[]).unwrap_err().to_string();
+            assert!(err.contains("r1") && err.contains(named), "{text}: {err}");
+        }
+        let twice = format!(
+            "{}{}",
+            rule("on = [\"delivered\"]\nurl = \"https://h.example/x\""),
+            rule("on = [\"delayed\"]\nurl = \"https://h.example/y\"")
+        );
+        let err = with_rules(&twice, &[]).unwrap_err().to_string();
+        assert!(err.contains("two rules are named `r1`"), "{err}");
     }
 
     #[test]

@@ -15,12 +15,16 @@
 //! - [`fulfillment`]: the core that applies events to each fulfillment
 //!   (status vs event, stale guard, ETA, history) and the workers that feed
 //!   it from the log.
-//! - [`ops`]: the admin API and health checks.
+//! - [`ops`]: the admin API, health checks, Prometheus metrics and the
+//!   dashboard's timeline.
 //!
-//! [`app`] wires them together from [`config`]; [`telemetry`] sets up logs.
+//! [`app`] wires them together from [`config`]; [`telemetry`] sets up logs;
+//! [`cli`] holds the binary's tools besides `serve` (check-config, sign,
+//! send-sample).
 
 pub mod app;
 pub mod canonical;
+pub mod cli;
 pub mod config;
 pub mod fulfillment;
 pub mod ingest;

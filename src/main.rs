@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shipgate::app::Application;
+use shipgate::cli::{self, send_sample::SendSampleArgs, sign::SignArgs};
 use shipgate::config::Settings;
-use shipgate::providers::status_map::StatusMaps;
 use shipgate::telemetry;
 
 #[derive(Parser)]
@@ -27,36 +27,29 @@ struct Cli {
 enum Command {
     /// Serve the gateway (the default).
     Serve,
-    /// Check the configuration and status maps, then exit.
+    /// Check the configuration and status maps; print every problem found.
     CheckConfig,
+    /// Print the headers a provider would send with a body (one per line,
+    /// for `curl -H @file`).
+    Sign(SignArgs),
+    /// Post a built-in provider sample to a running gateway.
+    SendSample(SendSampleArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("shipgate: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => check_config(&settings),
-        Command::Serve => serve(settings).await,
-    }
-}
-
-fn check_config(settings: &Settings) -> ExitCode {
-    match StatusMaps::load(settings.status_maps.dir.as_deref()) {
-        Ok(_) => {
-            println!("configuration and status maps are valid");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("shipgate: status map {e}");
-            ExitCode::FAILURE
-        }
+        Command::CheckConfig => cli::check_config(cli.config.as_deref()),
+        Command::Sign(args) => cli::sign::sign(args),
+        Command::SendSample(args) => cli::send_sample::send_sample(args).await,
+        Command::Serve => match Settings::load(cli.config.as_deref()) {
+            Ok(settings) => serve(settings).await,
+            Err(e) => {
+                eprintln!("shipgate: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

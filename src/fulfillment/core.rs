@@ -1,12 +1,14 @@
 //! The fulfillment core: applies canonical events to fulfillment state in
 //! storage, with compare-and-set so that the workers and the inline (Redo,
-//! Carriyo order, Shopify REST) paths never lose each other's updates.
+//! Carriyo order, Shopify REST) paths never lose each other's updates, and
+//! records the automations each apply fires.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use tracing::instrument;
 
+use super::automations::Automations;
 use super::state::{Applied, Fulfillment};
 use crate::canonical::{CanonicalEvent, FulfillmentKey};
 use crate::storage::{Storage, StorageError};
@@ -15,6 +17,7 @@ use crate::storage::{Storage, StorageError};
 #[derive(Clone)]
 pub struct FulfillmentCore {
     storage: Arc<dyn Storage>,
+    automations: Automations,
 }
 
 /// A fulfillment after an apply, and what the apply did.
@@ -34,9 +37,12 @@ pub enum CreateError {
 }
 
 impl FulfillmentCore {
-    /// A core over the given storage.
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+    /// A core over the given storage, firing `automations`.
+    pub fn new(storage: Arc<dyn Storage>, automations: Automations) -> Self {
+        Self {
+            storage,
+            automations,
+        }
     }
 
     /// Applies one event, creating its fulfillment if this is the first
@@ -50,18 +56,21 @@ impl FulfillmentCore {
                 Some(v) => v.value,
                 None => Fulfillment::new(event.key.clone(), Utc::now()),
             };
-            let applied = fulfillment.apply(event, Utc::now());
-            if !matches!(applied, Applied::Recorded(_)) {
+            let now = Utc::now();
+            let applied = fulfillment.apply(event, now);
+            let Applied::Recorded(effects) = &applied else {
                 return Ok(ApplyResult {
                     fulfillment,
                     applied,
                 });
-            }
+            };
+            let fired = self.automations.plan(&fulfillment, event, effects, now);
             if self
                 .storage
                 .compare_and_set_fulfillment(expected, &fulfillment)
                 .await?
             {
+                self.automations.record(&event.key, &fired).await?;
                 return Ok(ApplyResult {
                     fulfillment,
                     applied,

@@ -1,7 +1,9 @@
 //! The fulfillment core: each fulfillment's status, ETA and tracking
 //! history, kept by applying canonical events; the workers that feed it
-//! from the event log; and the Redo-style orders.
+//! from the event log; the automations an apply fires; and the Redo-style
+//! orders.
 
+pub mod automations;
 mod core;
 mod order;
 mod state;

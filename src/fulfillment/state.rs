@@ -285,7 +285,7 @@ impl Fulfillment {
 
     fn recompute_status(&mut self) {
         let statuses = || self.history.iter().filter(|h| h.kind == EntryKind::Status);
-        let latest = statuses().last();
+        let latest = statuses().next_back();
         self.status = latest
             .and_then(|h| h.status.parse().ok())
             .unwrap_or(ShipmentStatus::Unknown);

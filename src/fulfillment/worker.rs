@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::FulfillmentCore;
 use crate::config::WorkerSettings;
+use crate::ops::metrics::Metrics;
 use crate::storage::{LogEntry, LogPosition, Storage};
 
 /// Longest pause between retries while storage is failing.
@@ -24,11 +25,17 @@ pub struct Worker {
     core: FulfillmentCore,
     storage: Arc<dyn Storage>,
     settings: WorkerSettings,
+    metrics: Metrics,
 }
 
 impl Worker {
     /// A worker with a fresh id, unique across processes and restarts.
-    pub fn new(core: FulfillmentCore, storage: Arc<dyn Storage>, settings: WorkerSettings) -> Self {
+    pub fn new(
+        core: FulfillmentCore,
+        storage: Arc<dyn Storage>,
+        settings: WorkerSettings,
+        metrics: Metrics,
+    ) -> Self {
         let id = format!(
             "worker-{}-{}",
             std::process::id(),
@@ -39,6 +46,7 @@ impl Worker {
             core,
             storage,
             settings,
+            metrics,
         }
     }
 
@@ -143,8 +151,12 @@ impl Worker {
         for entry in entries {
             let mut backoff = Backoff::default();
             loop {
+                let started = Instant::now();
                 match self.core.apply(&entry.event).await {
-                    Ok(_) => break,
+                    Ok(_) => {
+                        self.metrics.observe_apply(&entry.event, started.elapsed());
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(event = %entry.event.id, error = %e, "apply failed; retrying");
                         if shutdown.is_cancelled() {

@@ -5,6 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::canonical::Provider;
 use crate::providers::Rejection;
 use crate::storage::StorageError;
 
@@ -77,6 +78,17 @@ pub enum ErrorShape {
     Carriyo,
     /// `{"error": "message"}`, also used by the ops API.
     Redo,
+}
+
+impl ErrorShape {
+    /// The shape a provider's own paths answer errors in.
+    pub fn of(provider: Provider) -> Self {
+        match provider {
+            Provider::Shopify => Self::Shopify,
+            Provider::Carriyo => Self::Carriyo,
+            Provider::Redo => Self::Redo,
+        }
+    }
 }
 
 /// An [`IngestError`] answered in a provider's shape.

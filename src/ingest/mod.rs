@@ -3,7 +3,9 @@
 //! makes of them with one atomic claim + append. Each provider's file here
 //! holds only its routes and answers.
 
+mod carriyo;
 mod error;
+mod redo;
 mod shopify;
 mod stores;
 
@@ -12,7 +14,7 @@ pub use stores::{StoreDirectory, StoreRef};
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
 
@@ -22,6 +24,8 @@ use crate::storage::{Claim, Outcome};
 
 /// Registers every provider path.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    carriyo::routes(cfg);
+    redo::routes(cfg);
     shopify::routes(cfg);
 }
 
@@ -94,18 +98,45 @@ impl Recorded {
 
 /// Completes an observation into an event and records it: dedup claim and
 /// log append in one atomic step.
+#[tracing::instrument(level = "debug", skip_all, fields(provider = %observation.provider, fulfillment = %observation.key))]
 pub async fn record(state: &AppState, observation: Observation) -> Result<Recorded, IngestError> {
     let event = CanonicalEvent::from_observation(observation, Utc::now());
     let claim = state.storage.claim_and_append(&event).await?;
+    state.metrics.count_recorded(&event, claim);
     if let Claim::Duplicate { original } = claim {
         tracing::debug!(provider = %event.provider, %original, "duplicate delivery");
     }
     Ok(Recorded { event, claim })
 }
 
+impl Recorded {
+    /// The answer to a webhook delivery: the same 200 for a first delivery
+    /// and a duplicate (so the provider stops retrying), saying which it was.
+    pub fn acknowledgement(&self) -> HttpResponse {
+        HttpResponse::Ok().json(serde_json::json!({
+            "accepted": true,
+            "duplicate": self.is_duplicate(),
+            "event_id": self.event_id(),
+        }))
+    }
+}
+
+/// Answers a provider path: the handler's response, or its error counted
+/// in the stats and given the provider's own error shape.
+pub async fn answer(
+    state: &AppState,
+    provider: Provider,
+    outcome: Result<HttpResponse, IngestError>,
+) -> Result<HttpResponse, ProviderError> {
+    match outcome {
+        Ok(response) => Ok(response),
+        Err(e) => Err(refuse(state, provider, ErrorShape::of(provider), e).await),
+    }
+}
+
 /// Counts a refused request in the stats and wraps it in the provider's
 /// error shape. Counting is best effort: it never changes the answer.
-pub async fn refuse(
+async fn refuse(
     state: &AppState,
     provider: Provider,
     shape: ErrorShape,
@@ -120,11 +151,14 @@ pub async fn refuse(
     };
     if let Some(outcome) = outcome {
         tracing::info!(%provider, outcome = outcome.as_str(), error = %error, "request refused");
+        state.metrics.count_webhook(provider, outcome);
         if let Err(e) = state.storage.count(provider, outcome).await {
             tracing::warn!(error = %e, "could not count a refused request");
         }
-    } else {
+    } else if matches!(error, IngestError::Storage(_)) {
         tracing::warn!(%provider, error = %error, "request failed");
+    } else {
+        tracing::debug!(%provider, error = %error, "request answered with an error");
     }
     ProviderError { shape, error }
 }

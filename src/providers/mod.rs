@@ -4,6 +4,8 @@
 //! answers. What they share (signatures, keys, JSON with field paths,
 //! dates) is written once here and in `verify`.
 
+pub mod carriyo;
+pub mod redo;
 pub mod shopify;
 pub mod status_map;
 pub mod verify;

@@ -69,6 +69,11 @@ pub fn shop_domain(headers: &HeaderMap) -> Result<&str, Rejection> {
     required_header(headers, SHOP_DOMAIN_HEADER, Rejection::Unauthorized)
 }
 
+/// The REST caller's access token, which picks its store.
+pub fn access_token(headers: &HeaderMap) -> Result<&str, Rejection> {
+    required_header(headers, ACCESS_TOKEN_HEADER, Rejection::Unauthorized)
+}
+
 /// Checks the webhook's signature against every secret of its store.
 pub fn verify_webhook(
     headers: &HeaderMap,
@@ -86,20 +91,15 @@ pub fn verify_webhook(
     }
 }
 
-/// A FulfillmentEvent as Shopify's REST resource and webhooks carry it.
+/// A FulfillmentEvent as webhooks carry it and REST clients create it.
+/// The ids are required of webhooks; REST clients give them in the path.
+/// Flat, without `#[serde(flatten)]`, so that parse errors name the field.
 #[derive(Debug, Deserialize)]
 pub struct FulfillmentEvent {
-    pub id: u64,
-    pub fulfillment_id: u64,
-    pub order_id: u64,
+    pub id: Option<u64>,
+    pub fulfillment_id: Option<u64>,
+    pub order_id: Option<u64>,
     pub status: String,
-    #[serde(flatten)]
-    pub details: EventDetails,
-}
-
-/// The parts of a FulfillmentEvent a client may send to the REST API.
-#[derive(Debug, Default, Deserialize)]
-pub struct EventDetails {
     pub message: Option<String>,
     pub happened_at: Option<String>,
     pub estimated_delivery_at: Option<String>,
@@ -110,6 +110,11 @@ pub struct EventDetails {
     pub zip: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+}
+
+/// A webhook's id field, which Shopify always sends.
+fn required_id(field: &str, value: Option<u64>) -> Result<u64, Rejection> {
+    value.ok_or_else(|| Rejection::Invalid(format!("field `{field}` is missing")))
 }
 
 /// What the delete topic needs: which event, of which fulfillment.
@@ -139,15 +144,7 @@ struct Fulfillment {
 /// The body of the REST create call: `{"event": {...}}`.
 #[derive(Debug, Deserialize)]
 pub struct CreateEventRequest {
-    pub event: NewEvent,
-}
-
-/// A FulfillmentEvent a REST client creates: `status` and optional details.
-#[derive(Debug, Deserialize)]
-pub struct NewEvent {
-    pub status: String,
-    #[serde(flatten)]
-    pub details: EventDetails,
+    pub event: FulfillmentEvent,
 }
 
 /// Turns a verified webhook into an observation for `store`.
@@ -162,16 +159,10 @@ pub fn parse_webhook(
     let mut obs = match topic {
         Topic::FulfillmentEventCreate => {
             let event: FulfillmentEvent = parse_json(body)?;
-            let kind = map.kind(EVENT_WORDS, &event.status);
-            observe_event(
-                store,
-                event.order_id,
-                event.fulfillment_id,
-                event.id,
-                kind,
-                event.status,
-                event.details,
-            )?
+            let order_id = required_id("order_id", event.order_id)?;
+            let fulfillment_id = required_id("fulfillment_id", event.fulfillment_id)?;
+            let id = required_id("id", event.id)?;
+            observe_event(store, map, order_id, fulfillment_id, id, event)?
         }
         Topic::FulfillmentEventDelete => {
             let event: DeletedEvent = parse_json(body)?;
@@ -218,16 +209,7 @@ pub fn parse_rest_event(
     body: &[u8],
 ) -> Result<Observation, Rejection> {
     let CreateEventRequest { event } = parse_json(body)?;
-    let kind = map.kind(EVENT_WORDS, &event.status);
-    observe_event(
-        store,
-        order_id,
-        fulfillment_id,
-        id,
-        kind,
-        event.status,
-        event.details,
-    )
+    observe_event(store, map, order_id, fulfillment_id, id, event)
 }
 
 /// The retraction of a REST-created event (`DELETE .../events/{id}.json`).
@@ -239,15 +221,15 @@ pub fn rest_retraction(store: &str, order_id: u64, fulfillment_id: u64, id: u64)
 
 fn observe_event(
     store: &str,
+    map: &StatusMap,
     order_id: u64,
     fulfillment_id: u64,
     id: u64,
-    kind: EventKind,
-    status: String,
-    details: EventDetails,
+    details: FulfillmentEvent,
 ) -> Result<Observation, Rejection> {
+    let kind = map.kind(EVENT_WORDS, &details.status);
     let mut obs = blank(store, order_id, fulfillment_id, kind);
-    obs.raw_status = status;
+    obs.raw_status = details.status;
     obs.source_id = Some(id.to_string());
     obs.message = known(details.message);
     obs.occurred_at = parse_optional_time("happened_at", details.happened_at.as_deref())?;
@@ -268,14 +250,20 @@ fn observe_event(
     Ok(obs)
 }
 
+/// The key of a Shopify fulfillment: webhooks and the REST API name it by
+/// the same two integers, so both land on one fulfillment.
+pub fn fulfillment_key(store: &str, order_id: u64, fulfillment_id: u64) -> FulfillmentKey {
+    FulfillmentKey {
+        store: store.to_owned(),
+        order_ref: order_id.to_string(),
+        fulfillment_ref: fulfillment_id.to_string(),
+    }
+}
+
 fn blank(store: &str, order_id: u64, fulfillment_id: u64, kind: EventKind) -> Observation {
     Observation {
         provider: Provider::Shopify,
-        key: FulfillmentKey {
-            store: store.to_owned(),
-            order_ref: order_id.to_string(),
-            fulfillment_ref: fulfillment_id.to_string(),
-        },
+        key: fulfillment_key(store, order_id, fulfillment_id),
         carrier: None,
         tracking_number: None,
         kind,
@@ -424,5 +412,12 @@ mod tests {
         let body = br#"{"id":1,"fulfillment_id":2,"order_id":3,"status":"in_transit","happened_at":"yesterday"}"#;
         let err = parse_webhook("acme", &maps.shopify, &h, body).unwrap_err();
         assert!(err.to_string().contains("happened_at"), "{err}");
+        let body =
+            br#"{"id":1,"fulfillment_id":2,"order_id":3,"status":"in_transit","latitude":"north"}"#;
+        let err = parse_webhook("acme", &maps.shopify, &h, body).unwrap_err();
+        assert!(err.to_string().contains("`latitude`"), "{err}");
+        let body = br#"{"fulfillment_id":2,"order_id":3,"status":"in_transit"}"#;
+        let err = parse_webhook("acme", &maps.shopify, &h, body).unwrap_err();
+        assert!(err.to_string().contains("`id` is missing"), "{err}");
     }
 }

@@ -13,6 +13,7 @@
 //!   never lose each other's updates.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -207,10 +208,6 @@ pub trait Storage: Send + Sync + 'static {
 pub async fn open(settings: &Settings) -> Result<Arc<dyn Storage>, StorageError> {
     Ok(match settings.storage.backend {
         Backend::Memory => Arc::new(memory::MemoryStorage::new(&settings.storage)),
-        Backend::Redis => {
-            return Err(StorageError::Unavailable(
-                "the redis backend is not built yet".into(),
-            ))
-        }
+        Backend::Redis => Arc::new(redis::RedisStorage::connect(&settings.storage).await?),
     })
 }

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use shipgate::app::Application;
-use shipgate::config::Settings;
+use shipgate::config::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -90,6 +90,7 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app with the test environment plus `extra` settings.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let mut env = test_env();
+    env.extend(backend_env());
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_with_env(None, env).expect("test settings load");
     shipgate::telemetry::init(&settings.telemetry);
@@ -144,6 +145,32 @@ impl<'a> ShopifyDelivery<'a> {
     }
 }
 
+/// A Shopify webhook delivery to the gateway at `address`, with a real
+/// signature; sending it may fail (fault tests kill gateways).
+pub fn shopify_request(
+    client: &reqwest::Client,
+    address: &str,
+    delivery: &ShopifyDelivery<'_>,
+) -> reqwest::RequestBuilder {
+    let mut request = client
+        .post(format!("{address}/webhooks/shopify"))
+        .header("Content-Type", "application/json")
+        .header(
+            "X-Shopify-Hmac-Sha256",
+            shopify_signature(delivery.secret, &delivery.body),
+        )
+        .header("X-Shopify-Topic", delivery.topic)
+        .header("X-Shopify-Shop-Domain", delivery.shop)
+        .header("X-Shopify-API-Version", "2025-10")
+        .header("X-Shopify-Webhook-Id", uuid::Uuid::now_v7().to_string())
+        .header("X-Shopify-Triggered-At", "2026-11-21T15:00:00Z")
+        .body(delivery.body.clone());
+    if let Some(event_id) = &delivery.event_id {
+        request = request.header("X-Shopify-Event-Id", event_id);
+    }
+    request
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -151,24 +178,10 @@ impl TestApp {
 
     /// Posts a Shopify webhook delivery with a real signature.
     pub async fn post_shopify(&self, delivery: &ShopifyDelivery<'_>) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(self.url("/webhooks/shopify"))
-            .header("Content-Type", "application/json")
-            .header(
-                "X-Shopify-Hmac-Sha256",
-                shopify_signature(delivery.secret, &delivery.body),
-            )
-            .header("X-Shopify-Topic", delivery.topic)
-            .header("X-Shopify-Shop-Domain", delivery.shop)
-            .header("X-Shopify-API-Version", "2025-10")
-            .header("X-Shopify-Webhook-Id", uuid::Uuid::now_v7().to_string())
-            .header("X-Shopify-Triggered-At", "2026-11-21T15:00:00Z")
-            .body(delivery.body.clone());
-        if let Some(event_id) = &delivery.event_id {
-            request = request.header("X-Shopify-Event-Id", event_id);
-        }
-        request.send().await.expect("request sent")
+        shopify_request(&self.client, &self.address, delivery)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// GET with the admin token; answers status and JSON body.
@@ -257,5 +270,366 @@ impl TestApp {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
+    }
+}
+
+/// One Carriyo request, as Carriyo sends it: the shipment with its headers.
+pub struct CarriyoDelivery {
+    pub body: Vec<u8>,
+    /// `event-id`, the same on every retry of one webhook.
+    pub event_id: Option<String>,
+    /// `trigger`: the status, or a metadata trigger.
+    pub trigger: String,
+    pub api_key: Option<&'static str>,
+    pub tenant_id: Option<&'static str>,
+    pub content_type: &'static str,
+}
+
+impl CarriyoDelivery {
+    /// A webhook delivery of `shipment` for the acme store: a fresh
+    /// event-id, the status as trigger, no tenant-id header.
+    pub fn webhook(shipment: &Value) -> Self {
+        Self {
+            body: serde_json::to_vec(shipment).expect("json"),
+            event_id: Some(format!("evt-{}", uuid::Uuid::now_v7())),
+            trigger: shipment["post_shipping_info"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            api_key: Some(CARRIYO_KEY),
+            tenant_id: None,
+            content_type: "application/json",
+        }
+    }
+
+    /// A call to the order endpoint with `shipment`, for the acme store.
+    pub fn status_update(shipment: &Value) -> Self {
+        Self {
+            event_id: None,
+            tenant_id: Some(CARRIYO_TENANT),
+            ..Self::webhook(shipment)
+        }
+    }
+}
+
+impl TestApp {
+    async fn post_carriyo(&self, path: &str, delivery: &CarriyoDelivery) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("Content-Type", delivery.content_type)
+            .header("trigger", &delivery.trigger)
+            .header("webhook-id", "ACCOUNT_w1234-5678-abcd")
+            .body(delivery.body.clone());
+        if let Some(event_id) = &delivery.event_id {
+            request = request.header("event-id", event_id);
+        }
+        if let Some(key) = delivery.api_key {
+            request = request.header("x-api-key", key);
+        }
+        if let Some(tenant) = delivery.tenant_id {
+            request = request.header("tenant-id", tenant);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Posts a Carriyo shipment webhook.
+    pub async fn post_carriyo_webhook(&self, delivery: &CarriyoDelivery) -> reqwest::Response {
+        self.post_carriyo("/webhooks/carriyo", delivery).await
+    }
+
+    /// Posts to Carriyo's order endpoint, `/orders/shipment-status-update`.
+    pub async fn post_carriyo_status_update(
+        &self,
+        delivery: &CarriyoDelivery,
+    ) -> reqwest::Response {
+        self.post_carriyo("/orders/shipment-status-update", delivery)
+            .await
+    }
+}
+
+/// The Shopify REST API version the tests call.
+pub const SHOPIFY_API_VERSION: &str = "2025-10";
+
+/// The Shopify REST path of a fulfillment's events.
+pub fn shopify_events_path(order: &str, fulfillment: &str) -> String {
+    format!(
+        "/admin/api/{SHOPIFY_API_VERSION}/orders/{order}/fulfillments/{fulfillment}/events.json"
+    )
+}
+
+/// The Shopify REST path of one event of a fulfillment.
+pub fn shopify_event_path(order: &str, fulfillment: &str, event: &str) -> String {
+    format!(
+        "/admin/api/{SHOPIFY_API_VERSION}/orders/{order}/fulfillments/{fulfillment}/events/{event}.json"
+    )
+}
+
+impl TestApp {
+    /// A Shopify REST request carrying `token` as its access token, or none.
+    pub fn shopify_rest(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => request.header("X-Shopify-Access-Token", token),
+            None => request,
+        }
+    }
+
+    /// Sends a request; answers its status and JSON body (`Null` if none).
+    pub async fn send_for_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A path under the Redo-style base of store `store_id`.
+pub fn redo_path(store_id: &str, path: &str) -> String {
+    format!("/v2.2/stores/{store_id}{path}")
+}
+
+impl TestApp {
+    /// A Redo-style request to the acme store, with its bearer token.
+    pub fn redo(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&redo_path(REDO_STORE_ID, path)))
+            .bearer_auth(REDO_TOKEN)
+    }
+
+    /// POSTs `body` as JSON to a Redo-style path of the acme store.
+    pub async fn redo_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        Self::send_for_json(self.redo(reqwest::Method::POST, path).json(body)).await
+    }
+
+    /// GETs a Redo-style path of the acme store.
+    pub async fn redo_get(&self, path: &str) -> (u16, Value) {
+        Self::send_for_json(self.redo(reqwest::Method::GET, path)).await
+    }
+}
+
+/// Settings that put an app on this test binary's backend
+/// (`crate::BACKEND`). On Redis: the binary's shared Redis, under a key
+/// prefix of the app's own so that tests never see each other's data.
+pub fn backend_env() -> Vec<(String, String)> {
+    match crate::BACKEND {
+        Backend::Memory => Vec::new(),
+        Backend::Redis => redis_env(&shared_redis_url()),
+    }
+}
+
+/// Settings for the Redis backend at `url`, under a fresh key prefix.
+pub fn redis_env(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("SHIPGATE__STORAGE__BACKEND".into(), "redis".into()),
+        ("SHIPGATE__STORAGE__REDIS_URL".into(), url.into()),
+        (
+            "SHIPGATE__STORAGE__KEY_PREFIX".into(),
+            format!("test-{}", uuid::Uuid::now_v7().simple()),
+        ),
+    ]
+}
+
+/// `REDIS_URL` when set; else a throwaway redis-server started once for
+/// this test binary, which dies with it.
+pub fn shared_redis_url() -> String {
+    static SHARED: std::sync::OnceLock<(String, Option<RedisServer>)> = std::sync::OnceLock::new();
+    let (url, _server) = SHARED.get_or_init(|| match std::env::var("REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let server = RedisServer::start(false);
+            (server.url(), Some(server))
+        }
+    });
+    url.clone()
+}
+
+/// A redis-server of the test's own on a free loopback port. It dies with
+/// the test process (a shell watchdog sees to it even when the test
+/// aborts); a test may stop and restart it to play an outage.
+pub struct RedisServer {
+    port: u16,
+    dir: std::path::PathBuf,
+    /// Every write fsynced to an append-only file, so a restart loses
+    /// nothing; otherwise nothing is saved at all.
+    durable: bool,
+    watchdog: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts one; panics, saying how to get one, when redis-server is
+    /// not installed.
+    pub fn start(durable: bool) -> Self {
+        if let Err(e) = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+        {
+            panic!(
+                "the Redis tests need redis-server ({e}): install it (apt-get install redis-server) \
+                 or set REDIS_URL to a Redis the tests may write to"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("shipgate-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        let mut server = Self {
+            port,
+            dir,
+            durable,
+            watchdog: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server as an operator would (SHUTDOWN: a durable one
+    /// flushes its file first) and waits until it is gone.
+    pub fn stop(&mut self) {
+        self.shutdown("SHUTDOWN");
+    }
+
+    /// Starts the server again on the same port, with the same files.
+    pub fn restart(&mut self) {
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(self.dir.join("redis.log")).expect("a redis log file");
+        let mut args = vec![
+            "--port".to_owned(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--save".into(),
+            String::new(),
+        ];
+        if self.durable {
+            args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+        } else {
+            args.extend(["--appendonly", "no"].map(String::from));
+        }
+        let watchdog = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                r#"redis-server "$@" & server=$!
+while kill -0 "$WATCHED" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.2; done
+if ! kill -0 "$WATCHED" 2>/dev/null; then
+  kill "$server" 2>/dev/null; wait "$server"; rm -rf "$DIR"
+fi"#,
+            )
+            .arg("redis-watchdog")
+            .args(&args)
+            .env("WATCHED", std::process::id().to_string())
+            .env("DIR", &self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("a redis log file"))
+            .stderr(log)
+            .spawn()
+            .expect("sh starts redis-server");
+        self.watchdog = Some(watchdog);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.command("PING").as_deref() != Some("+PONG") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {} did not start; see {}",
+                self.port,
+                self.dir.join("redis.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn shutdown(&mut self, command: &str) {
+        let _ = self.command(command);
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while matches!(watchdog.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Sends one inline command; the first line of the answer, if any.
+    fn command(&self, line: &str) -> Option<String> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(format!("{line}\r\n").as_bytes()).ok()?;
+        let mut answer = String::new();
+        BufReader::new(stream).read_line(&mut answer).ok()?;
+        Some(answer.trim_end().to_owned())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.shutdown("SHUTDOWN NOSAVE");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the app with the test environment, `config` (TOML, for what the
+/// environment cannot say, such as `[[automations]]`) layered over the
+/// defaults, and `extra` settings.
+pub async fn spawn_app_with_config(config: &str, extra: &[(&str, &str)]) -> TestApp {
+    let dir = std::env::temp_dir().join(format!("shipgate-test-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("a directory for the test config");
+    let file = dir.join("test.toml");
+    std::fs::write(&file, config).expect("the test config is written");
+    let mut env = test_env();
+    env.extend(backend_env());
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load_with_env(Some(&file), env).expect("test settings load");
+    shipgate::telemetry::init(&settings.telemetry);
+    let app = Application::build(settings).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        shutdown,
+        server,
+    }
+}
+
+/// A Shopify `fulfillment_events/create` body from the sample, for
+/// fulfillment `fulfillment`, event `id`, with `status` at `happened_at`.
+pub fn shopify_event_body(fulfillment: u64, id: u64, status: &str, happened_at: &str) -> Value {
+    let mut body = sample("shopify", "fulfillment_event_create");
+    body["id"] = serde_json::json!(id);
+    body["fulfillment_id"] = serde_json::json!(fulfillment);
+    body["status"] = serde_json::json!(status);
+    body["happened_at"] = serde_json::json!(happened_at);
+    body
+}
+
+impl TestApp {
+    /// POST with the admin token; answers status and JSON body.
+    pub async fn admin_post(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 }

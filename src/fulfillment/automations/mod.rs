@@ -1,0 +1,232 @@
+//! Automations: what an applied event fires, and getting it to the
+//! subscribers.
+//!
+//! - [`rules`]: the `[[automations]]` rules and what they fire on;
+//! - planning (here): the deliveries an apply causes, made at apply time
+//!   with the fulfillment as it then is, and recorded with the state;
+//! - [`derived`]: the events no provider sends (ETA moves, stalls);
+//! - [`outbox`]: deliveries, attempts, dead letters, per-fulfillment queues;
+//! - [`dispatcher`] and [`delivery`]: sending, retrying, dead-lettering;
+//! - [`signing`]: Standard Webhooks signatures.
+
+mod delivery;
+mod derived;
+mod dispatcher;
+mod outbox;
+mod rules;
+mod signing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+pub use delivery::is_private;
+pub use derived::StallScanner;
+pub use dispatcher::Dispatcher;
+pub use outbox::{
+    Attempt, Delivery, DeliveryFilter, DeliveryState, FailureReason, MemoryOutbox, Outbox,
+    OutboxWrite, Requeued, Settlement, StallWatch,
+};
+pub use rules::{Rules, Trigger, UnknownTrigger};
+pub use signing::SigningSecret;
+
+use super::state::{Effects, Fulfillment};
+use super::view::{timestamp, FulfillmentView};
+use crate::canonical::{AutomationEvent, CanonicalEvent, FulfillmentKey, ShipmentStatus};
+use crate::config::{CoreSettings, DeliverySettings, Settings};
+use crate::storage::StorageError;
+
+/// Most dead letters one bulk replay queues again.
+pub const BULK_REPLAY_LIMIT: usize = 10_000;
+
+/// This process's automations: the rules, the outbox, and the wake-up of
+/// the local dispatcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Automations {
+    rules: Arc<Rules>,
+    outbox: Arc<dyn Outbox>,
+    core: CoreSettings,
+    replay_pace: Duration,
+    wake: Arc<Notify>,
+}
+
+/// The body of a delivery.
+#[derive(Serialize)]
+struct Payload<'a> {
+    /// `status` or `event`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    trigger: Trigger,
+    /// When the automation fired.
+    at: String,
+    store: &'a str,
+    /// The order the fulfillment belongs to: the fulfillment shape does not
+    /// carry it, and a stall has no event that would.
+    order: &'a str,
+    fulfillment: FulfillmentView,
+    /// The applied event that fired it; `null` for a stall.
+    event: Option<&'a CanonicalEvent>,
+}
+
+impl Automations {
+    /// The automations of `settings`, keeping deliveries in `outbox`.
+    pub fn new(settings: &Settings, outbox: Arc<dyn Outbox>) -> Self {
+        Self {
+            rules: Arc::new(Rules::new(settings.automations.clone())),
+            outbox,
+            core: settings.core.clone(),
+            replay_pace: settings.delivery.replay_pace,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The configured rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Where deliveries are kept.
+    pub fn outbox(&self) -> &Arc<dyn Outbox> {
+        &self.outbox
+    }
+
+    /// What an applied event fires (DESIGN.md apply rules 4 and 5): the
+    /// status it changed to, the event it is, and the events its ETA move
+    /// derives; plus the fulfillment's new stall watch.
+    pub fn plan(
+        &self,
+        fulfillment: &Fulfillment,
+        event: &CanonicalEvent,
+        effects: &Effects,
+        now: DateTime<Utc>,
+    ) -> OutboxWrite {
+        let deliveries = derived::triggers(effects, self.core.derive_eta_events)
+            .into_iter()
+            .flat_map(|trigger| self.deliveries(fulfillment, trigger, Some(event), now))
+            .collect();
+        let stall = self
+            .rules
+            .listen_for(Trigger::Event(AutomationEvent::StalledInTransit))
+            .then(|| {
+                if fulfillment.status == ShipmentStatus::InTransit {
+                    StallWatch::Until(fulfillment.updated_at + self.stall_after())
+                } else {
+                    StallWatch::Clear
+                }
+            });
+        OutboxWrite { deliveries, stall }
+    }
+
+    /// One delivery per rule that `trigger` fires for this fulfillment.
+    fn deliveries(
+        &self,
+        fulfillment: &Fulfillment,
+        trigger: Trigger,
+        event: Option<&CanonicalEvent>,
+        now: DateTime<Utc>,
+    ) -> Vec<Delivery> {
+        let key = &fulfillment.key;
+        let rules: Vec<_> = self.rules.firing(&key.store, trigger).collect();
+        if rules.is_empty() {
+            return Vec::new();
+        }
+        let payload = Payload {
+            kind: trigger.kind(),
+            trigger,
+            at: timestamp(now),
+            store: &key.store,
+            order: &key.order_ref,
+            fulfillment: FulfillmentView::redo(fulfillment),
+            event,
+        };
+        // serde_json fails only on maps with non-string keys; none here.
+        let body = serde_json::to_string(&payload).expect("a delivery payload serialises");
+        rules
+            .into_iter()
+            .map(|rule| Delivery {
+                id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+                rule: rule.name.clone(),
+                fulfillment: key.clone(),
+                trigger,
+                created_at: now,
+                state: DeliveryState::Pending,
+                next_attempt_at: Some(now),
+                attempts: Vec::new(),
+                round_start: 0,
+                body: body.clone(),
+            })
+            .collect()
+    }
+
+    /// Records what an apply to `key` caused and wakes the dispatcher.
+    pub async fn record(
+        &self,
+        key: &FulfillmentKey,
+        write: &OutboxWrite,
+    ) -> Result<(), StorageError> {
+        if write == &OutboxWrite::default() {
+            return Ok(());
+        }
+        self.outbox.record(key, write).await?;
+        if !write.deliveries.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues one dead letter again (a delivered message only when
+    /// `force`), to go out now.
+    pub async fn replay(&self, id: &str, force: bool) -> Result<Requeued, StorageError> {
+        let requeued = self.outbox.requeue(id, force, Utc::now()).await?;
+        if matches!(requeued, Requeued::Queued(_)) {
+            self.wake.notify_one();
+        }
+        Ok(requeued)
+    }
+
+    /// Queues again every dead letter that passes `filter`, one per
+    /// `delivery.replay_pace`; answers the ids queued. Replaying twice
+    /// queues nothing the second time: queued letters are no longer dead.
+    pub async fn replay_dead_letters(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<String>, StorageError> {
+        let filter = DeliveryFilter {
+            state: Some(DeliveryState::Dead),
+            limit: BULK_REPLAY_LIMIT,
+            ..filter.clone()
+        };
+        let start = Utc::now();
+        let mut queued = Vec::new();
+        for letter in self.outbox.deliveries(&filter).await?.into_iter().rev() {
+            let at = start + self.replay_pace * u32::try_from(queued.len()).unwrap_or(u32::MAX);
+            if let Requeued::Queued(d) = self.outbox.requeue(&letter.id, false, at).await? {
+                queued.push(d.id);
+            }
+        }
+        if !queued.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// A dispatcher for this process, sending with `settings`.
+    pub fn dispatcher(
+        &self,
+        settings: &DeliverySettings,
+        grace: Duration,
+    ) -> Result<Dispatcher, reqwest::Error> {
+        Dispatcher::new(self.clone(), settings, grace)
+    }
+
+    fn stall_after(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.core.stall_after).unwrap_or(chrono::Duration::MAX)
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+}

@@ -1,0 +1,211 @@
+//! Per-minute counts of this process's ingest outcomes, for the
+//! dashboard's chart: `/api/v1/stats` holds the totals, this holds their
+//! recent shape. Kept in memory for the last hour only; after a restart the
+//! chart starts empty while the totals stay.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::{api_error, require_admin};
+use crate::app::AppState;
+use crate::canonical::Provider;
+use crate::ingest::{IngestError, ProviderError};
+use crate::storage::Outcome;
+
+/// How many minutes are kept (and the most a caller may ask for).
+pub const KEPT_MINUTES: usize = 60;
+const DEFAULT_MINUTES: usize = 30;
+
+const PROVIDERS: usize = Provider::ALL.len();
+const OUTCOMES: usize = Outcome::ALL.len();
+
+/// Counts for one minute, indexed like `Provider::ALL` and `Outcome::ALL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Minute {
+    /// Minutes since the Unix epoch.
+    number: i64,
+    counts: [[u64; OUTCOMES]; PROVIDERS],
+}
+
+/// The last hour of outcomes, minute by minute.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    minutes: Mutex<VecDeque<Minute>>,
+}
+
+fn minute_number(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(60)
+}
+
+fn index<T: PartialEq>(all: &[T], item: &T) -> usize {
+    all.iter().position(|x| x == item).unwrap_or_default()
+}
+
+impl Timeline {
+    /// Counts one outcome at `at` (a late count for a minute already
+    /// dropped is ignored).
+    pub fn count(&self, provider: Provider, outcome: Outcome, at: DateTime<Utc>) {
+        let number = minute_number(at);
+        let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        let newest = minutes.back().map_or(number, |m| m.number.max(number));
+        if number <= newest - KEPT_MINUTES as i64 {
+            return;
+        }
+        let position = match minutes.binary_search_by_key(&number, |m| m.number) {
+            Ok(position) => position,
+            Err(position) => {
+                minutes.insert(
+                    position,
+                    Minute {
+                        number,
+                        counts: [[0; OUTCOMES]; PROVIDERS],
+                    },
+                );
+                position
+            }
+        };
+        minutes[position].counts[index(&Provider::ALL, &provider)]
+            [index(&Outcome::ALL, &outcome)] += 1;
+        while minutes
+            .front()
+            .is_some_and(|m| m.number <= newest - KEPT_MINUTES as i64)
+        {
+            minutes.pop_front();
+        }
+    }
+
+    /// The `span` minutes up to and including the one of `now`, oldest
+    /// first, every minute, provider and outcome present (zeros included).
+    pub fn last(&self, span: usize, now: DateTime<Utc>) -> Vec<serde_json::Value> {
+        let current = minute_number(now);
+        let minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        (0..span.min(KEPT_MINUTES) as i64)
+            .rev()
+            .map(|ago| {
+                let number = current - ago;
+                let counts = minutes
+                    .iter()
+                    .find(|m| m.number == number)
+                    .map_or([[0; OUTCOMES]; PROVIDERS], |m| m.counts);
+                let providers: BTreeMap<&str, BTreeMap<&str, u64>> = Provider::ALL
+                    .iter()
+                    .zip(counts)
+                    .map(|(p, row)| {
+                        let row = Outcome::ALL.iter().map(|o| o.as_str()).zip(row).collect();
+                        (p.as_str(), row)
+                    })
+                    .collect();
+                let start = Utc
+                    .timestamp_opt(number * 60, 0)
+                    .single()
+                    .unwrap_or(now)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                json!({ "start": start, "providers": providers })
+            })
+            .collect()
+    }
+}
+
+/// Registers `GET /api/v1/stats/timeline`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/stats/timeline", web::get().to(timeline));
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    minutes: Option<usize>,
+}
+
+/// `GET /api/v1/stats/timeline?minutes=N`: this process's outcome counts
+/// per minute, oldest first.
+async fn timeline(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ProviderError> {
+    require_admin(&req, &state)?;
+    let query = web::Query::<TimelineQuery>::from_query(req.query_string())
+        .map_err(|e| api_error(IngestError::Invalid(format!("query: {e}"))))?;
+    let span = query.minutes.unwrap_or(DEFAULT_MINUTES);
+    if span == 0 || span > KEPT_MINUTES {
+        return Err(api_error(IngestError::Invalid(format!(
+            "query `minutes`: {span} is not between 1 and {KEPT_MINUTES}"
+        ))));
+    }
+    let minutes = state.metrics.timeline().last(span, Utc::now());
+    Ok(HttpResponse::Ok().json(json!({ "minutes": minutes })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn counts_land_in_their_minute_and_gaps_are_zero() {
+        let timeline = Timeline::default();
+        timeline.count(
+            Provider::Carriyo,
+            Outcome::Accepted,
+            at("2026-11-20T10:00:05Z"),
+        );
+        timeline.count(
+            Provider::Carriyo,
+            Outcome::Accepted,
+            at("2026-11-20T10:00:59Z"),
+        );
+        timeline.count(Provider::Redo, Outcome::Invalid, at("2026-11-20T10:02:00Z"));
+        let last = timeline.last(3, at("2026-11-20T10:02:30Z"));
+        assert_eq!(last.len(), 3);
+        assert_eq!(last[0]["start"], "2026-11-20T10:00:00Z");
+        assert_eq!(last[0]["providers"]["carriyo"]["accepted"], 2);
+        assert_eq!(last[1]["providers"]["carriyo"]["accepted"], 0);
+        assert_eq!(last[2]["providers"]["redo"]["invalid"], 1);
+        assert_eq!(last[2]["providers"]["shopify"]["duplicate"], 0);
+    }
+
+    #[test]
+    fn only_the_last_hour_is_kept() {
+        let timeline = Timeline::default();
+        timeline.count(
+            Provider::Shopify,
+            Outcome::Accepted,
+            at("2026-11-20T10:00:00Z"),
+        );
+        timeline.count(
+            Provider::Shopify,
+            Outcome::Accepted,
+            at("2026-11-20T11:00:00Z"),
+        );
+        assert_eq!(timeline.minutes.lock().unwrap().len(), 1);
+        timeline.count(
+            Provider::Shopify,
+            Outcome::Accepted,
+            at("2026-11-20T09:59:00Z"),
+        );
+        timeline.count(
+            Provider::Shopify,
+            Outcome::Invalid,
+            at("2026-11-20T10:30:00Z"),
+        );
+        let last = timeline.last(KEPT_MINUTES, at("2026-11-20T11:00:00Z"));
+        let total = |outcome: &str| -> u64 {
+            last.iter()
+                .map(|m| m["providers"]["shopify"][outcome].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(
+            total("accepted"),
+            1,
+            "counts older than the hour are dropped"
+        );
+        assert_eq!(total("invalid"), 1, "a late count within the hour is kept");
+    }
+}

@@ -1,0 +1,1087 @@
+//! The production backend: one Redis (or Redis Cluster) shared by every
+//! gateway process, reached over one multiplexed connection per process.
+//!
+//! Key layout, all under `storage.key_prefix` (`P` below). Everything one
+//! event touches atomically lives in its partition's hash-tag slot
+//! `{P:p<n>}`, so every script runs on one Cluster slot:
+//! - `P:{P:p<n>}:log`: the partition's stream, with one consumer group;
+//! - `P:{P:p<n>}:seen:…`: dedup keys (content fingerprint; delivery id
+//!   scoped to its fulfillment), valued with the event id that claimed them;
+//! - `P:{P:p<n>}:stats`, `:unmapped`, `:recent`: counters, unmapped words
+//!   and recently accepted events of the partition, merged on read;
+//! - `P:{P:p<n>}:lease`: the worker holding the partition;
+//! - `P:{P:p<n>}:fulfillment:…`: a hash `{v, doc}` changed by a Lua
+//!   compare-and-set on `v`.
+//!
+//! Outside the partitions: `P:order-fulfillments:…` (a set per order),
+//! `P:{P:orders:<store>}:…` (orders and their two ids), `P:seq:…`,
+//! `P:stats` (refused requests) and `P:workers` (live workers, for fair
+//! lease shares).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ErrorKind, RedisError, Script, Value};
+use tokio::time::Instant;
+
+use super::{
+    Claim, EventFilter, LogEntry, LogPosition, Outcome, Stats, Storage, StorageError, UnmappedWord,
+    Versioned,
+};
+use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
+use crate::config::StorageSettings;
+use crate::fulfillment::{Fulfillment, Order};
+
+/// The consumer group every partition stream is read through.
+const GROUP: &str = "workers";
+/// The stream field holding the event's JSON (as CLAIM_AND_APPEND writes it).
+const EVENT_FIELD: &str = "event";
+/// A dead Redis must turn into a fast 503, never a hung request.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const RECONNECT_ATTEMPTS: usize = 2;
+/// How often a process that started while Redis was down tries again.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// How often an idle worker looks for new entries. Polling rather than a
+/// blocking XREADGROUP, which would stall the shared connection.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+/// Recent events read per partition and round trip when listing them.
+const RECENT_PAGE: usize = 64;
+
+/// Claims both dedup keys and appends the event, or only counts a
+/// duplicate. KEYS: log, stats, unmapped, recent, then the dedup keys
+/// (delivery first, as the memory backend checks). ARGV: event id, dedup
+/// ttl ms, event JSON, provider, "1" if unmapped, raw word, recent cap.
+/// The append goes first: the only write that can fail on a sound key
+/// space, so a failure writes nothing.
+const CLAIM_AND_APPEND: &str = r"
+for i = 5, #KEYS do
+  local original = redis.call('GET', KEYS[i])
+  if original then
+    redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':duplicate', 1)
+    return original
+  end
+end
+redis.call('XADD', KEYS[1], '*', 'event', ARGV[3])
+for i = 5, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':accepted', 1)
+if ARGV[5] == '1' then
+  redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':unmapped', 1)
+  redis.call('ZINCRBY', KEYS[3], 1, ARGV[4] .. ':' .. ARGV[6])
+end
+redis.call('LPUSH', KEYS[4], ARGV[3])
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[7]) - 1)
+return false
+";
+
+/// Writes a fulfillment if its version is still the expected one ("" for
+/// none yet). KEYS: the fulfillment hash. ARGV: expected, new version, doc.
+const COMPARE_AND_SET: &str = r"
+local current = redis.call('HGET', KEYS[1], 'v')
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif current ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[3])
+return 1
+";
+
+/// Stores an order under both its ids unless either is taken. KEYS: the
+/// index of our id, the index of the client's id, the order document.
+/// ARGV: our id, the order JSON.
+const CREATE_ORDER: &str = r"
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
+return 1
+";
+
+/// Marks a worker alive for `ttl` ms by Redis's clock (no skew between
+/// machines), forgets expired ones and answers how many are alive.
+const REGISTER_WORKER: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return redis.call('ZCARD', KEYS[1])
+";
+
+/// Extends a lease if the worker still holds it. KEYS: lease. ARGV:
+/// worker, ttl ms.
+const RENEW_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives up a lease if the worker holds it, and drops the worker from the
+/// partition's consumer group once nothing is pending for it, so restarts
+/// do not pile up consumers. KEYS: lease, log. ARGV: worker, group.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+local pending = redis.pcall('XPENDING', KEYS[2], ARGV[2], '-', '+', 1, ARGV[1])
+if type(pending) == 'table' and pending.err == nil and #pending == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+";
+
+/// The Lua scripts, loaded into Redis on first use (EVALSHA, then a
+/// reload when Redis lost its script cache).
+struct Scripts {
+    claim_and_append: Script,
+    compare_and_set: Script,
+    create_order: Script,
+    register_worker: Script,
+    renew_lease: Script,
+    release_lease: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            claim_and_append: Script::new(CLAIM_AND_APPEND),
+            compare_and_set: Script::new(COMPARE_AND_SET),
+            create_order: Script::new(CREATE_ORDER),
+            register_worker: Script::new(REGISTER_WORKER),
+            renew_lease: Script::new(RENEW_LEASE),
+            release_lease: Script::new(RELEASE_LEASE),
+        }
+    }
+}
+
+/// Names every key, so the layout in the module docs lives in one place.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn partition(&self, partition: u32, what: &str) -> String {
+        format!("{0}:{{{0}:p{partition}}}:{what}", self.prefix)
+    }
+
+    fn log(&self, partition: u32) -> String {
+        self.partition(partition, "log")
+    }
+
+    fn stats(&self, partition: u32) -> String {
+        self.partition(partition, "stats")
+    }
+
+    fn unmapped(&self, partition: u32) -> String {
+        self.partition(partition, "unmapped")
+    }
+
+    fn recent(&self, partition: u32) -> String {
+        self.partition(partition, "recent")
+    }
+
+    fn lease(&self, partition: u32) -> String {
+        self.partition(partition, "lease")
+    }
+
+    fn content_seen(&self, partition: u32, fingerprint: &str) -> String {
+        self.partition(partition, &format!("seen:{fingerprint}"))
+    }
+
+    /// A delivery id is scoped to its fulfillment: the only scope Redis can
+    /// check atomically with the append on a Cluster.
+    fn delivery_seen(&self, partition: u32, key: &FulfillmentKey, delivery: &str) -> String {
+        self.partition(
+            partition,
+            &format!("seen:{}:{delivery}", fulfillment_id(key)),
+        )
+    }
+
+    fn fulfillment(&self, partition: u32, key: &FulfillmentKey) -> String {
+        self.partition(partition, &format!("fulfillment:{}", fulfillment_id(key)))
+    }
+
+    fn order_fulfillments(&self, store: &str, order_ref: &str) -> String {
+        format!(
+            "{}:order-fulfillments:{}",
+            self.prefix,
+            serde_json::json!([store, order_ref])
+        )
+    }
+
+    fn order_index(&self, store: &str, id: &str) -> String {
+        format!("{0}:{{{0}:orders:{store}}}:id:{id}", self.prefix)
+    }
+
+    fn order(&self, store: &str, id: &str) -> String {
+        format!("{0}:{{{0}:orders:{store}}}:order:{id}", self.prefix)
+    }
+
+    fn sequence(&self, name: &str) -> String {
+        format!("{}:seq:{name}", self.prefix)
+    }
+
+    fn refused_stats(&self) -> String {
+        format!("{}:stats", self.prefix)
+    }
+
+    fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+}
+
+/// An unambiguous text for a fulfillment key inside a Redis key.
+fn fulfillment_id(key: &FulfillmentKey) -> String {
+    serde_json::json!([key.store, key.order_ref, key.fulfillment_ref]).to_string()
+}
+
+/// The Redis storage backend.
+pub struct RedisStorage {
+    /// Empty until Redis first answers; a process started while Redis was
+    /// down fills it from a background task.
+    connection: Arc<OnceLock<ConnectionManager>>,
+    /// `host:port` for messages: the URL may carry a password.
+    address: String,
+    keys: Keys,
+    scripts: Scripts,
+    partitions: u32,
+    dedup_ttl_ms: u64,
+    recent_per_partition: usize,
+}
+
+impl From<RedisError> for StorageError {
+    fn from(e: RedisError) -> Self {
+        if e.kind() == ErrorKind::TypeError || e.code() == Some("WRONGTYPE") {
+            StorageError::Corrupt(format!("redis: {e}"))
+        } else {
+            StorageError::Unavailable(format!("redis: {e}"))
+        }
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(what.to_string())
+}
+
+/// Milliseconds for PX/PEXPIRE, which refuse 0.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Connects with short timeouts and few retries, and makes sure every
+/// partition's consumer group exists.
+async fn establish(
+    client: &Client,
+    keys: &Keys,
+    partitions: u32,
+) -> Result<ConnectionManager, RedisError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(CONNECT_TIMEOUT)
+        .set_response_timeout(RESPONSE_TIMEOUT)
+        .set_number_of_retries(RECONNECT_ATTEMPTS)
+        .set_factor(100)
+        .set_max_delay(500);
+    let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+    create_groups(&mut connection, keys, partitions).await?;
+    Ok(connection)
+}
+
+/// Creates each partition's stream and consumer group if missing (at
+/// start, and again if Redis lost them).
+async fn create_groups(
+    connection: &mut ConnectionManager,
+    keys: &Keys,
+    partitions: u32,
+) -> Result<(), RedisError> {
+    let created = join_all((0..partitions).map(|p| {
+        let mut connection = connection.clone();
+        let log = keys.log(p);
+        async move {
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(log)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async::<()>(&mut connection)
+                .await
+        }
+    }))
+    .await;
+    for result in created {
+        match result {
+            Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Tries to connect every second until Redis answers or the storage is
+/// dropped.
+async fn keep_connecting(
+    cell: Weak<OnceLock<ConnectionManager>>,
+    client: Client,
+    keys: Keys,
+    partitions: u32,
+) {
+    loop {
+        tokio::time::sleep(RECONNECT_EVERY).await;
+        let Some(cell) = cell.upgrade() else {
+            return;
+        };
+        match establish(&client, &keys, partitions).await {
+            Ok(connection) => {
+                let _ = cell.set(connection);
+                tracing::info!("connected to Redis (storage.redis_url)");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "Redis still unreachable"),
+        }
+    }
+}
+
+impl RedisStorage {
+    /// Connects to `storage.redis_url`. A URL that cannot work fails here;
+    /// an unreachable Redis does not: the process starts, answers 503 and
+    /// `/ready` fails until Redis answers, so a deployment does not
+    /// crash-loop while Redis restarts.
+    pub async fn connect(settings: &StorageSettings) -> Result<Self, StorageError> {
+        let client = Client::open(settings.redis_url.expose()).map_err(|e| {
+            StorageError::Unavailable(format!("storage.redis_url is not a usable Redis URL: {e}"))
+        })?;
+        let address = client.get_connection_info().addr.to_string();
+        let keys = Keys {
+            prefix: settings.key_prefix.clone(),
+        };
+        let connection = Arc::new(OnceLock::new());
+        match establish(&client, &keys, settings.partitions).await {
+            Ok(manager) => {
+                let _ = connection.set(manager);
+            }
+            Err(e) => {
+                tracing::error!(
+                    redis = %address,
+                    error = %e,
+                    "cannot reach Redis at storage.redis_url; answering 503 until it does"
+                );
+                tokio::spawn(keep_connecting(
+                    Arc::downgrade(&connection),
+                    client,
+                    keys.clone(),
+                    settings.partitions,
+                ));
+            }
+        }
+        let partitions = settings.partitions.max(1);
+        Ok(Self {
+            connection,
+            address,
+            keys,
+            scripts: Scripts::new(),
+            partitions,
+            dedup_ttl_ms: millis(settings.dedup_ttl),
+            recent_per_partition: (settings.recent_events / partitions as usize).max(1),
+        })
+    }
+
+    /// A handle on the shared connection (cheap: it is multiplexed).
+    fn connection(&self) -> Result<ConnectionManager, StorageError> {
+        self.connection.get().cloned().ok_or_else(|| {
+            StorageError::Unavailable(format!(
+                "not connected to Redis at {} (storage.redis_url) yet",
+                self.address
+            ))
+        })
+    }
+
+    fn partition_of(&self, key: &FulfillmentKey) -> u32 {
+        key.partition(self.partitions)
+    }
+
+    /// Runs `read`, and once more after recreating the consumer groups if
+    /// Redis lost them (a restart without persistence, a flush).
+    async fn with_groups<T, F, Fut>(&self, read: F) -> Result<T, StorageError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let mut connection = self.connection()?;
+        match read(connection.clone()).await {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                tracing::warn!("Redis lost the event log's consumer groups; recreating them");
+                create_groups(&mut connection, &self.keys, self.partitions).await?;
+                Ok(read(connection).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Takes over every entry pending in `partitions` (this worker's own,
+    /// and a dead holder's: the lease says it is gone), oldest first. Also
+    /// answers the partitions with nothing left pending, the only ones
+    /// where new entries may be read without overtaking old ones.
+    async fn reclaim(
+        &self,
+        worker: &str,
+        partitions: &[u32],
+        max: usize,
+    ) -> Result<(Vec<LogEntry>, Vec<u32>), StorageError> {
+        let replies: Vec<Value> = self
+            .with_groups(|mut connection| {
+                let mut pipe = redis::pipe();
+                for &p in partitions {
+                    pipe.cmd("XAUTOCLAIM")
+                        .arg(self.keys.log(p))
+                        .arg(GROUP)
+                        .arg(worker)
+                        .arg(0)
+                        .arg("0-0")
+                        .arg("COUNT")
+                        .arg(max);
+                }
+                async move { pipe.query_async(&mut connection).await }
+            })
+            .await?;
+        let mut entries = Vec::new();
+        let mut drained = Vec::new();
+        for (&p, reply) in partitions.iter().zip(&replies) {
+            let Value::Array(parts) = reply else {
+                return Err(corrupt(format!("XAUTOCLAIM answered {reply:?}")));
+            };
+            let cursor: String = match parts.first() {
+                Some(v) => redis::from_redis_value(v)?,
+                None => return Err(corrupt("XAUTOCLAIM answered an empty array")),
+            };
+            if let Some(claimed) = parts.get(1) {
+                entries.extend(log_entries(p, claimed)?);
+            }
+            if cursor == "0-0" {
+                drained.push(p);
+            }
+        }
+        Ok((entries, drained))
+    }
+
+    /// Reads up to `max` entries never delivered before from `partitions`.
+    async fn read_new(
+        &self,
+        worker: &str,
+        partitions: &[u32],
+        max: usize,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        let replies: Vec<Value> = self
+            .with_groups(|mut connection| {
+                let mut pipe = redis::pipe();
+                for &p in partitions {
+                    pipe.cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(GROUP)
+                        .arg(worker)
+                        .arg("COUNT")
+                        .arg(max)
+                        .arg("STREAMS")
+                        .arg(self.keys.log(p))
+                        .arg(">");
+                }
+                async move { pipe.query_async(&mut connection).await }
+            })
+            .await?;
+        let mut entries = Vec::new();
+        for (&p, reply) in partitions.iter().zip(&replies) {
+            // Nil when nothing is new; else [[stream, entries]].
+            if let Value::Array(streams) = reply {
+                for stream in streams {
+                    if let Value::Array(pair) = stream {
+                        if let Some(items) = pair.get(1) {
+                            entries.extend(log_entries(p, items)?);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Renews `held` leases and answers those still ours.
+    async fn renew(
+        &self,
+        connection: &ConnectionManager,
+        worker: &str,
+        held: &[u32],
+        ttl_ms: u64,
+    ) -> Result<Vec<u32>, StorageError> {
+        let renewed = join_all(held.iter().map(|&p| {
+            let mut connection = connection.clone();
+            let mut invocation = self.scripts.renew_lease.prepare_invoke();
+            invocation.key(self.keys.lease(p)).arg(worker).arg(ttl_ms);
+            async move {
+                let renewed: bool = invocation.invoke_async(&mut connection).await?;
+                Ok::<_, RedisError>(renewed.then_some(p))
+            }
+        }))
+        .await;
+        let mut kept = Vec::new();
+        for result in renewed {
+            kept.extend(result?);
+        }
+        Ok(kept)
+    }
+
+    /// Gives up `partitions` if `worker` holds them.
+    async fn release(
+        &self,
+        connection: &ConnectionManager,
+        worker: &str,
+        partitions: impl Iterator<Item = u32>,
+    ) -> Result<(), StorageError> {
+        let released = join_all(partitions.map(|p| {
+            let mut connection = connection.clone();
+            let mut invocation = self.scripts.release_lease.prepare_invoke();
+            invocation
+                .key(self.keys.lease(p))
+                .key(self.keys.log(p))
+                .arg(worker)
+                .arg(GROUP);
+            async move { invocation.invoke_async::<()>(&mut connection).await }
+        }))
+        .await;
+        for result in released {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Tries to take up to `wanted` of the `free` partitions.
+    async fn take(
+        &self,
+        connection: &ConnectionManager,
+        worker: &str,
+        free: Vec<u32>,
+        ttl_ms: u64,
+    ) -> Result<Vec<u32>, StorageError> {
+        let taken = join_all(free.into_iter().map(|p| {
+            let mut connection = connection.clone();
+            let lease = self.keys.lease(p);
+            async move {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(lease)
+                    .arg(worker)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut connection)
+                    .await?;
+                Ok::<_, RedisError>(set.map(|_| p))
+            }
+        }))
+        .await;
+        let mut held = Vec::new();
+        for result in taken {
+            held.extend(result?);
+        }
+        Ok(held)
+    }
+
+    /// One page of a partition's recent events, newest first.
+    async fn recent_pages(
+        &self,
+        connection: &mut ConnectionManager,
+        cursors: &mut [RecentCursor],
+    ) -> Result<(), StorageError> {
+        let wanted: Vec<usize> = (0..cursors.len())
+            .filter(|&i| cursors[i].needs_page())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for &i in &wanted {
+            let from = cursors[i].offset;
+            pipe.cmd("LRANGE")
+                .arg(self.keys.recent(cursors[i].partition))
+                .arg(from)
+                .arg(from + RECENT_PAGE - 1);
+        }
+        let pages: Vec<Vec<String>> = pipe.query_async(connection).await?;
+        for (i, page) in wanted.into_iter().zip(pages) {
+            let cursor = &mut cursors[i];
+            cursor.offset += RECENT_PAGE;
+            cursor.exhausted = page.len() < RECENT_PAGE;
+            for json in page {
+                cursor.buffer.push_back(
+                    serde_json::from_str(&json)
+                        .map_err(|e| corrupt(format!("a recent event in Redis: {e}")))?,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A position in one partition's recent-events list while merging them.
+struct RecentCursor {
+    partition: u32,
+    offset: usize,
+    buffer: VecDeque<CanonicalEvent>,
+    exhausted: bool,
+}
+
+impl RecentCursor {
+    fn needs_page(&self) -> bool {
+        self.buffer.is_empty() && !self.exhausted
+    }
+}
+
+/// Log entries of `partition` from a stream reply's entry array. Entries
+/// deleted while pending come back without fields and are skipped: they
+/// were applied and acknowledged.
+fn log_entries(partition: u32, items: &Value) -> Result<Vec<LogEntry>, StorageError> {
+    let Value::Array(items) = items else {
+        return Err(corrupt(format!("a stream reply held {items:?}")));
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(parts) = item else {
+            return Err(corrupt(format!("a stream entry was {item:?}")));
+        };
+        let (Some(id), Some(Value::Array(fields))) = (parts.first(), parts.get(1)) else {
+            continue;
+        };
+        let id: String = redis::from_redis_value(id)?;
+        let json = fields
+            .chunks(2)
+            .find_map(|pair| match pair {
+                [Value::BulkString(name), Value::BulkString(value)]
+                    if name.as_slice() == EVENT_FIELD.as_bytes() =>
+                {
+                    Some(value)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "log entry {id} of partition {partition} has no event"
+                ))
+            })?;
+        let event = serde_json::from_slice(json).map_err(|e| {
+            corrupt(format!(
+                "log entry {id} of partition {partition} is not an event: {e}"
+            ))
+        })?;
+        entries.push(LogEntry {
+            position: LogPosition {
+                partition,
+                entry: id,
+            },
+            event,
+        });
+    }
+    Ok(entries)
+}
+
+/// A stats field `provider:outcome` back into its parts.
+fn stats_field(field: &str) -> Result<(Provider, Outcome), StorageError> {
+    let (provider, outcome) = field
+        .split_once(':')
+        .ok_or_else(|| corrupt(format!("stats field '{field}'")))?;
+    let provider = provider.parse::<Provider>().map_err(corrupt)?;
+    let outcome = Outcome::ALL
+        .into_iter()
+        .find(|o| o.as_str() == outcome)
+        .ok_or_else(|| corrupt(format!("stats field '{field}' names no outcome")))?;
+    Ok((provider, outcome))
+}
+
+#[async_trait]
+impl Storage for RedisStorage {
+    async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError> {
+        let mut connection = self.connection()?;
+        let p = self.partition_of(&event.key);
+        let json = serde_json::to_string(event).map_err(corrupt)?;
+        let mut invocation = self.scripts.claim_and_append.prepare_invoke();
+        invocation
+            .key(self.keys.log(p))
+            .key(self.keys.stats(p))
+            .key(self.keys.unmapped(p))
+            .key(self.keys.recent(p));
+        if let Some(delivery) = &event.dedup_key.delivery {
+            invocation.key(self.keys.delivery_seen(p, &event.key, delivery));
+        }
+        invocation
+            .key(self.keys.content_seen(p, &event.dedup_key.fingerprint))
+            .arg(event.id.to_string())
+            .arg(self.dedup_ttl_ms)
+            .arg(json)
+            .arg(event.provider.as_str())
+            .arg(if event.kind == EventKind::Unmapped {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(&event.raw_status)
+            .arg(self.recent_per_partition);
+        let original: Option<String> = invocation.invoke_async(&mut connection).await?;
+        match original {
+            None => Ok(Claim::Accepted),
+            Some(id) => Ok(Claim::Duplicate {
+                original: id
+                    .parse::<EventId>()
+                    .map_err(|e| corrupt(format!("dedup key holds '{id}': {e}")))?,
+            }),
+        }
+    }
+
+    async fn lease_partitions(
+        &self,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Vec<u32>, StorageError> {
+        let mut connection = self.connection()?;
+        let ttl_ms = millis(ttl);
+        let live: u32 = self
+            .scripts
+            .register_worker
+            .key(self.keys.workers())
+            .arg(worker)
+            .arg(ttl_ms)
+            .invoke_async(&mut connection)
+            .await?;
+        let share = self.partitions.div_ceil(live.max(1)) as usize;
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.get(self.keys.lease(p));
+        }
+        let holders: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
+        let mine: Vec<u32> = (0..self.partitions)
+            .filter(|&p| holders[p as usize].as_deref() == Some(worker))
+            .collect();
+        let (keep, extra) = mine.split_at(share.min(mine.len()));
+        let mut held = self.renew(&connection, worker, keep, ttl_ms).await?;
+        self.release(&connection, worker, extra.iter().copied())
+            .await?;
+        if held.len() < share {
+            // Start where this worker's name points, so that workers
+            // joining together do not all race for the same partitions.
+            let start = FulfillmentKey {
+                store: worker.to_owned(),
+                order_ref: String::new(),
+                fulfillment_ref: String::new(),
+            }
+            .partition(self.partitions);
+            let free: Vec<u32> = (0..self.partitions)
+                .map(|i| (start + i) % self.partitions)
+                .filter(|&p| holders[p as usize].is_none())
+                .take(share - held.len())
+                .collect();
+            held.extend(self.take(&connection, worker, free, ttl_ms).await?);
+        }
+        held.sort_unstable();
+        Ok(held)
+    }
+
+    async fn release_partitions(&self, worker: &str) -> Result<(), StorageError> {
+        let mut connection = self.connection()?;
+        self.release(&connection, worker, 0..self.partitions)
+            .await?;
+        redis::cmd("ZREM")
+            .arg(self.keys.workers())
+            .arg(worker)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn read_log(
+        &self,
+        worker: &str,
+        partitions: &[u32],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<LogEntry>, StorageError> {
+        let deadline = Instant::now() + wait;
+        let (mut entries, drained) = self.reclaim(worker, partitions, max).await?;
+        loop {
+            if entries.len() < max && !drained.is_empty() {
+                // Entries read beyond `max` stay pending for this worker
+                // and are reclaimed first next time, in order.
+                let fresh = self.read_new(worker, &drained, max - entries.len()).await?;
+                entries.extend(fresh);
+            }
+            if !entries.is_empty() || Instant::now() >= deadline {
+                entries.truncate(max);
+                return Ok(entries);
+            }
+            tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())).await;
+        }
+    }
+
+    async fn acknowledge(&self, positions: &[LogPosition]) -> Result<(), StorageError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection()?;
+        let mut by_partition: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for position in positions {
+            by_partition
+                .entry(position.partition)
+                .or_default()
+                .push(&position.entry);
+        }
+        let mut pipe = redis::pipe();
+        for (p, ids) in by_partition {
+            let log = self.keys.log(p);
+            // Deleted first: an entry left pending but deleted is dropped
+            // by the next XAUTOCLAIM, while one acknowledged but not
+            // deleted would sit in the stream for ever.
+            pipe.cmd("XDEL").arg(&log).arg(&ids).ignore();
+            pipe.cmd("XACK").arg(&log).arg(GROUP).arg(&ids).ignore();
+        }
+        pipe.query_async::<()>(&mut connection).await?;
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<Vec<u64>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.xlen(self.keys.log(p));
+        }
+        Ok(pipe.query_async(&mut connection).await?)
+    }
+
+    async fn fulfillment(
+        &self,
+        key: &FulfillmentKey,
+    ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+        let mut connection = self.connection()?;
+        let (version, doc): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.fulfillment(self.partition_of(key), key))
+            .arg("v")
+            .arg("doc")
+            .query_async(&mut connection)
+            .await?;
+        match (version, doc) {
+            (Some(version), Some(doc)) => Ok(Some(Versioned {
+                version,
+                value: serde_json::from_str(&doc)
+                    .map_err(|e| corrupt(format!("fulfillment {key}: {e}")))?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn compare_and_set_fulfillment(
+        &self,
+        expected: Option<u64>,
+        value: &Fulfillment,
+    ) -> Result<bool, StorageError> {
+        let mut connection = self.connection()?;
+        let key = &value.key;
+        if expected.is_none() {
+            // Listed before it exists: a crash in between leaves a name
+            // that readers skip, never a fulfillment missing from its order.
+            redis::cmd("SADD")
+                .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
+                .arg(&key.fulfillment_ref)
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        let doc = serde_json::to_string(value).map_err(corrupt)?;
+        let written: bool = self
+            .scripts
+            .compare_and_set
+            .key(self.keys.fulfillment(self.partition_of(key), key))
+            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(expected.map_or(1, |v| v + 1))
+            .arg(doc)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(written)
+    }
+
+    async fn fulfillments_of_order(
+        &self,
+        store: &str,
+        order_ref: &str,
+    ) -> Result<Vec<Fulfillment>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut refs: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.order_fulfillments(store, order_ref))
+            .query_async(&mut connection)
+            .await?;
+        refs.sort_unstable();
+        let mut pipe = redis::pipe();
+        for fulfillment_ref in &refs {
+            let key = FulfillmentKey {
+                store: store.to_owned(),
+                order_ref: order_ref.to_owned(),
+                fulfillment_ref: fulfillment_ref.clone(),
+            };
+            pipe.hget(self.keys.fulfillment(self.partition_of(&key), &key), "doc");
+        }
+        let docs: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
+        docs.into_iter()
+            .flatten()
+            .map(|doc| {
+                serde_json::from_str(&doc).map_err(|e| {
+                    corrupt(format!("a fulfillment of order {store}/{order_ref}: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    async fn create_order(&self, order: &Order) -> Result<bool, StorageError> {
+        let mut connection = self.connection()?;
+        let doc = serde_json::to_string(order).map_err(corrupt)?;
+        let created: bool = self
+            .scripts
+            .create_order
+            .key(self.keys.order_index(&order.store, &order.id))
+            .key(self.keys.order_index(&order.store, &order.external_id))
+            .key(self.keys.order(&order.store, &order.id))
+            .arg(&order.id)
+            .arg(doc)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(created)
+    }
+
+    async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
+        let mut connection = self.connection()?;
+        let ours: Option<String> = redis::cmd("GET")
+            .arg(self.keys.order_index(store, id))
+            .query_async(&mut connection)
+            .await?;
+        let Some(ours) = ours else {
+            return Ok(None);
+        };
+        let doc: Option<String> = redis::cmd("GET")
+            .arg(self.keys.order(store, &ours))
+            .query_async(&mut connection)
+            .await?;
+        doc.map(|doc| {
+            serde_json::from_str(&doc).map_err(|e| corrupt(format!("order {store}/{ours}: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError> {
+        let mut connection = self.connection()?;
+        Ok(redis::cmd("INCR")
+            .arg(self.keys.sequence(name))
+            .query_async(&mut connection)
+            .await?)
+    }
+
+    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError> {
+        let mut connection = self.connection()?;
+        redis::cmd("HINCRBY")
+            .arg(self.keys.refused_stats())
+            .arg(format!("{provider}:{}", outcome.as_str()))
+            .arg(1)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<Stats, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.keys.refused_stats());
+        for p in 0..self.partitions {
+            pipe.hgetall(self.keys.stats(p));
+        }
+        let hashes: Vec<HashMap<String, u64>> = pipe.query_async(&mut connection).await?;
+        let mut stats = Stats::new();
+        for (field, n) in hashes.iter().flatten() {
+            let (provider, outcome) = stats_field(field)?;
+            *stats
+                .entry(provider)
+                .or_default()
+                .entry(outcome)
+                .or_default() += n;
+        }
+        Ok(stats)
+    }
+
+    async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.zrange_withscores(self.keys.unmapped(p), 0, -1);
+        }
+        let sets: Vec<Vec<(String, u64)>> = pipe.query_async(&mut connection).await?;
+        let mut counts: BTreeMap<(Provider, String), u64> = BTreeMap::new();
+        for (member, n) in sets.into_iter().flatten() {
+            let (provider, word) = member
+                .split_once(':')
+                .ok_or_else(|| corrupt(format!("unmapped word entry '{member}'")))?;
+            let provider = provider.parse::<Provider>().map_err(corrupt)?;
+            *counts.entry((provider, word.to_owned())).or_default() += n;
+        }
+        let mut words: Vec<UnmappedWord> = counts
+            .into_iter()
+            .map(|((provider, word), count)| UnmappedWord {
+                provider,
+                word,
+                count,
+            })
+            .collect();
+        words.sort_by_key(|w| std::cmp::Reverse(w.count));
+        Ok(words)
+    }
+
+    async fn recent_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Vec<CanonicalEvent>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut cursors: Vec<RecentCursor> = (0..self.partitions)
+            .map(|partition| RecentCursor {
+                partition,
+                offset: 0,
+                buffer: VecDeque::new(),
+                exhausted: false,
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut events = Vec::new();
+        // Merges the partitions' newest-first lists, a page at a time.
+        while events.len() < filter.limit {
+            self.recent_pages(&mut connection, &mut cursors).await?;
+            let newest = cursors
+                .iter_mut()
+                .filter(|c| !c.buffer.is_empty())
+                .max_by_key(|c| c.buffer.front().map(|e| e.id));
+            let Some(event) = newest.and_then(|c| c.buffer.pop_front()) else {
+                break;
+            };
+            // A list that grew between pages shows an event twice.
+            let wanted = filter.before.is_none_or(|before| event.id < before)
+                && filter.provider.is_none_or(|p| event.provider == p)
+                && filter.store.as_deref().is_none_or(|s| event.key.store == s);
+            if wanted && seen.insert(event.id) {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        let mut connection = self.connection()?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,641 @@
+//! The ops surface around the admin API: `/metrics`, the dashboard's own
+//! routes, and the binary's integrator tools (`check-config`, `sign`,
+//! `send-sample`) run as a user runs them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// One scrape of `/metrics`: every sample by name and labels.
+struct Scrape(BTreeMap<String, f64>);
+
+impl Scrape {
+    async fn of(app: &TestApp) -> Self {
+        let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = response.text().await.unwrap();
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').unwrap();
+                (series.to_owned(), value.parse::<f64>().unwrap())
+            })
+            .collect();
+        Self(samples)
+    }
+
+    /// The value of `name` with exactly `labels` (in any order), 0 if absent.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        wanted.sort();
+        self.0
+            .iter()
+            .find(|(series, _)| {
+                let Some(rest) = series.strip_prefix(name) else {
+                    return false;
+                };
+                let mut have: Vec<String> = rest
+                    .trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                have.sort();
+                (rest.is_empty() || rest.starts_with('{')) && have == wanted
+            })
+            .map_or(0.0, |(_, v)| *v)
+    }
+
+    fn webhooks(&self, provider: &str, outcome: &str) -> f64 {
+        self.value(
+            "shipgate_webhooks_received_total",
+            &[("provider", provider), ("outcome", outcome)],
+        )
+    }
+}
+
+fn carriyo_shipment(status: &str, message_seed: &str) -> Value {
+    let mut body = sample("carriyo", "shipment_in_transit");
+    body["post_shipping_info"]["status"] = json!(status);
+    body["update_date"] = json!(format!("2026-11-21T11:{message_seed}:00Z"));
+    body
+}
+
+#[tokio::test]
+async fn webhook_counters_move_by_exactly_what_was_sent() {
+    let app = spawn_app().await;
+    let before = Scrape::of(&app).await;
+    for provider in ["shopify", "carriyo", "redo"] {
+        for outcome in [
+            "accepted",
+            "duplicate",
+            "unauthorized",
+            "invalid",
+            "unmapped",
+        ] {
+            assert_eq!(
+                before.webhooks(provider, outcome),
+                0.0,
+                "{provider} {outcome}"
+            );
+        }
+    }
+
+    // Shopify: two new events, one resent, one with a wrong signature,
+    // one that is not JSON.
+    let first = ShopifyDelivery::new(
+        "fulfillment_events/create",
+        &sample("shopify", "fulfillment_event_create"),
+    );
+    let mut delivered = sample("shopify", "fulfillment_event_delivered");
+    delivered["id"] = json!(944956399);
+    let second = ShopifyDelivery::new("fulfillment_events/create", &delivered);
+    for delivery in [&first, &second, &first] {
+        assert_eq!(app.post_shopify(delivery).await.status(), 200);
+    }
+    let forged = ShopifyDelivery {
+        secret: "not-the-secret",
+        ..ShopifyDelivery::new(
+            "fulfillment_events/create",
+            &sample("shopify", "fulfillment_event_create"),
+        )
+    };
+    assert_eq!(app.post_shopify(&forged).await.status(), 401);
+    let garbled = ShopifyDelivery {
+        body: b"{not json".to_vec(),
+        ..ShopifyDelivery::new("fulfillment_events/create", &json!({}))
+    };
+    assert_eq!(app.post_shopify(&garbled).await.status(), 400);
+
+    // Carriyo: a word no status map knows (accepted, and unmapped).
+    let unknown = CarriyoDelivery::webhook(&carriyo_shipment("teleported", "01"));
+    assert_eq!(app.post_carriyo_webhook(&unknown).await.status(), 200);
+
+    // Redo: nothing.
+    app.wait_until_applied().await;
+    let after = Scrape::of(&app).await;
+    let expected = [
+        ("shopify", "accepted", 2.0),
+        ("shopify", "duplicate", 1.0),
+        ("shopify", "unauthorized", 1.0),
+        ("shopify", "invalid", 1.0),
+        ("carriyo", "accepted", 1.0),
+        ("carriyo", "unmapped", 1.0),
+    ];
+    for provider in ["shopify", "carriyo", "redo"] {
+        for outcome in [
+            "accepted",
+            "duplicate",
+            "unauthorized",
+            "invalid",
+            "unmapped",
+        ] {
+            let want = expected
+                .iter()
+                .find(|(p, o, _)| *p == provider && *o == outcome)
+                .map_or(0.0, |(_, _, n)| *n);
+            let moved = after.webhooks(provider, outcome) - before.webhooks(provider, outcome);
+            assert_eq!(moved, want, "{provider} {outcome}");
+            let stats = app.stats(provider).await;
+            assert_eq!(
+                stats[outcome].as_f64(),
+                Some(want),
+                "/api/v1/stats agrees: {provider} {outcome}"
+            );
+        }
+    }
+
+    // Latency by route pattern: five requests reached the Shopify webhook,
+    // three answered 200.
+    let requests = |status| {
+        after.value(
+            "shipgate_http_request_duration_seconds_count",
+            &[
+                ("method", "POST"),
+                ("route", "/webhooks/shopify"),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!(
+        (requests("200"), requests("401"), requests("400")),
+        (3.0, 1.0, 1.0)
+    );
+    // Each event the worker applied was timed once.
+    let applied = |provider| {
+        after.value(
+            "shipgate_apply_duration_seconds_count",
+            &[("provider", provider)],
+        )
+    };
+    assert_eq!((applied("shopify"), applied("carriyo")), (2.0, 1.0));
+    assert_eq!(
+        after.value(
+            "shipgate_apply_lag_seconds_count",
+            &[("provider", "shopify")]
+        ),
+        2.0
+    );
+    // Gauges read from storage at scrape time.
+    assert_eq!(
+        after.value("shipgate_unmapped_words", &[("provider", "carriyo")]),
+        1.0
+    );
+    assert_eq!(
+        after.value("shipgate_unmapped_words", &[("provider", "shopify")]),
+        0.0
+    );
+    let partitions: Vec<f64> = (0..16)
+        .map(|p| {
+            after.value(
+                "shipgate_event_log_backlog",
+                &[("partition", &p.to_string())],
+            )
+        })
+        .collect();
+    assert_eq!(partitions, vec![0.0; 16], "the log is drained");
+    assert!(
+        after
+            .0
+            .keys()
+            .any(|k| k.starts_with("shipgate_event_log_backlog{partition=\"15\"}")),
+        "every partition has a series"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_backlog_gauge_has_one_series_per_configured_partition() {
+    let app = spawn_app_with(&[("SHIPGATE__STORAGE__PARTITIONS", "3")]).await;
+    let scrape = Scrape::of(&app).await;
+    let series: Vec<&String> = scrape
+        .0
+        .keys()
+        .filter(|k| k.starts_with("shipgate_event_log_backlog{"))
+        .collect();
+    assert_eq!(series.len(), 3, "{series:?}");
+    assert_eq!(
+        scrape.value("shipgate_event_log_backlog", &[("partition", "2")]),
+        0.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_timeline_counts_outcomes_in_the_current_minute() {
+    let app = spawn_app().await;
+    let delivery = CarriyoDelivery::webhook(&carriyo_shipment("in_transit", "02"));
+    assert_eq!(app.post_carriyo_webhook(&delivery).await.status(), 200);
+    assert_eq!(app.post_carriyo_webhook(&delivery).await.status(), 200);
+    let (status, body) = app.admin_get("/api/v1/stats/timeline?minutes=5").await;
+    assert_eq!(status, 200, "{body}");
+    let minutes = body["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 5);
+    let total = |outcome: &str| -> u64 {
+        minutes
+            .iter()
+            .map(|m| m["providers"]["carriyo"][outcome].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!((total("accepted"), total("duplicate")), (1, 1));
+    assert_eq!(minutes[4]["providers"]["shopify"]["accepted"], 0);
+    let (status, body) = app.admin_get("/api/v1/stats/timeline?minutes=0").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("`minutes`"),
+        "{body}"
+    );
+    let anonymous = app
+        .client
+        .get(app.url("/api/v1/stats/timeline"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tracking_number_finds_its_fulfillment() {
+    let app = spawn_app().await;
+    let delivery = CarriyoDelivery::webhook(&carriyo_shipment("in_transit", "03"));
+    assert_eq!(app.post_carriyo_webhook(&delivery).await.status(), 200);
+    let (status, body) = app
+        .admin_get("/api/v1/fulfillments?trackingNumber=44012345678")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["fulfillments"],
+        json!([{
+            "store": "acme",
+            "orderId": "ORD-1001",
+            "fulfillmentId": "ORD-1001-1",
+            "provider": "carriyo",
+            "lastSeenAt": body["fulfillments"][0]["lastSeenAt"],
+        }])
+    );
+    let (_, none) = app
+        .admin_get("/api/v1/fulfillments?trackingNumber=NOPE")
+        .await;
+    assert_eq!(none["fulfillments"], json!([]));
+    let (status, body) = app.admin_get("/api/v1/fulfillments").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("trackingNumber"),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_a_strict_content_security_policy() {
+    let app = spawn_app().await;
+    for (path, kind) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/app.css", "text/css"),
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let script = app
+        .client
+        .get(app.url("/dashboard/app.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!script.contains("innerHTML"), "data never becomes markup");
+    app.stop().await;
+}
+
+// ---- the binary's tools ----------------------------------------------------
+
+const BINARY: &str = env!("CARGO_BIN_EXE_shipgate");
+
+/// Runs the binary with only `env` in its environment.
+async fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut command = tokio::process::Command::new(BINARY);
+    command.args(args).env_clear().envs(env.iter().copied());
+    command.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    });
+    command.stdout(std::process::Stdio::piped());
+    command.stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("the binary runs");
+    if let Some(input) = stdin {
+        use tokio::io::AsyncWriteExt;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input).await.unwrap();
+    }
+    child.wait_with_output().await.unwrap()
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("shipgate-{name}-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn check_config_names_every_planted_mistake_and_where_it_is() {
+    let dir = scratch_dir("check-config");
+    let maps = dir.join("maps");
+    let map = maps.join("carriyo/status_map.toml");
+    write(
+        &map,
+        "[shipment]\nbooked = \"status:pre_transit\"\nlost = \"status:vanished\"\n\
+         in_transit = \"status:in_transit\"\nshipped = \"in_transit\"\n",
+    );
+    let config = dir.join("prod.toml");
+    write(
+        &config,
+        &format!(
+            "[server]\nport = \"eighty\"\nhots = \"0.0.0.0\"\n\n[storage]\npartitions = 0\n\n\
+             [status_maps]\ndir = \"{}\"\n",
+            maps.display()
+        ),
+    );
+    let output = run(
+        &["check-config", "--config", config.to_str().unwrap()],
+        &[("SHIPGATE__WORKER__BATCH_SIZE", "0")],
+        None,
+    )
+    .await;
+    assert!(!output.status.success());
+    let report = String::from_utf8(output.stderr).unwrap();
+    let config_name = config.display().to_string();
+    let map_name = map.display().to_string();
+    for expected in [
+        format!("config key `server.port` (in {config_name}): invalid type: string \"eighty\""),
+        format!("config key `server.hots` (in {config_name}): unknown field `hots`"),
+        format!("config key `storage.partitions` (in {config_name}): must be between 1 and 1024"),
+        "config key `worker.batch_size` (set by SHIPGATE__WORKER__BATCH_SIZE): must be at least 1"
+            .to_owned(),
+        format!("{map_name}:3: [shipment] lost: 'status:vanished' names no status"),
+        format!("{map_name}:5: [shipment] shipped: 'in_transit' is not \"status:<word>\""),
+        "6 problem(s) found".to_owned(),
+    ] {
+        assert!(
+            report.contains(&expected),
+            "missing «{expected}» in:\n{report}"
+        );
+    }
+
+    // Fixed, the same files pass.
+    write(&map, "[shipment]\nbooked = \"status:pre_transit\"\n");
+    write(
+        &config,
+        &format!("[status_maps]\ndir = \"{}\"\n", maps.display()),
+    );
+    let output = run(
+        &["check-config", "--config", config.to_str().unwrap()],
+        &[],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8(output.stdout).unwrap().contains("valid"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn check_config_finds_a_status_map_missing_a_table_and_a_store_missing_a_key() {
+    let dir = scratch_dir("check-config-tables");
+    let maps = dir.join("maps");
+    write(
+        &maps.join("redo/status_map.toml"),
+        "[shipments]\ndelivered = \"status:delivered\"\n",
+    );
+    let config = dir.join("stores.toml");
+    write(
+        &config,
+        &format!(
+            "[stores.north.carriyo]\ntenant_id = \"NORTH\"\n\n[status_maps]\ndir = \"{}\"\n",
+            maps.display()
+        ),
+    );
+    let output = run(
+        &["check-config", "--config", config.to_str().unwrap()],
+        &[],
+        None,
+    )
+    .await;
+    assert!(!output.status.success());
+    let report = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        report.contains("config key `stores.north.carriyo`") && report.contains("api_keys"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "{}:1: the table [shipment] is missing",
+            maps.join("redo/status_map.toml").display()
+        )),
+        "{report}"
+    );
+    assert!(report.contains("2 problem(s) found"), "{report}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Parses `sign`'s output into header pairs.
+fn headers_of(output: &Output) -> Vec<(String, String)> {
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once(": ").unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+async fn post_signed(
+    app: &TestApp,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Value) {
+    let mut request = app.client.post(app.url(path)).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    TestApp::send_for_json(request).await
+}
+
+#[tokio::test]
+async fn sign_output_is_accepted_by_the_gateway_for_each_provider() {
+    let app = spawn_app().await;
+    let dir = scratch_dir("sign");
+
+    // Shopify, body on standard input.
+    let body = serde_json::to_vec(&sample("shopify", "fulfillment_event_create")).unwrap();
+    let output = run(
+        &["sign", "shopify", "--secret", SHOPIFY_SECRET],
+        &[],
+        Some(&body),
+    )
+    .await;
+    let headers = headers_of(&output);
+    assert!(
+        headers.iter().any(|(n, _)| n == "X-Shopify-Hmac-Sha256"),
+        "{headers:?}"
+    );
+    let (status, answer) = post_signed(&app, "/webhooks/shopify", &headers, &body).await;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
+    app.wait_for_fulfillment(("acme", "450789469", "255858046"), |f| {
+        f["status"] == "in_transit"
+    })
+    .await;
+    // The same output with another body is refused: it is a signature.
+    let (status, _) = post_signed(&app, "/webhooks/shopify", &headers, b"{\"id\":1}").await;
+    assert_eq!(status, 401);
+
+    // Carriyo, body from a file; the secret from the environment.
+    let file = dir.join("shipment.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&sample("carriyo", "shipment_in_transit")).unwrap(),
+    )
+    .unwrap();
+    let output = run(
+        &["sign", "carriyo", "--body", file.to_str().unwrap()],
+        &[("SHIPGATE_SIGN_SECRET", CARRIYO_KEY)],
+        None,
+    )
+    .await;
+    let headers = headers_of(&output);
+    assert!(
+        headers.contains(&("tenant-id".into(), CARRIYO_TENANT.into())),
+        "{headers:?}"
+    );
+    let body = std::fs::read(&file).unwrap();
+    let (status, answer) = post_signed(&app, "/webhooks/carriyo", &headers, &body).await;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
+
+    // Redo.
+    let body = serde_json::to_vec(&sample("redo", "create_order")).unwrap();
+    let output = run(&["sign", "redo", "--secret", REDO_TOKEN], &[], Some(&body)).await;
+    let headers = headers_of(&output);
+    let (status, answer) =
+        post_signed(&app, &redo_path(REDO_STORE_ID, "/orders"), &headers, &body).await;
+    assert_eq!(
+        (status, &answer["externalOrderId"]),
+        (200, &json!("R-2001")),
+        "{answer}"
+    );
+
+    let output = run(&["sign", "dhl", "--secret", "x"], &[], Some(b"{}")).await;
+    assert!(!output.status.success());
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("'dhl' is not a provider"));
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn send_sample_posts_a_built_in_sample_to_a_running_gateway() {
+    let app = spawn_app().await;
+    let output = run(
+        &[
+            "send-sample",
+            "carriyo",
+            "shipment_delivered",
+            "--url",
+            &app.address,
+            "--secret",
+            CARRIYO_KEY,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8(output.stdout).unwrap().contains("200 OK"));
+    app.wait_for_fulfillment(("acme", "ORD-1001", "ORD-1001-1"), |f| {
+        f["status"] == "delivered"
+    })
+    .await;
+
+    let output = run(
+        &[
+            "send-sample",
+            "carriyo",
+            "shipment_delivered",
+            "--url",
+            &app.address,
+            "--secret",
+            "wrong",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert!(!output.status.success(), "a refusal fails the command");
+    assert!(String::from_utf8(output.stdout).unwrap().contains("401"));
+
+    let output = run(
+        &[
+            "send-sample",
+            "redo",
+            "nope",
+            "--url",
+            &app.address,
+            "--secret",
+            REDO_TOKEN,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("known: create_order"),
+        "an unknown sample lists the known ones"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,22 @@
+//! The black-box suite of tests/api again, on the Redis backend: the same
+//! modules, each app on a throwaway redis-server started once for this
+//! binary (or on `REDIS_URL` when set), under a key prefix of its own.
+//! The module list mirrors tests/api/main.rs: keep the two in step.
+
+#[path = "../api/automations.rs"]
+mod automations;
+#[path = "../api/carriyo.rs"]
+mod carriyo;
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/ops.rs"]
+mod ops;
+#[path = "../api/redo.rs"]
+mod redo;
+#[path = "../api/shopify.rs"]
+mod shopify;
+#[path = "../api/shopify_rest.rs"]
+mod shopify_rest;
+
+/// The storage backend the suite runs on here (read by `helpers`).
+const BACKEND: shipgate::config::Backend = shipgate::config::Backend::Redis;

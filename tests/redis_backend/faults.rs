@@ -1,0 +1,478 @@
+//! Fault tests. Each sends a planned load of signed Shopify deliveries,
+//! counts what was answered, and checks through the ops API that every
+//! update answered 2xx was applied exactly once and in its fulfillment's
+//! order. Gateways run as real `shipgate` processes so they can be killed;
+//! each test has a redis-server of its own.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+const ORDER: &str = "450789469";
+/// Short, so takeovers happen within the test's patience.
+const LEASE_TTL: Duration = Duration::from_secs(2);
+/// No loop in these tests runs longer than this.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One planned update: its message (unique, to find it in the history)
+/// and the delivery that carries it, resent as is on retry.
+struct Update {
+    message: String,
+    delivery: ShopifyDelivery<'static>,
+}
+
+/// `per` updates for each of `fulfillments` fulfillments, in the order
+/// they happened: a label, in-transit scans, then delivered.
+fn plan(fulfillments: u64, per: u64) -> Vec<(String, Vec<Update>)> {
+    (1..=fulfillments)
+        .map(|f| {
+            let updates = (0..per)
+                .map(|k| {
+                    let status = match k {
+                        0 => "confirmed",
+                        k if k == per - 1 => "delivered",
+                        _ => "in_transit",
+                    };
+                    let message = format!("update {k} of fulfillment {f}");
+                    let mut body = sample("shopify", "fulfillment_event_create");
+                    body["id"] = json!(f * 1_000 + k);
+                    body["fulfillment_id"] = json!(f);
+                    body["status"] = json!(status);
+                    body["message"] = json!(message);
+                    body["happened_at"] =
+                        json!(format!("2026-11-21T{:02}:{:02}:00Z", 8 + k / 60, k % 60));
+                    Update {
+                        message,
+                        delivery: ShopifyDelivery::new("fulfillment_events/create", &body),
+                    }
+                })
+                .collect();
+            (f.to_string(), updates)
+        })
+        .collect()
+}
+
+fn total(plan: &[(String, Vec<Update>)]) -> usize {
+    plan.iter().map(|(_, updates)| updates.len()).sum()
+}
+
+/// Checks that each fulfillment's history holds every planned message
+/// exactly once, in order, none stale, and that it ended delivered: what
+/// one process applying the log in order produces.
+async fn assert_applied_once_in_order(app: &TestApp, plan: &[(String, Vec<Update>)]) {
+    for (fulfillment, updates) in plan {
+        let f = app
+            .fulfillment("acme", ORDER, fulfillment)
+            .await
+            .unwrap_or_else(|| panic!("fulfillment {fulfillment} was never applied"));
+        let history = f["trackingHistory"].as_array().cloned().unwrap_or_default();
+        let messages: Vec<&str> = history
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or(""))
+            .collect();
+        let expected: Vec<&str> = updates.iter().map(|u| u.message.as_str()).collect();
+        assert_eq!(messages, expected, "history of fulfillment {fulfillment}");
+        assert!(
+            history.iter().all(|e| e["stale"] == false),
+            "fulfillment {fulfillment} applied out of order: {history:?}"
+        );
+        assert_eq!(f["status"], "delivered", "fulfillment {fulfillment}");
+    }
+}
+
+/// What the gateways answered during a load.
+#[derive(Default)]
+struct Tally {
+    accepted: AtomicUsize,
+    unavailable: AtomicUsize,
+    unreachable: AtomicUsize,
+}
+
+impl Tally {
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    fn unavailable(&self) -> usize {
+        self.unavailable.load(Ordering::Relaxed)
+    }
+
+    fn unreachable(&self) -> usize {
+        self.unreachable.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends the plan: `concurrency` fulfillments at a time, each one's
+/// updates in order, pausing `pace` after each. Update k goes to gateway
+/// k mod n of the n that `targets` lists at the time. An update is resent
+/// unchanged, as a provider retries, until a gateway answers 2xx; any
+/// answer but 2xx or 503 with Retry-After fails the test.
+async fn send_load(
+    plan: &[(String, Vec<Update>)],
+    targets: watch::Receiver<Vec<String>>,
+    concurrency: usize,
+    pace: Duration,
+    tally: &Tally,
+) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + PATIENCE;
+    stream::iter(plan)
+        .for_each_concurrent(concurrency, |(_, updates)| {
+            let (client, targets) = (&client, &targets);
+            async move {
+                for (k, update) in updates.iter().enumerate() {
+                    deliver(client, targets, k, update, tally, deadline).await;
+                    tokio::time::sleep(pace).await;
+                }
+            }
+        })
+        .await;
+}
+
+async fn deliver(
+    client: &reqwest::Client,
+    targets: &watch::Receiver<Vec<String>>,
+    k: usize,
+    update: &Update,
+    tally: &Tally,
+    deadline: Instant,
+) {
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{} never got a 2xx",
+            update.message
+        );
+        let address = {
+            let targets = targets.borrow();
+            targets[k % targets.len()].clone()
+        };
+        let sent = shopify_request(client, &address, &update.delivery)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                tally.accepted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Ok(response) => {
+                assert_eq!(response.status(), 503, "{}", update.message);
+                assert!(
+                    response.headers().contains_key("retry-after"),
+                    "a 503 without Retry-After"
+                );
+                tally.unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                tally.unreachable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `done` holds, checking every 20 ms; panics after `limit`.
+async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// The environment of gateways sharing one deployment on the Redis at
+/// `url`: same key prefix, short leases.
+fn deployment_env(url: &str) -> Vec<(String, String)> {
+    let mut env = test_env();
+    env.extend(redis_env(url));
+    env.push(("SHIPGATE__WORKER__LEASE_TTL".into(), "2s".into()));
+    env
+}
+
+/// A `shipgate serve` process. Its `app` talks to it like any test app;
+/// `app.stop()` sends SIGTERM and waits for the exit.
+struct Gateway {
+    app: TestApp,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl Gateway {
+    async fn start(env: &[(String, String)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::env::temp_dir().join(format!(
+            "shipgate-gateway-{}-{port}.log",
+            std::process::id()
+        ));
+        let log_file = std::fs::File::create(&log).expect("a gateway log file");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
+        command.arg("serve").env_remove("RUST_LOG");
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHIPGATE__")) {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .envs(env.iter().cloned())
+            .env("SHIPGATE__SERVER__PORT", port.to_string())
+            .env("SHIPGATE__TELEMETRY__FORMAT", "json")
+            .env("SHIPGATE__TELEMETRY__FILTER", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().expect("a gateway log file"))
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the shipgate binary starts");
+        let pid = child.id().expect("a running gateway has a pid");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => signal(pid, "TERM"),
+                    _ = child.wait() => {}
+                }
+                child.wait().await.map(drop)
+            }
+        });
+        let gateway = Self {
+            app: TestApp {
+                address: format!("http://127.0.0.1:{port}"),
+                client: reqwest::Client::new(),
+                shutdown,
+                server,
+            },
+            pid,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while gateway.status_of("/ready").await != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway never got ready; see {}",
+                gateway.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        gateway
+    }
+
+    /// SIGKILL: no graceful anything.
+    async fn kill(self) {
+        signal(self.pid, "KILL");
+        let _ = self.app.server.await;
+        let _ = std::fs::remove_file(&self.log);
+    }
+
+    async fn stop(self) {
+        self.app.stop().await;
+        let _ = std::fs::remove_file(&self.log);
+    }
+
+    async fn status_of(&self, path: &str) -> Option<u16> {
+        let response = self.app.client.get(self.app.url(path)).send().await.ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// The partitions the worker last said it holds (its log, in JSON).
+    fn partitions_held(&self) -> Vec<u32> {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["message"] == "partitions held")
+            .last()
+            .and_then(|line| {
+                let list = line["partitions"].as_str()?.trim_matches(['[', ']']);
+                list.split(", ")
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_killed_mid_load_then_restarted_applies_every_2xx_exactly_once() {
+    let redis = RedisServer::start(false);
+    let env = deployment_env(&redis.url());
+    let plan = plan(40, 8);
+    let first = Gateway::start(&env).await;
+    let (targets, receiver) = watch::channel(vec![first.app.address.clone()]);
+    let tally = Tally::default();
+    let load = send_load(&plan, receiver, 40, Duration::from_millis(5), &tally);
+    let chaos = async {
+        wait_until("40% of the load answered", PATIENCE, || {
+            tally.accepted() * 5 >= total(&plan) * 2
+        })
+        .await;
+        first.kill().await;
+        let killed_at = tally.accepted();
+        let second = Gateway::start(&env).await;
+        targets.send_replace(vec![second.app.address.clone()]);
+        (second, killed_at)
+    };
+    let ((), (second, killed_at)) = tokio::join!(load, chaos);
+    assert!(
+        killed_at < total(&plan),
+        "the kill came after the load ended"
+    );
+    assert_eq!(tally.accepted(), total(&plan));
+    second.app.wait_until_applied().await;
+    assert_applied_once_in_order(&second.app, &plan).await;
+    let stats = second.app.stats("shopify").await;
+    assert_eq!(stats["accepted"], total(&plan), "{stats}");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_share_the_work_and_the_survivor_takes_over_in_order() {
+    let redis = RedisServer::start(false);
+    let env = deployment_env(&redis.url());
+    let plan = plan(40, 10);
+    let doomed = Gateway::start(&env).await;
+    let survivor = Gateway::start(&env).await;
+    wait_until("both gateways hold partitions", PATIENCE, || {
+        !doomed.partitions_held().is_empty() && !survivor.partitions_held().is_empty()
+    })
+    .await;
+    let (targets, receiver) = watch::channel(vec![
+        doomed.app.address.clone(),
+        survivor.app.address.clone(),
+    ]);
+    let tally = Tally::default();
+    let load = send_load(&plan, receiver, 40, Duration::from_millis(5), &tally);
+    let chaos = async {
+        wait_until("a third of the load answered", PATIENCE, || {
+            tally.accepted() * 3 >= total(&plan)
+        })
+        .await;
+        doomed.kill().await;
+        targets.send_replace(vec![survivor.app.address.clone()]);
+        wait_until("the survivor holds every partition", PATIENCE, || {
+            survivor.partitions_held().len() == 16
+        })
+        .await
+    };
+    let ((), takeover) = tokio::join!(load, chaos);
+    // Leases expire LEASE_TTL after the last renewal; the survivor looks
+    // every LEASE_TTL / 3.
+    assert!(
+        takeover <= LEASE_TTL + LEASE_TTL / 3 + Duration::from_millis(500),
+        "took over after {takeover:?}"
+    );
+    assert_eq!(tally.accepted(), total(&plan));
+    survivor.app.wait_until_applied().await;
+    assert_applied_once_in_order(&survivor.app, &plan).await;
+    let stats = survivor.app.stats("shopify").await;
+    assert_eq!(stats["accepted"], total(&plan), "{stats}");
+    survivor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
+    let mut redis = RedisServer::start(true);
+    let env = deployment_env(&redis.url());
+    let plan = plan(40, 30);
+    let gateway = Gateway::start(&env).await;
+    let (_targets, receiver) = watch::channel(vec![gateway.app.address.clone()]);
+    let tally = Tally::default();
+    let load = send_load(&plan, receiver, 8, Duration::from_millis(40), &tally);
+    let outage = async {
+        wait_until("load under way", PATIENCE, || tally.accepted() >= 100).await;
+        redis.stop();
+        let ready = gateway.status_of("/ready").await;
+        assert_eq!(ready, Some(503), "/ready while Redis is down");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let during = tally.accepted();
+        redis.restart();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while gateway.status_of("/ready").await != Some(200) {
+            assert!(Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        during
+    };
+    let ((), accepted_before_restart) = tokio::join!(load, outage);
+    assert!(tally.unavailable() > 0, "no request saw the outage");
+    assert_eq!(tally.unreachable(), 0, "the gateway must keep answering");
+    assert!(
+        accepted_before_restart < total(&plan),
+        "the load ended before Redis came back"
+    );
+    assert_eq!(tally.accepted(), total(&plan));
+    gateway.app.wait_until_applied().await;
+    assert_applied_once_in_order(&gateway.app, &plan).await;
+    let stats = gateway.app.stats("shopify").await;
+    assert_eq!(stats["accepted"], total(&plan), "{stats}");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_storm_applies_each_delivery_once() {
+    let app = spawn_app().await;
+    let plan = plan(100, 10);
+    let clients: Vec<reqwest::Client> = (0..8).map(|_| reqwest::Client::new()).collect();
+    let copies = plan
+        .iter()
+        .flat_map(|(_, updates)| updates)
+        .flat_map(|update| std::iter::repeat_n(update, 5));
+    let statuses: Vec<u16> = stream::iter(copies.enumerate())
+        .map(|(i, update)| {
+            let (client, address) = (&clients[i % clients.len()], &app.address);
+            async move {
+                shopify_request(client, address, &update.delivery)
+                    .send()
+                    .await
+                    .expect("request sent")
+                    .status()
+                    .as_u16()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(statuses.len(), 5_000);
+    assert!(statuses.iter().all(|s| *s == 200), "not all 200");
+    app.wait_until_applied().await;
+    let stats = app.stats("shopify").await;
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["duplicate"].as_u64()),
+        (Some(1_000), Some(4_000)),
+        "{stats}"
+    );
+    for (fulfillment, updates) in &plan {
+        let f = app
+            .fulfillment("acme", ORDER, fulfillment)
+            .await
+            .expect("applied");
+        let messages: Vec<&str> = f["trackingHistory"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .map(|e| e["message"].as_str().unwrap_or(""))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected: Vec<&str> = updates.iter().map(|u| u.message.as_str()).collect();
+        assert_eq!(messages, expected, "history of fulfillment {fulfillment}");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,513 @@
+//! The Redis backend's scripts and edge cases, through the `Storage`
+//! trait against a real throwaway Redis: claims, compare-and-set, orders,
+//! leases and their fair shares, reclaiming a dead worker's entries, the
+//! merged read views, and starting while Redis is down.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use shipgate::canonical::{
+    CanonicalEvent, EventKind, FulfillmentKey, Observation, Provider, ShipmentStatus,
+};
+use shipgate::config::{Settings, StorageSettings};
+use shipgate::fulfillment::{Fulfillment, Order};
+use shipgate::storage::redis::RedisStorage;
+use shipgate::storage::{Claim, EventFilter, LogEntry, Outcome, Storage, StorageError};
+
+use crate::helpers::*;
+
+/// Storage settings on the Redis at `url`, under a fresh key prefix.
+fn settings(url: &str, extra: &[(&str, &str)]) -> StorageSettings {
+    let mut env = test_env();
+    env.extend(redis_env(url));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::load_with_env(None, env)
+        .expect("test settings load")
+        .storage
+}
+
+async fn open(settings: &StorageSettings) -> RedisStorage {
+    RedisStorage::connect(settings)
+        .await
+        .expect("the Redis backend opens")
+}
+
+/// A storage of 4 partitions on the binary's shared Redis.
+async fn small_storage() -> RedisStorage {
+    open(&settings(
+        &shared_redis_url(),
+        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
+    ))
+    .await
+}
+
+fn key(fulfillment: &str) -> FulfillmentKey {
+    FulfillmentKey {
+        store: "acme".into(),
+        order_ref: "1001".into(),
+        fulfillment_ref: fulfillment.into(),
+    }
+}
+
+/// An in_transit update of `fulfillment` that happened at `minute`.
+fn event(fulfillment: &str, minute: u32, delivery: Option<&str>) -> CanonicalEvent {
+    CanonicalEvent::from_observation(
+        Observation {
+            provider: Provider::Shopify,
+            key: key(fulfillment),
+            carrier: None,
+            tracking_number: None,
+            kind: EventKind::Status(ShipmentStatus::InTransit),
+            raw_status: "in_transit".into(),
+            message: None,
+            occurred_at: Utc.with_ymd_and_hms(2026, 11, 21, 8, minute, 0).single(),
+            estimated_delivery: None,
+            location: None,
+            source_id: None,
+            delivery_id: delivery.map(str::to_owned),
+        },
+        Utc::now(),
+    )
+}
+
+async fn accept(storage: &RedisStorage, event: &CanonicalEvent) {
+    assert_eq!(
+        storage.claim_and_append(event).await.expect("claimed"),
+        Claim::Accepted,
+        "{}",
+        event.id
+    );
+}
+
+async fn backlog_total(storage: &RedisStorage) -> u64 {
+    storage.backlog().await.expect("backlog").iter().sum()
+}
+
+fn ids(entries: &[LogEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.event.id.to_string()).collect()
+}
+
+fn event_ids(events: &[&CanonicalEvent]) -> Vec<String> {
+    events.iter().map(|e| e.id.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_claim_is_taken_once_by_delivery_id_or_by_content() {
+    let storage = small_storage().await;
+    let first = event("f1", 0, Some("d1"));
+    accept(&storage, &first).await;
+    let same_delivery_again = first.clone();
+    let same_content_new_delivery = event("f1", 0, Some("d2"));
+    let new_content_same_delivery = event("f1", 1, Some("d1"));
+    for repeat in [
+        same_delivery_again,
+        same_content_new_delivery,
+        new_content_same_delivery,
+    ] {
+        assert_eq!(
+            storage.claim_and_append(&repeat).await.unwrap(),
+            Claim::Duplicate { original: first.id }
+        );
+    }
+    assert_eq!(backlog_total(&storage).await, 1);
+    let stats = storage.stats().await.unwrap();
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Accepted], 1);
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Duplicate], 3);
+    let recent = storage
+        .recent_events(&EventFilter {
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(recent, [first]);
+}
+
+#[tokio::test]
+async fn a_delivery_id_is_a_duplicate_only_for_its_own_fulfillment() {
+    let storage = small_storage().await;
+    accept(&storage, &event("f1", 0, Some("d1"))).await;
+    accept(&storage, &event("f2", 0, Some("d1"))).await;
+    assert_eq!(backlog_total(&storage).await, 2);
+}
+
+#[tokio::test]
+async fn dedup_keys_expire_after_the_dedup_ttl() {
+    let storage = open(&settings(
+        &shared_redis_url(),
+        &[("SHIPGATE__STORAGE__DEDUP_TTL", "300ms")],
+    ))
+    .await;
+    let first = event("f1", 0, Some("d1"));
+    accept(&storage, &first).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    accept(&storage, &event("f1", 0, Some("d1"))).await;
+    assert_eq!(backlog_total(&storage).await, 2);
+}
+
+#[tokio::test]
+async fn unmapped_words_are_counted_with_the_claim_across_partitions() {
+    let storage = small_storage().await;
+    for fulfillment in ["f1", "f2", "f3", "f4", "f5"] {
+        let mut unmapped = event(fulfillment, 0, None);
+        unmapped.kind = EventKind::Unmapped;
+        unmapped.raw_status = "teleported".into();
+        accept(&storage, &unmapped).await;
+    }
+    let partitions: std::collections::BTreeSet<u32> = ["f1", "f2", "f3", "f4", "f5"]
+        .iter()
+        .map(|f| key(f).partition(4))
+        .collect();
+    assert!(partitions.len() > 1, "the words must span partitions");
+    let words = storage.unmapped_words().await.unwrap();
+    assert_eq!(words.len(), 1, "{words:?}");
+    assert_eq!(
+        (words[0].provider, words[0].word.as_str(), words[0].count),
+        (Provider::Shopify, "teleported", 5)
+    );
+    let stats = storage.stats().await.unwrap();
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Unmapped], 5);
+}
+
+#[tokio::test]
+async fn refused_requests_are_counted_beside_the_claims() {
+    let storage = small_storage().await;
+    storage
+        .count(Provider::Carriyo, Outcome::Unauthorized)
+        .await
+        .unwrap();
+    accept(&storage, &event("f1", 0, None)).await;
+    let stats = storage.stats().await.unwrap();
+    assert_eq!(stats[&Provider::Carriyo][&Outcome::Unauthorized], 1);
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Accepted], 1);
+}
+
+#[tokio::test]
+async fn compare_and_set_refuses_a_version_that_moved_on() {
+    let storage = small_storage().await;
+    let now = Utc::now();
+    let created = Fulfillment::new(key("f1"), now);
+    assert!(storage
+        .compare_and_set_fulfillment(None, &created)
+        .await
+        .unwrap());
+    assert!(
+        !storage
+            .compare_and_set_fulfillment(None, &created)
+            .await
+            .unwrap(),
+        "a second create must lose"
+    );
+    let mut first_update = created.clone();
+    first_update.carrier = Some("UPS".into());
+    let mut rival_update = created.clone();
+    rival_update.carrier = Some("FedEx".into());
+    assert!(storage
+        .compare_and_set_fulfillment(Some(1), &first_update)
+        .await
+        .unwrap());
+    assert!(!storage
+        .compare_and_set_fulfillment(Some(1), &rival_update)
+        .await
+        .unwrap());
+    let stored = storage.fulfillment(&key("f1")).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.value, first_update);
+    assert!(storage.fulfillment(&key("f9")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_orders_fulfillments_are_listed_by_reference() {
+    let storage = small_storage().await;
+    for fulfillment in ["f2", "f1"] {
+        let f = Fulfillment::new(key(fulfillment), Utc::now());
+        assert!(storage.compare_and_set_fulfillment(None, &f).await.unwrap());
+    }
+    let listed: Vec<String> = storage
+        .fulfillments_of_order("acme", "1001")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key.fulfillment_ref)
+        .collect();
+    assert_eq!(listed, ["f1", "f2"]);
+    assert!(storage
+        .fulfillments_of_order("acme", "9999")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_order_is_found_by_either_id_and_neither_id_is_taken_twice() {
+    let storage = small_storage().await;
+    let order = Order {
+        store: "acme".into(),
+        id: "ord_1".into(),
+        external_id: "R-1".into(),
+        created_at: Utc::now(),
+        body: serde_json::json!({"orderId": "R-1"}),
+    };
+    assert!(storage.create_order(&order).await.unwrap());
+    for id in ["ord_1", "R-1"] {
+        assert_eq!(
+            storage.order("acme", id).await.unwrap(),
+            Some(order.clone())
+        );
+    }
+    assert_eq!(storage.order("beta", "R-1").await.unwrap(), None);
+    let same_external = Order {
+        id: "ord_2".into(),
+        ..order.clone()
+    };
+    let same_ours = Order {
+        external_id: "R-2".into(),
+        ..order.clone()
+    };
+    for taken in [same_external, same_ours] {
+        assert!(!storage.create_order(&taken).await.unwrap());
+    }
+    assert_eq!(storage.order("acme", "ord_2").await.unwrap(), None);
+    assert_eq!(storage.order("acme", "R-2").await.unwrap(), None);
+    assert_eq!(storage.next_in_sequence("orders").await.unwrap(), 1);
+    assert_eq!(storage.next_in_sequence("orders").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_second_worker_gets_a_fair_share_and_no_partition_has_two_holders() {
+    let storage = small_storage().await;
+    let ttl = Duration::from_secs(10);
+    assert_eq!(
+        storage.lease_partitions("a", ttl).await.unwrap(),
+        [0, 1, 2, 3]
+    );
+    assert!(storage.lease_partitions("b", ttl).await.unwrap().is_empty());
+    let a = storage.lease_partitions("a", ttl).await.unwrap();
+    let b = storage.lease_partitions("b", ttl).await.unwrap();
+    assert_eq!((a.len(), b.len()), (2, 2), "a {a:?}, b {b:?}");
+    let mut all: Vec<u32> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3]);
+    assert_eq!(storage.lease_partitions("a", ttl).await.unwrap(), a);
+}
+
+#[tokio::test]
+async fn a_dead_workers_partitions_are_taken_once_its_lease_expires() {
+    let storage = small_storage().await;
+    let short = Duration::from_millis(300);
+    let long = Duration::from_secs(10);
+    assert_eq!(
+        storage
+            .lease_partitions("dying", short)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(storage
+        .lease_partitions("heir", long)
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        storage.lease_partitions("heir", long).await.unwrap(),
+        [0, 1, 2, 3]
+    );
+}
+
+#[tokio::test]
+async fn released_partitions_are_taken_at_once() {
+    let storage = small_storage().await;
+    let ttl = Duration::from_secs(10);
+    assert_eq!(storage.lease_partitions("a", ttl).await.unwrap().len(), 4);
+    storage.release_partitions("a").await.unwrap();
+    assert_eq!(
+        storage.lease_partitions("b", ttl).await.unwrap(),
+        [0, 1, 2, 3]
+    );
+}
+
+#[tokio::test]
+async fn entries_a_dead_worker_never_acknowledged_are_read_again_in_order() {
+    let storage = small_storage().await;
+    let wait = Duration::from_millis(50);
+    let partitions = storage
+        .lease_partitions("dying", Duration::from_millis(300))
+        .await
+        .unwrap();
+    let events: Vec<CanonicalEvent> = (0..3).map(|minute| event("f1", minute, None)).collect();
+    for e in &events {
+        accept(&storage, e).await;
+    }
+    let read = storage
+        .read_log("dying", &partitions, 10, wait)
+        .await
+        .unwrap();
+    assert_eq!(ids(&read), event_ids(&events.iter().collect::<Vec<_>>()));
+    let later = event("f1", 3, None);
+    accept(&storage, &later).await;
+    // The first worker dies without acknowledging; its lease runs out.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let partitions = storage
+        .lease_partitions("heir", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(partitions, [0, 1, 2, 3]);
+    let expected: Vec<&CanonicalEvent> = events.iter().chain([&later]).collect();
+    let first_two = storage
+        .read_log("heir", &partitions, 2, wait)
+        .await
+        .unwrap();
+    assert_eq!(ids(&first_two), event_ids(&expected[..2]));
+    let again = storage
+        .read_log("heir", &partitions, 10, wait)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&again),
+        event_ids(&expected),
+        "unacknowledged entries come again, before what is new"
+    );
+    let positions: Vec<_> = first_two.iter().map(|e| e.position.clone()).collect();
+    storage.acknowledge(&positions).await.unwrap();
+    assert_eq!(backlog_total(&storage).await, 2);
+    let rest = storage
+        .read_log("heir", &partitions, 10, wait)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), event_ids(&expected[2..]));
+    let positions: Vec<_> = rest.iter().map(|e| e.position.clone()).collect();
+    storage.acknowledge(&positions).await.unwrap();
+    assert_eq!(backlog_total(&storage).await, 0);
+    assert!(storage
+        .read_log("heir", &partitions, 10, wait)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_idle_read_waits_for_new_entries_then_returns_them() {
+    let storage = small_storage().await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(storage
+        .read_log("w", &partitions, 10, Duration::from_millis(200))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let late = event("f1", 0, None);
+    let (read, ()) = tokio::join!(
+        storage.read_log("w", &partitions, 10, Duration::from_secs(5)),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            accept(&storage, &late).await;
+        }
+    );
+    assert_eq!(ids(&read.unwrap()), [late.id.to_string()]);
+}
+
+#[tokio::test]
+async fn recent_events_merge_every_partition_newest_first() {
+    let storage = small_storage().await;
+    let events: Vec<CanonicalEvent> = (0..12).map(|i| event(&format!("f{i}"), i, None)).collect();
+    for e in &events {
+        accept(&storage, e).await;
+    }
+    let newest_first: Vec<&CanonicalEvent> = events.iter().rev().collect();
+    let page = |before, limit| EventFilter {
+        before,
+        limit,
+        ..EventFilter::default()
+    };
+    let first = storage.recent_events(&page(None, 5)).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.id.to_string()).collect::<Vec<_>>(),
+        event_ids(&newest_first[..5])
+    );
+    let second = storage
+        .recent_events(&page(Some(first[4].id), 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.iter().map(|e| e.id.to_string()).collect::<Vec<_>>(),
+        event_ids(&newest_first[5..])
+    );
+    let other_provider = EventFilter {
+        provider: Some(Provider::Redo),
+        ..page(None, 10)
+    };
+    assert!(storage
+        .recent_events(&other_provider)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_storage_opened_while_redis_is_down_serves_once_redis_is_up() {
+    let mut redis = RedisServer::start(false);
+    let settings = settings(&redis.url(), &[]);
+    redis.stop();
+    let storage = open(&settings).await;
+    match storage.ping().await {
+        Err(StorageError::Unavailable(message)) => {
+            assert!(message.contains("storage.redis_url"), "{message}")
+        }
+        other => panic!("ping with Redis down: {other:?}"),
+    }
+    assert!(matches!(
+        storage.claim_and_append(&event("f1", 0, None)).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while storage.ping().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never connected once Redis was up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    accept(&storage, &event("f1", 0, None)).await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let read = storage
+        .read_log("w", &partitions, 10, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1, "the consumer groups were made on connecting");
+}
+
+#[tokio::test]
+async fn a_running_storage_fails_fast_while_redis_is_down_and_recovers() {
+    let mut redis = RedisServer::start(true);
+    let storage = open(&settings(&redis.url(), &[])).await;
+    accept(&storage, &event("f1", 0, None)).await;
+    redis.stop();
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        storage.claim_and_append(&event("f1", 1, None)).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while storage.ping().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    accept(&storage, &event("f1", 2, None)).await;
+    assert_eq!(backlog_total(&storage).await, 2, "the durable log survived");
+}
