@@ -269,7 +269,9 @@ impl TryFrom<AutomationToml> for AutomationSettings {
         }
         let problem = |what: String| format!("automation rule `{name}`: {what}");
         if raw.on.is_empty() {
-            return Err(problem("`on` is empty; list the statuses and events it fires on".into()));
+            return Err(problem(
+                "`on` is empty; list the statuses and events it fires on".into(),
+            ));
         }
         let on = raw
             .on
@@ -285,7 +287,11 @@ impl TryFrom<AutomationToml> for AutomationSettings {
                 url.scheme()
             )));
         }
-        if raw.bearer_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+        if raw
+            .bearer_token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
+        {
             return Err(problem("`bearer_token` is empty".into()));
         }
         let signing_secret = raw
@@ -540,9 +546,7 @@ fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error>
         .iter()
         .map(|text| {
             humantime::parse_duration(text.trim()).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "'{text}' is not a duration like 5s or 30m: {e}"
-                ))
+                serde::de::Error::custom(format!("'{text}' is not a duration like 5s or 30m: {e}"))
             })
         })
         .collect()

@@ -84,6 +84,6 @@ async fn by_tracking_number(
         }
     }
     let mut matches: Vec<Match> = found.into_values().collect();
-    matches.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+    matches.sort_by_key(|m| std::cmp::Reverse(m.last_seen_at));
     Ok(HttpResponse::Ok().json(json!({ "fulfillments": matches })))
 }

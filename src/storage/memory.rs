@@ -331,7 +331,7 @@ impl Storage for MemoryStorage {
                 count: *count,
             })
             .collect();
-        words.sort_by(|a, b| b.count.cmp(&a.count));
+        words.sort_by_key(|w| std::cmp::Reverse(w.count));
         Ok(words)
     }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError, Script, Value};
+use redis::{Client, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError, Script, Value};
 use tokio::time::Instant;
 
 use super::{
@@ -43,7 +43,6 @@ const EVENT_FIELD: &str = "event";
 /// A dead Redis must turn into a fast 503, never a hung request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-const RECONNECT_ATTEMPTS: usize = 2;
 /// How often a process that started while Redis was down tries again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for new entries. Polling rather than a
@@ -277,8 +276,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Connects with short timeouts and few retries, and makes sure every
-/// partition's consumer group exists.
+/// Connects with short timeouts, so that a dead Redis turns into a fast
+/// error, and makes sure every partition's consumer group exists.
 async fn establish(
     client: &Client,
     keys: &Keys,
@@ -287,9 +286,9 @@ async fn establish(
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT)
         .set_response_timeout(RESPONSE_TIMEOUT)
-        .set_number_of_retries(RECONNECT_ATTEMPTS)
-        .set_factor(100)
-        .set_max_delay(500);
+        // No retries inside a command: its caller answers 503 at once, and
+        // the next command tries to reconnect again.
+        .set_number_of_retries(0);
     let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
     create_groups(&mut connection, keys, partitions).await?;
     Ok(connection)
@@ -356,15 +355,24 @@ impl RedisStorage {
     /// `/ready` fails until Redis answers, so a deployment does not
     /// crash-loop while Redis restarts.
     pub async fn connect(settings: &StorageSettings) -> Result<Self, StorageError> {
-        let client = Client::open(settings.redis_url.expose()).map_err(|e| {
+        let partitions = settings.partitions;
+        let unusable = |e: RedisError| {
             StorageError::Unavailable(format!("storage.redis_url is not a usable Redis URL: {e}"))
-        })?;
+        };
+        let mut info = settings
+            .redis_url
+            .expose()
+            .into_connection_info()
+            .map_err(unusable)?;
+        // Replies are read in RESP2's shapes, whatever the URL asks for.
+        info.redis.protocol = ProtocolVersion::RESP2;
+        let client = Client::open(info).map_err(unusable)?;
         let address = client.get_connection_info().addr.to_string();
         let keys = Keys {
             prefix: settings.key_prefix.clone(),
         };
         let connection = Arc::new(OnceLock::new());
-        match establish(&client, &keys, settings.partitions).await {
+        match establish(&client, &keys, partitions).await {
             Ok(manager) => {
                 let _ = connection.set(manager);
             }
@@ -378,11 +386,10 @@ impl RedisStorage {
                     Arc::downgrade(&connection),
                     client,
                     keys.clone(),
-                    settings.partitions,
+                    partitions,
                 ));
             }
         }
-        let partitions = settings.partitions.max(1);
         Ok(Self {
             connection,
             address,
@@ -561,7 +568,7 @@ impl RedisStorage {
         Ok(())
     }
 
-    /// Tries to take up to `wanted` of the `free` partitions.
+    /// Tries to take each of the `free` partitions; answers those it got.
     async fn take(
         &self,
         connection: &ConnectionManager,
@@ -592,7 +599,8 @@ impl RedisStorage {
         Ok(held)
     }
 
-    /// One page of a partition's recent events, newest first.
+    /// Fetches the next page (newest first) of every cursor that ran dry,
+    /// in one round trip.
     async fn recent_pages(
         &self,
         connection: &mut ConnectionManager,
@@ -770,14 +778,9 @@ impl Storage for RedisStorage {
         self.release(&connection, worker, extra.iter().copied())
             .await?;
         if held.len() < share {
-            // Start where this worker's name points, so that workers
-            // joining together do not all race for the same partitions.
-            let start = FulfillmentKey {
-                store: worker.to_owned(),
-                order_ref: String::new(),
-                fulfillment_ref: String::new(),
-            }
-            .partition(self.partitions);
+            // A random start, so that workers joining together do not all
+            // race for the same partitions.
+            let start = rand::random::<u32>() % self.partitions;
             let free: Vec<u32> = (0..self.partitions)
                 .map(|i| (start + i) % self.partitions)
                 .filter(|&p| holders[p as usize].is_none())

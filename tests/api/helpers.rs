@@ -449,8 +449,8 @@ pub fn shared_redis_url() -> String {
 }
 
 /// A redis-server of the test's own on a free loopback port. It dies with
-/// the test process (a shell watchdog sees to it even when the test
-/// aborts); a test may stop and restart it to play an outage.
+/// the test process, files and all (a shell watchdog sees to it even when
+/// the test aborts); a test may stop and restart it to play an outage.
 pub struct RedisServer {
     port: u16,
     dir: std::path::PathBuf,
@@ -497,11 +497,13 @@ impl RedisServer {
 
     /// Stops the server as an operator would (SHUTDOWN: a durable one
     /// flushes its file first) and waits until it is gone.
+    #[allow(dead_code)] // for tests/redis_backend, which shares this file
     pub fn stop(&mut self) {
         self.shutdown("SHUTDOWN");
     }
 
     /// Starts the server again on the same port, with the same files.
+    #[allow(dead_code)] // for tests/redis_backend, which shares this file
     pub fn restart(&mut self) {
         self.launch();
     }

@@ -355,6 +355,10 @@ async fn a_signature_from_an_independent_implementation_verifies() {
     app.stop().await;
 }
 
+/// A bad delivery: its name, the headers it sets, its body, the status it
+/// must get and what the error message must name.
+type BadCase<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
+
 /// Each bad input: its status, a message naming what is wrong, nothing stored.
 #[tokio::test]
 async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing() {
@@ -370,7 +374,7 @@ async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing() {
     let bad_date =
         br#"{"id":94,"fulfillment_id":9,"order_id":450789469,"status":"in_transit","happened_at":"21/11/2026"}"#.to_vec();
     let not_json = b"status=in_transit".to_vec();
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "no signature",
             vec![],

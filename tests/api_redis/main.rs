@@ -11,6 +11,8 @@ mod carriyo;
 mod helpers;
 #[path = "../api/ops.rs"]
 mod ops;
+#[path = "../api/ops_surface.rs"]
+mod ops_surface;
 #[path = "../api/redo.rs"]
 mod redo;
 #[path = "../api/shopify.rs"]

@@ -190,11 +190,14 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
 }
 
 /// The environment of gateways sharing one deployment on the Redis at
-/// `url`: same key prefix, short leases.
-fn deployment_env(url: &str) -> Vec<(String, String)> {
+/// `url`: one key prefix, leases of `lease_ttl`.
+fn deployment_env(url: &str, lease_ttl: Duration) -> Vec<(String, String)> {
     let mut env = test_env();
     env.extend(redis_env(url));
-    env.push(("SHIPGATE__WORKER__LEASE_TTL".into(), "2s".into()));
+    env.push((
+        "SHIPGATE__WORKER__LEASE_TTL".into(),
+        format!("{}ms", lease_ttl.as_millis()),
+    ));
     env
 }
 
@@ -207,7 +210,15 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// Starts one and waits until it is ready.
     async fn start(env: &[(String, String)]) -> Self {
+        let gateway = Self::spawn(env).await;
+        gateway.wait_for("/ready").await;
+        gateway
+    }
+
+    /// Starts one and waits until it answers at all.
+    async fn spawn(env: &[(String, String)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -255,16 +266,21 @@ impl Gateway {
             pid,
             log,
         };
+        gateway.wait_for("/health").await;
+        gateway
+    }
+
+    /// Waits until `path` answers 200.
+    async fn wait_for(&self, path: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while gateway.status_of("/ready").await != Some(200) {
+        while self.status_of(path).await != Some(200) {
             assert!(
                 Instant::now() < deadline,
-                "the gateway never got ready; see {}",
-                gateway.log.display()
+                "{path} never answered 200; see {}",
+                self.log.display()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        gateway
     }
 
     /// SIGKILL: no graceful anything.
@@ -288,9 +304,9 @@ impl Gateway {
     fn partitions_held(&self) -> Vec<u32> {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         log.lines()
+            .rev()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|line| line["message"] == "partitions held")
-            .last()
+            .find(|line| line["message"] == "partitions held")
             .and_then(|line| {
                 let list = line["partitions"].as_str()?.trim_matches(['[', ']']);
                 list.split(", ")
@@ -312,7 +328,7 @@ fn signal(pid: u32, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_mid_load_then_restarted_applies_every_2xx_exactly_once() {
     let redis = RedisServer::start(false);
-    let env = deployment_env(&redis.url());
+    let env = deployment_env(&redis.url(), LEASE_TTL);
     let plan = plan(40, 8);
     let first = Gateway::start(&env).await;
     let (targets, receiver) = watch::channel(vec![first.app.address.clone()]);
@@ -345,7 +361,7 @@ async fn a_gateway_killed_mid_load_then_restarted_applies_every_2xx_exactly_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_share_the_work_and_the_survivor_takes_over_in_order() {
     let redis = RedisServer::start(false);
-    let env = deployment_env(&redis.url());
+    let env = deployment_env(&redis.url(), LEASE_TTL);
     let plan = plan(40, 10);
     let doomed = Gateway::start(&env).await;
     let survivor = Gateway::start(&env).await;
@@ -387,9 +403,64 @@ async fn two_gateways_share_the_work_and_the_survivor_takes_over_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_stopped_with_sigterm_hands_its_partitions_over_at_once() {
+    let redis = RedisServer::start(false);
+    // Long leases: a takeover well within one shows they were released.
+    let env = deployment_env(&redis.url(), Duration::from_secs(9));
+    let leaving = Gateway::start(&env).await;
+    let staying = Gateway::start(&env).await;
+    wait_until("both gateways hold partitions", PATIENCE, || {
+        !leaving.partitions_held().is_empty() && !staying.partitions_held().is_empty()
+    })
+    .await;
+    let plan = plan(10, 3);
+    let (_targets, receiver) = watch::channel(vec![leaving.app.address.clone()]);
+    let tally = Tally::default();
+    send_load(&plan, receiver, 10, Duration::ZERO, &tally).await;
+    let stopping = Instant::now();
+    leaving.stop().await;
+    let stopped = stopping.elapsed();
+    let takeover = wait_until(
+        "the staying gateway holds every partition",
+        PATIENCE,
+        || staying.partitions_held().len() == 16,
+    )
+    .await;
+    // It looks every lease_ttl / 3 = 3 s; an expiry would take 9 s.
+    assert!(
+        stopped + takeover < Duration::from_secs(5),
+        "stopped in {stopped:?}, taken over {takeover:?} later"
+    );
+    staying.app.wait_until_applied().await;
+    assert_applied_once_in_order(&staying.app, &plan).await;
+    staying.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_started_while_redis_is_down_waits_for_it_without_exiting() {
+    let mut redis = RedisServer::start(false);
+    let env = deployment_env(&redis.url(), LEASE_TTL);
+    redis.stop();
+    let gateway = Gateway::spawn(&env).await;
+    assert_eq!(gateway.status_of("/ready").await, Some(503));
+    let plan = plan(1, 2);
+    let early = gateway.app.post_shopify(&plan[0].1[0].delivery).await;
+    assert_eq!(early.status(), 503);
+    assert!(early.headers().contains_key("retry-after"));
+    redis.restart();
+    gateway.wait_for("/ready").await;
+    let (_targets, receiver) = watch::channel(vec![gateway.app.address.clone()]);
+    let tally = Tally::default();
+    send_load(&plan, receiver, 1, Duration::ZERO, &tally).await;
+    gateway.app.wait_until_applied().await;
+    assert_applied_once_in_order(&gateway.app, &plan).await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
     let mut redis = RedisServer::start(true);
-    let env = deployment_env(&redis.url());
+    let env = deployment_env(&redis.url(), LEASE_TTL);
     let plan = plan(40, 30);
     let gateway = Gateway::start(&env).await;
     let (_targets, receiver) = watch::channel(vec![gateway.app.address.clone()]);
@@ -400,7 +471,11 @@ async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
         redis.stop();
         let ready = gateway.status_of("/ready").await;
         assert_eq!(ready, Some(503), "/ready while Redis is down");
+        // Answers already on their way when Redis stopped may still land.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let settled = tally.accepted();
         tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(tally.accepted(), settled, "a 2xx while Redis was down");
         let during = tally.accepted();
         redis.restart();
         let deadline = Instant::now() + Duration::from_secs(15);

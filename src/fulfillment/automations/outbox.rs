@@ -151,6 +151,33 @@ impl Delivery {
     pub fn attempts_this_round(&self) -> usize {
         self.attempts.len().saturating_sub(self.round_start)
     }
+
+    /// Records an attempt and what follows it.
+    pub fn settle(&mut self, attempt: Attempt, next: Settlement) {
+        self.attempts.push(attempt);
+        let (state, next_attempt_at) = match next {
+            Settlement::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+            Settlement::Delivered => (DeliveryState::Delivered, None),
+            Settlement::Dead => (DeliveryState::Dead, None),
+        };
+        self.state = state;
+        self.next_attempt_at = next_attempt_at;
+    }
+
+    /// Makes a dead letter (or, with `force`, a delivered message) pending
+    /// again, due at `at`, with a fresh retry schedule; answers why not
+    /// when it cannot.
+    pub fn requeue(&mut self, force: bool, at: DateTime<Utc>) -> Result<(), Requeued> {
+        match self.state {
+            DeliveryState::Pending => return Err(Requeued::AlreadyPending),
+            DeliveryState::Delivered if !force => return Err(Requeued::AlreadyDelivered),
+            DeliveryState::Delivered | DeliveryState::Dead => {}
+        }
+        self.state = DeliveryState::Pending;
+        self.next_attempt_at = Some(at);
+        self.round_start = self.attempts.len();
+        Ok(())
+    }
 }
 
 /// What an apply does to the outbox, written together with the state.
@@ -418,21 +445,12 @@ impl Outbox for MemoryOutbox {
         let Some(delivery) = state.deliveries.get_mut(id) else {
             return Ok(());
         };
-        delivery.attempts.push(attempt);
-        match next {
-            Settlement::RetryAt(at) => delivery.next_attempt_at = Some(at),
-            Settlement::Delivered | Settlement::Dead => {
-                delivery.state = if next == Settlement::Delivered {
-                    DeliveryState::Delivered
-                } else {
-                    DeliveryState::Dead
-                };
-                delivery.next_attempt_at = None;
-                let done = delivery.clone();
-                state.leave_queue(&done);
-                if done.state == DeliveryState::Delivered {
-                    state.delivered.push_back((now, done.id.clone()));
-                }
+        delivery.settle(attempt, next);
+        if delivery.state != DeliveryState::Pending {
+            let done = delivery.clone();
+            state.leave_queue(&done);
+            if done.state == DeliveryState::Delivered {
+                state.delivered.push_back((now, done.id.clone()));
             }
         }
         state.forget_delivered_before(now - self.retention);
@@ -466,14 +484,9 @@ impl Outbox for MemoryOutbox {
         let Some(delivery) = state.deliveries.get_mut(id) else {
             return Ok(Requeued::NotFound);
         };
-        match delivery.state {
-            DeliveryState::Pending => return Ok(Requeued::AlreadyPending),
-            DeliveryState::Delivered if !force => return Ok(Requeued::AlreadyDelivered),
-            DeliveryState::Delivered | DeliveryState::Dead => {}
+        if let Err(refused) = delivery.requeue(force, at) {
+            return Ok(refused);
         }
-        delivery.state = DeliveryState::Pending;
-        delivery.next_attempt_at = Some(at);
-        delivery.round_start = delivery.attempts.len();
         let queued = delivery.clone();
         state
             .queues
@@ -513,5 +526,174 @@ impl Outbox for MemoryOutbox {
             state.enqueue(delivery);
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::ShipmentStatus;
+
+    fn key(f: &str) -> FulfillmentKey {
+        FulfillmentKey {
+            store: "acme".into(),
+            order_ref: "o1".into(),
+            fulfillment_ref: f.into(),
+        }
+    }
+
+    fn delivery(id: &str, f: &str, at: DateTime<Utc>) -> Delivery {
+        Delivery {
+            id: id.into(),
+            rule: "r".into(),
+            fulfillment: key(f),
+            trigger: Trigger::Status(ShipmentStatus::InTransit),
+            created_at: at,
+            state: DeliveryState::Pending,
+            next_attempt_at: Some(at),
+            attempts: Vec::new(),
+            round_start: 0,
+            body: "{}".into(),
+        }
+    }
+
+    fn failed(at: DateTime<Utc>) -> Attempt {
+        Attempt {
+            at,
+            status: Some(500),
+            reason: Some(FailureReason::HttpStatus),
+            detail: None,
+        }
+    }
+
+    fn write(deliveries: Vec<Delivery>) -> OutboxWrite {
+        OutboxWrite {
+            deliveries,
+            stall: None,
+        }
+    }
+
+    async fn due_ids(outbox: &MemoryOutbox, now: DateTime<Utc>) -> Vec<String> {
+        let (ready, _) = outbox.due(now, &BTreeSet::new(), 10).await.unwrap();
+        ready.into_iter().map(|d| d.id).collect()
+    }
+
+    #[tokio::test]
+    async fn only_queue_heads_are_due_and_a_retried_head_holds_its_queue() {
+        let outbox = MemoryOutbox::new(std::time::Duration::from_secs(60));
+        let now = Utc::now();
+        outbox
+            .record(
+                &key("f1"),
+                &write(vec![delivery("a", "f1", now), delivery("b", "f1", now)]),
+            )
+            .await
+            .unwrap();
+        outbox
+            .record(&key("f2"), &write(vec![delivery("c", "f2", now)]))
+            .await
+            .unwrap();
+        assert_eq!(due_ids(&outbox, now).await, ["a", "c"]);
+        let later = now + chrono::Duration::seconds(5);
+        outbox
+            .settle("a", failed(now), Settlement::RetryAt(later), now)
+            .await
+            .unwrap();
+        assert_eq!(due_ids(&outbox, now).await, ["c"], "b waits behind a");
+        let (_, next) = outbox.due(now, &BTreeSet::new(), 10).await.unwrap();
+        assert_eq!(next, Some(later));
+        outbox
+            .settle("a", failed(later), Settlement::Dead, later)
+            .await
+            .unwrap();
+        assert_eq!(due_ids(&outbox, later).await, ["b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_requeues_once_and_a_delivered_one_only_by_force() {
+        let outbox = MemoryOutbox::new(std::time::Duration::from_secs(60));
+        let now = Utc::now();
+        outbox
+            .record(&key("f1"), &write(vec![delivery("a", "f1", now)]))
+            .await
+            .unwrap();
+        outbox
+            .settle("a", failed(now), Settlement::Dead, now)
+            .await
+            .unwrap();
+        let queued = outbox.requeue("a", false, now).await.unwrap();
+        let Requeued::Queued(queued) = queued else {
+            panic!("a dead letter is queued again: {queued:?}");
+        };
+        assert_eq!((queued.round_start, queued.attempts_this_round()), (1, 0));
+        assert_eq!(
+            outbox.requeue("a", false, now).await.unwrap(),
+            Requeued::AlreadyPending
+        );
+        let ok = Attempt {
+            status: Some(200),
+            reason: None,
+            ..failed(now)
+        };
+        outbox
+            .settle("a", ok, Settlement::Delivered, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            outbox.requeue("a", false, now).await.unwrap(),
+            Requeued::AlreadyDelivered
+        );
+        assert!(matches!(
+            outbox.requeue("a", true, now).await.unwrap(),
+            Requeued::Queued(_)
+        ));
+        assert_eq!(
+            outbox.requeue("zz", true, now).await.unwrap(),
+            Requeued::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stall_fires_once_and_not_after_the_watch_moved() {
+        let outbox = MemoryOutbox::new(std::time::Duration::from_secs(60));
+        let now = Utc::now();
+        let until = now - chrono::Duration::seconds(1);
+        let watch = OutboxWrite {
+            deliveries: Vec::new(),
+            stall: Some(StallWatch::Until(until)),
+        };
+        outbox.record(&key("f1"), &watch).await.unwrap();
+        assert_eq!(outbox.stalled(now, 10).await.unwrap(), [(key("f1"), until)]);
+        let fired = write(vec![delivery("s", "f1", now)]);
+        assert!(outbox.fire_stall(&key("f1"), until, &fired).await.unwrap());
+        assert!(!outbox.fire_stall(&key("f1"), until, &fired).await.unwrap());
+        assert!(outbox.stalled(now, 10).await.unwrap().is_empty());
+        assert_eq!(due_ids(&outbox, now).await, ["s"]);
+
+        let moved = now + chrono::Duration::seconds(60);
+        outbox
+            .record(
+                &key("f2"),
+                &OutboxWrite {
+                    deliveries: Vec::new(),
+                    stall: Some(StallWatch::Until(until)),
+                },
+            )
+            .await
+            .unwrap();
+        outbox
+            .record(
+                &key("f2"),
+                &OutboxWrite {
+                    deliveries: Vec::new(),
+                    stall: Some(StallWatch::Until(moved)),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            !outbox.fire_stall(&key("f2"), until, &fired).await.unwrap(),
+            "an update ended that stall"
+        );
     }
 }

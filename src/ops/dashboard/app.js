@@ -96,7 +96,7 @@ async function signIn(token) {
   $("app").hidden = false;
   $("signout").hidden = false;
   buildCounts();
-  feed.reset();
+  await feed.reset();
   tick(0);
 }
 
@@ -126,7 +126,11 @@ async function refreshChart() {
   const { minutes } = await api(`/api/v1/stats/timeline?minutes=${CHART_MINUTES}`);
   const chart = $("chart");
   const width = 640, height = 160, left = 34, bottom = 18, top = 8;
-  const totals = minutes.map((m) => OUTCOMES.map((o) => PROVIDERS.reduce((n, p) => n + ((m.providers[p] || {})[o] || 0), 0)));
+  const sum = (m, o) => PROVIDERS.reduce((n, p) => n + ((m.providers[p] || {})[o] || 0), 0);
+  // Unmapped deliveries are counted as accepted too; stacked, each request
+  // shows once.
+  const totals = minutes.map((m) => OUTCOMES.map((o) =>
+    (o === "accepted" ? sum(m, o) - sum(m, "unmapped") : sum(m, o))));
   const peak = Math.max(1, ...totals.map((t) => t.reduce((a, b) => a + b, 0)));
   const slot = (width - left) / minutes.length;
   const scale = (height - bottom - top) / peak;
@@ -169,7 +173,10 @@ function eventRow(event, fresh) {
       guard(showFulfillment(k.store, k.order_ref, k.fulfillment_ref));
     },
   }, `${k.store} / ${k.order_ref} / ${k.fulfillment_ref}`);
-  return el("tr", { "data-event-id": event.id, "data-provider": event.provider, class: fresh ? "fresh" : null },
+  return el("tr", {
+    "data-event-id": event.id, "data-provider": event.provider,
+    "data-fulfillment": `${k.store}/${k.order_ref}/${k.fulfillment_ref}`, class: fresh ? "fresh" : null,
+  },
     el("td", { title: event.received_at }, new Date(event.received_at).toLocaleTimeString()),
     el("td", {}, event.provider),
     el("td", {}, open),
@@ -183,6 +190,11 @@ const feed = {
   newest: null,
   oldest: null,
   exhausted: false,
+  // Bumped by reset: answers to requests made before it are dropped.
+  generation: 0,
+  // The generation whose page is being loaded, so clicks and polls do not
+  // load the same page twice.
+  loading: null,
   query() {
     const params = new URLSearchParams({ limit: String(PAGE) });
     const provider = $("events-provider").value;
@@ -197,6 +209,7 @@ const feed = {
     $("events-more").disabled = this.exhausted;
   },
   reset() {
+    this.generation += 1;
     this.newest = null;
     this.oldest = null;
     this.exhausted = false;
@@ -204,20 +217,30 @@ const feed = {
     return this.older();
   },
   async older() {
-    const params = this.query();
-    if (this.oldest) params.set("before", this.oldest);
-    const { events } = await api(`/api/v1/events?${params}`);
-    const body = $("events").tBodies[0];
-    for (const event of events) body.append(eventRow(event, false));
-    if (events.length) {
-      this.oldest = events[events.length - 1].id;
-      if (!this.newest) this.newest = events[0].id;
+    const generation = this.generation;
+    if (this.loading === generation) return;
+    this.loading = generation;
+    try {
+      const params = this.query();
+      if (this.oldest) params.set("before", this.oldest);
+      const { events } = await api(`/api/v1/events?${params}`);
+      if (generation !== this.generation) return;
+      const body = $("events").tBodies[0];
+      for (const event of events) body.append(eventRow(event, false));
+      if (events.length) {
+        this.oldest = events[events.length - 1].id;
+        if (!this.newest) this.newest = events[0].id;
+      }
+      this.exhausted = events.length < PAGE;
+      this.count();
+    } finally {
+      if (this.loading === generation) this.loading = null;
     }
-    this.exhausted = events.length < PAGE;
-    this.count();
   },
   async newer() {
-    if (!this.newest) return this.reset();
+    // An empty feed fills from the first page.
+    if (!this.newest) return this.older();
+    const generation = this.generation;
     // Page back from the newest until the last event already shown.
     const fresh = [];
     let before = null;
@@ -230,7 +253,7 @@ const feed = {
       if (unseen.length < events.length || events.length < PAGE) break;
       before = events[events.length - 1].id;
     }
-    if (!fresh.length) return;
+    if (!fresh.length || generation !== this.generation) return;
     this.newest = fresh[0].id;
     $("events").tBodies[0].prepend(...fresh.map((e) => eventRow(e, true)));
     this.count();
