@@ -204,26 +204,7 @@ mod tests {
     use super::*;
     use crate::canonical::{EventKind, ShipmentStatus};
     use crate::providers::status_map::StatusMaps;
-    use actix_web::http::header::{HeaderName, HeaderValue};
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
-
-    fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/providers/carriyo/samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::providers::test_support::{headers, sample};
 
     #[test]
     fn a_sample_shipment_becomes_a_status_with_its_details() {
@@ -236,7 +217,7 @@ mod tests {
             "acme",
             &maps.carriyo,
             &h,
-            &sample("shipment_in_transit.json"),
+            &sample("carriyo", "shipment_in_transit.json"),
         )
         .unwrap();
         assert_eq!(obs.kind, EventKind::Status(ShipmentStatus::InTransit));
@@ -272,7 +253,7 @@ mod tests {
             "acme",
             &maps.carriyo,
             &HeaderMap::new(),
-            &sample("shipment_delivered.json"),
+            &sample("carriyo", "shipment_delivered.json"),
         )
         .unwrap();
         assert_eq!(
@@ -283,7 +264,7 @@ mod tests {
 
     #[test]
     fn the_tenant_comes_from_the_header_then_the_body() {
-        let body = sample("shipment_in_transit.json");
+        let body = sample("carriyo", "shipment_in_transit.json");
         let h = headers(&[(TENANT_HEADER, "BETA")]);
         assert_eq!(
             webhook_tenant(&h, &body).unwrap(),

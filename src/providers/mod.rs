@@ -107,6 +107,32 @@ pub fn known(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
+/// What the adapters' unit tests share: headers as a provider sends them
+/// and the real samples under `providers/<provider>/samples/`.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    pub fn sample(provider: &str, name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/providers/{provider}/samples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

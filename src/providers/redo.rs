@@ -506,26 +506,20 @@ fn initial_tracking_words() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/providers/redo/samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::providers::test_support::sample;
 
     #[test]
     fn a_created_order_serializes_back_to_what_was_sent() {
-        let order = parse_create_order(&sample("create_order.json")).unwrap();
-        let sent: serde_json::Value = serde_json::from_slice(&sample("create_order.json")).unwrap();
+        let order = parse_create_order(&sample("redo", "create_order.json")).unwrap();
+        let sent: serde_json::Value =
+            serde_json::from_slice(&sample("redo", "create_order.json")).unwrap();
         assert_eq!(serde_json::to_value(&order.request).unwrap(), sent);
     }
 
     #[test]
     fn initial_tracking_counts_only_with_dummy_tracking() {
         let mut body: serde_json::Value =
-            serde_json::from_slice(&sample("create_fulfillment.json")).unwrap();
+            serde_json::from_slice(&sample("redo", "create_fulfillment.json")).unwrap();
         let with = parse_create_fulfillment(body.to_string().as_bytes()).unwrap();
         assert_eq!(
             with.initial_tracking.map(|t| t.word).as_deref(),
@@ -543,7 +537,7 @@ mod tests {
     #[test]
     fn amounts_and_image_urls_are_bounded_by_their_path() {
         let mut body: serde_json::Value =
-            serde_json::from_slice(&sample("create_order.json")).unwrap();
+            serde_json::from_slice(&sample("redo", "create_order.json")).unwrap();
         body["lineItems"][1]["price"] = (-1.0).into();
         let err = parse_create_order(body.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("lineItems[1].price"), "{err}");

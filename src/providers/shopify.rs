@@ -303,26 +303,7 @@ mod tests {
     use super::*;
     use crate::canonical::ShipmentStatus;
     use crate::providers::status_map::StatusMaps;
-    use actix_web::http::header::{HeaderName, HeaderValue};
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
-
-    fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/providers/shopify/samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::providers::test_support::{headers, sample};
 
     #[test]
     fn a_fulfillment_event_becomes_a_status_with_its_location_and_eta() {
@@ -335,7 +316,7 @@ mod tests {
             "acme",
             &maps.shopify,
             &h,
-            &sample("fulfillment_event_create.json"),
+            &sample("shopify", "fulfillment_event_create.json"),
         )
         .unwrap();
         assert_eq!(obs.kind, EventKind::Status(ShipmentStatus::InTransit));
@@ -352,7 +333,7 @@ mod tests {
     #[test]
     fn without_an_event_id_the_webhook_id_then_the_resource_id_dedup() {
         let maps = StatusMaps::load(None).unwrap();
-        let body = sample("fulfillment_event_create.json");
+        let body = sample("shopify", "fulfillment_event_create.json");
         let h = headers(&[
             (TOPIC_HEADER, "fulfillment_events/create"),
             (WEBHOOK_ID_HEADER, "w-9"),
@@ -376,7 +357,7 @@ mod tests {
             "acme",
             &maps.shopify,
             &h,
-            &sample("fulfillment_create.json"),
+            &sample("shopify", "fulfillment_create.json"),
         )
         .unwrap();
         assert_eq!(obs.kind, EventKind::Details);
@@ -386,7 +367,7 @@ mod tests {
             "acme",
             &maps.shopify,
             &h,
-            &sample("fulfillment_update.json"),
+            &sample("shopify", "fulfillment_update.json"),
         )
         .unwrap();
         assert_eq!(obs.kind, EventKind::Status(ShipmentStatus::OutForDelivery));
