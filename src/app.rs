@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Settings};
-use crate::fulfillment::automations::{Automations, MemoryOutbox, StallScanner};
+use crate::fulfillment::automations::{Automations, StallScanner};
 use crate::fulfillment::{FulfillmentCore, Worker};
-use crate::ingest::{self, StoreDirectory};
+use crate::ingest::StoreDirectory;
 use crate::ops;
 use crate::ops::metrics::{self, Metrics};
 use crate::providers::status_map::{StatusMapError, StatusMaps};
+use crate::routes;
 use crate::storage::{self, Storage, StorageError};
 
 /// What every request handler shares.
@@ -66,8 +67,7 @@ impl Application {
         let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
         let storage = storage::open(&settings).await?;
         warn_about_development_setup(&settings);
-        let outbox = Arc::new(MemoryOutbox::new(settings.delivery.retention));
-        let automations = Automations::new(&settings, outbox);
+        let automations = Automations::new(&settings, storage.clone());
         let core = FulfillmentCore::new(storage.clone(), automations.clone());
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let bind_error = |source| StartupError::Bind {
@@ -86,12 +86,19 @@ impl Application {
             settings.worker.clone(),
             metrics.clone(),
         );
+        let dispatcher = automations.dispatcher(
+            &settings.delivery,
+            worker.id(),
+            settings.server.shutdown_timeout,
+        )?;
+        let stall_scanner = StallScanner::new(
+            core.clone(),
+            automations.clone(),
+            worker.id(),
+            settings.core.stall_after,
+        );
         let worker = tokio::spawn(worker.run(stop_worker.clone()));
-        let dispatcher =
-            automations.dispatcher(&settings.delivery, settings.server.shutdown_timeout)?;
         let dispatcher = tokio::spawn(dispatcher.run(stop_worker.clone()));
-        let stall_scanner =
-            StallScanner::new(core.clone(), automations.clone(), settings.core.stall_after);
         let stall_scanner = tokio::spawn(stall_scanner.run(stop_worker.clone()));
         let state = web::Data::new(AppState {
             stores: StoreDirectory::new(&settings),
@@ -106,8 +113,8 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(metrics::time_requests))
-                .configure(ingest::routes)
-                .configure(ops::routes)
+                .configure(routes::serve)
+                .configure(ops::admin_api)
                 .default_service(web::to(no_route))
         })
         .listen(listener)

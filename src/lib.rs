@@ -18,7 +18,8 @@
 //! - [`ops`]: the admin API, health checks, Prometheus metrics and the
 //!   dashboard's timeline.
 //!
-//! [`app`] wires them together from [`config`]; [`telemetry`] sets up logs;
+//! [`app`] wires them together from [`config`], serving the route table of
+//! [`routes`] (which also writes the OpenAPI document); [`telemetry`] sets up logs;
 //! [`cli`] holds the binary's tools besides `serve` (check-config, sign,
 //! send-sample).
 
@@ -30,5 +31,6 @@ pub mod fulfillment;
 pub mod ingest;
 pub mod ops;
 pub mod providers;
+pub mod routes;
 pub mod storage;
 pub mod telemetry;

@@ -39,7 +39,10 @@ impl Gateway {
         let gateway = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while gateway.get("/health").await.is_none() {
-            assert!(Instant::now() < deadline, "the gateway never answered /health");
+            assert!(
+                Instant::now() < deadline,
+                "the gateway never answered /health"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         gateway
@@ -116,7 +119,10 @@ async fn finish(command: &mut Command) -> (i32, String) {
     let errors = String::from_utf8_lossy(&output.stderr);
     // Shown when a test fails.
     println!("{report}{errors}");
-    (output.status.code().unwrap_or(-1), format!("{report}{errors}"))
+    (
+        output.status.code().unwrap_or(-1),
+        format!("{report}{errors}"),
+    )
 }
 
 /// The number just before `label` in the report, e.g. 12 for
@@ -166,7 +172,11 @@ async fn a_run_with_retries_and_late_news_applies_every_acknowledged_update_once
     assert!(retries > 0 && late > 0, "{report}");
     let acknowledged = number_before(&report, " unique updates 2xx'd");
     assert_eq!(acknowledged, 800 - retries, "{report}");
-    assert_eq!(number_before(&report, " applied once"), acknowledged, "{report}");
+    assert_eq!(
+        number_before(&report, " applied once"),
+        acknowledged,
+        "{report}"
+    );
     assert_eq!(number_before(&report, " missing"), 0, "{report}");
     assert_eq!(number_before(&report, " doubled"), 0, "{report}");
     assert!(report.contains("resident memory max"), "{report}");
@@ -210,7 +220,9 @@ async fn updates_lost_after_their_2xx_are_reported_missing_and_fail_the_run() {
     let restarted = Gateway::start_on(port).await;
     let (code, report) = run.await.expect("the generator's task");
     assert_eq!(code, 1, "{report}");
-    assert!(number_before(&report, " missing") >= 100, "{report}");
+    // At least 100 were accepted before the kill; a few of those may not
+    // have had their answer back yet.
+    assert!(number_before(&report, " missing") >= 90, "{report}");
     assert_eq!(number_before(&report, " doubled"), 0, "{report}");
     assert!(report.contains("missing: message 'load "), "{report}");
     assert!(report.contains("result     FAIL"), "{report}");

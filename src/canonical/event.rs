@@ -6,12 +6,15 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::vocabulary::{AutomationEvent, ShipmentStatus};
 
 /// Who sent an update; also picks the status map and the error shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Shopify,
@@ -50,8 +53,11 @@ impl fmt::Display for Provider {
 }
 
 /// Our id for an event: a UUIDv7, so ids sort by receipt time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
 pub struct EventId(pub Uuid);
 
 impl EventId {
@@ -81,7 +87,7 @@ impl std::str::FromStr for EventId {
 }
 
 /// Which fulfillment an event is about: the unit of ordering and state.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub struct FulfillmentKey {
     /// The store's name in config (`acme`), not the provider's id for it.
     pub store: String,
@@ -115,7 +121,7 @@ impl fmt::Display for FulfillmentKey {
 }
 
 /// What an event means for a fulfillment once its provider word is mapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum EventKind {
     /// Moves the shipment to a status (if not older than the current one).
@@ -147,7 +153,7 @@ impl EventKind {
 
 /// Where a shipment was when an event happened; every part optional, as
 /// carriers fill few of them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Location {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address1: Option<String>,
@@ -196,7 +202,7 @@ pub struct Observation {
 
 /// The two dedup layers: the delivery id when the sender gave one, and a
 /// fingerprint of the content that catches a resend under a new id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DedupKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
@@ -204,7 +210,7 @@ pub struct DedupKey {
 }
 
 /// One tracking update in the shape the whole gateway shares.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CanonicalEvent {
     pub id: EventId,
     pub provider: Provider,

@@ -67,10 +67,10 @@ impl FulfillmentCore {
             let fired = self.automations.plan(&fulfillment, event, effects, now);
             if self
                 .storage
-                .compare_and_set_fulfillment(expected, &fulfillment)
+                .compare_and_set_with_outbox(expected, &fulfillment, &fired)
                 .await?
             {
-                self.automations.record(&event.key, &fired).await?;
+                self.automations.queued(&fired);
                 return Ok(ApplyResult {
                     fulfillment,
                     applied,

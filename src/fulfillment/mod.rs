@@ -13,5 +13,5 @@ mod worker;
 pub use self::core::{ApplyResult, CreateError, FulfillmentCore};
 pub use order::Order;
 pub use state::{Applied, Effects, EntryKind, Fulfillment, HistoryEntry, LineItem, Retracted};
-pub use view::{timestamp, FulfillmentView};
+pub use view::{timestamp, FulfillmentView, OpsFulfillment};
 pub use worker::Worker;

@@ -4,13 +4,17 @@
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::state::{EntryKind, Fulfillment, HistoryEntry, LineItem};
 use crate::canonical::{Location, Provider};
 
 /// Redo's `fulfillment` object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Fulfillment)]
 pub struct FulfillmentView {
     pub id: String,
     pub created_at: String,
@@ -23,11 +27,12 @@ pub struct FulfillmentView {
     pub tracking_history: Vec<HistoryView>,
     /// Ops only: which store, order and when it last changed.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub ops: Option<OpsFields>,
 }
 
 /// The fields the ops API adds to the fulfillment.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OpsFields {
     pub store: String,
@@ -36,8 +41,9 @@ pub struct OpsFields {
 }
 
 /// One `trackingHistory` entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TrackingHistoryEntry)]
 pub struct HistoryView {
     pub message: String,
     pub status: String,
@@ -45,11 +51,12 @@ pub struct HistoryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<LocationView>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub ops: Option<HistoryOpsFields>,
 }
 
 /// The fields the ops API adds to each history entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryOpsFields {
     pub event_id: String,
@@ -60,8 +67,9 @@ pub struct HistoryOpsFields {
 }
 
 /// Redo's tracking location.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TrackingLocation)]
 pub struct LocationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
@@ -71,6 +79,40 @@ pub struct LocationView {
     pub country: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postal_code: Option<String>,
+}
+
+/// The schema of [`FulfillmentView::ops`]: Redo's fulfillment with
+/// [`OpsFields`], each history entry with [`HistoryOpsFields`]. Only the
+/// OpenAPI document uses this type, as the two shapes share one struct.
+pub struct OpsFulfillment;
+
+impl PartialSchema for OpsFulfillment {
+    fn schema() -> RefOr<Schema> {
+        let entry = AllOfBuilder::new()
+            .item(Ref::from_schema_name(HistoryView::name()))
+            .item(Ref::from_schema_name(HistoryOpsFields::name()));
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(FulfillmentView::name()))
+            .item(Ref::from_schema_name(OpsFields::name()))
+            .item(
+                ObjectBuilder::new()
+                    .property("trackingHistory", ArrayBuilder::new().items(entry)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for OpsFulfillment {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.extend([
+            (FulfillmentView::name().into(), FulfillmentView::schema()),
+            (OpsFields::name().into(), OpsFields::schema()),
+            (HistoryView::name().into(), HistoryView::schema()),
+            (HistoryOpsFields::name().into(), HistoryOpsFields::schema()),
+        ]);
+        FulfillmentView::schemas(schemas);
+        HistoryOpsFields::schemas(schemas);
+    }
 }
 
 /// Times as Redo writes them: RFC 3339 in UTC with milliseconds.

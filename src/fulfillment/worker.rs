@@ -50,6 +50,12 @@ impl Worker {
         }
     }
 
+    /// This worker's name in partition leases: the process's dispatcher
+    /// and stall scanner work on the partitions it holds.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Applies the log until `shutdown`; then finishes the batch in hand,
     /// releases its leases and returns.
     pub async fn run(self, shutdown: CancellationToken) {

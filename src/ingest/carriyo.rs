@@ -5,25 +5,54 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{answer, read_json_body, record, IngestError, ProviderError, StoreRef};
+use super::{
+    answer, read_json_body, record, Acknowledgement, CarriyoErrorBody, IngestError, ProviderError,
+    StoreRef,
+};
 use crate::app::AppState;
 use crate::canonical::{FulfillmentKey, Provider};
 use crate::config::CarriyoSettings;
 use crate::fulfillment::{timestamp, Fulfillment};
 use crate::providers::carriyo as adapter;
+use crate::routes::Routes;
 
 /// Registers Carriyo's two paths.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhooks/carriyo", web::post().to(webhook))
-        .route(
-            "/orders/shipment-status-update",
-            web::post().to(shipment_status_update),
-        );
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(__path_webhook, webhook)
+        .add(__path_shipment_status_update, shipment_status_update);
 }
 
 /// `POST /webhooks/carriyo`: authenticate, record, answer 200 at once
 /// (Carriyo waits 30 s at most); a worker applies it.
+#[utoipa::path(
+    post,
+    path = "/webhooks/carriyo",
+    operation_id = "carriyo_webhook",
+    tag = "carriyo",
+    summary = "Receive a Carriyo shipment webhook",
+    description = "The body is Carriyo's shipment object. The tenant is the tenant-id header, else the \
+        shipment's `tenant`, else the one whose key was sent. Recorded and answered at once; applied \
+        asynchronously. A repeat (same event-id, or same content) gets the same 200.",
+    params(
+        ("tenant-id" = Option<String>, Header, description = "The Carriyo tenant; optional here"),
+        ("event-id" = Option<String>, Header, description = "The same on every retry: the dedup key"),
+        ("trigger" = Option<String>, Header, description = "What triggered the webhook; the status is read from the body"),
+    ),
+    request_body(content = adapter::Shipment, description = "Carriyo's shipment object (only the fields shown are read)"),
+    responses(
+        (status = 200, description = "Recorded (or recorded before)", body = Acknowledgement),
+        (status = 400, description = "A header or field is missing or malformed; nothing stored", body = CarriyoErrorBody),
+        (status = 401, description = "The key is missing, or not a key of the tenant; nothing stored", body = CarriyoErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = CarriyoErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = CarriyoErrorBody),
+        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = CarriyoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("carriyo_api_key" = [])),
+)]
 async fn webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -74,6 +103,26 @@ async fn webhook(
 /// `status` is the canonical one and `update_date` when shipgate last
 /// changed them. The order's own `status` is always `open`: shipgate tracks
 /// shipments, not order lifecycles.
+#[utoipa::path(
+    post,
+    path = "/orders/shipment-status-update",
+    operation_id = "carriyo_order_shipment_status_update",
+    tag = "carriyo",
+    summary = "Update an order's shipment status (Carriyo's order endpoint shape)",
+    description = "Recorded and applied before the answer when the store knows the order; otherwise \
+        200 with an empty body and nothing recorded, as Carriyo does.",
+    request_body(content = adapter::Shipment, description = "Carriyo's shipment object (only the fields shown are read)"),
+    responses(
+        (status = 200, description = "The order as it is now; an empty body when no order matches", body = OrderAnswer),
+        (status = 400, description = "A header or field is missing or malformed; nothing stored", body = CarriyoErrorBody),
+        (status = 401, description = "The key or tenant-id is missing, or the key is not the tenant's; nothing stored", body = CarriyoErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = CarriyoErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = CarriyoErrorBody),
+        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = CarriyoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("carriyo_api_key" = [], "carriyo_tenant" = [])),
+)]
 async fn shipment_status_update(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -152,7 +201,8 @@ async fn order_is_known(state: &AppState, key: &FulfillmentKey) -> Result<bool, 
 }
 
 /// The order as the order endpoint answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CarriyoOrder)]
 struct OrderAnswer<'a> {
     tenant: &'a str,
     partner_order_reference: &'a str,
@@ -161,7 +211,8 @@ struct OrderAnswer<'a> {
 }
 
 /// One fulfillment of the order, in the answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CarriyoOrderShipment)]
 struct ShipmentAnswer<'a> {
     partner_shipment_reference: &'a str,
     status: &'static str,

@@ -3,7 +3,8 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::canonical::Provider;
 use crate::providers::Rejection;
@@ -91,6 +92,32 @@ impl ErrorShape {
     }
 }
 
+/// Shopify's error body: `{"errors": "message"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShopifyErrorBody {
+    pub errors: String,
+}
+
+/// Carriyo's error body: `{"errors": [{"code": ..., "message": ...}]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CarriyoErrorBody {
+    pub errors: Vec<CarriyoErrorDetail>,
+}
+
+/// One error of a Carriyo error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CarriyoErrorDetail {
+    /// The HTTP status's reason phrase, such as `Bad Request`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Redo's error body, which the ops API uses too: `{"error": "message"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedoErrorBody {
+    pub error: String,
+}
+
 /// An [`IngestError`] answered in a provider's shape.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
@@ -106,18 +133,23 @@ impl ResponseError for ProviderError {
 
     fn error_response(&self) -> HttpResponse {
         let message = self.error.to_string();
-        let body = match self.shape {
-            ErrorShape::Shopify => json!({ "errors": message }),
-            ErrorShape::Redo => json!({ "error": message }),
-            ErrorShape::Carriyo => json!({ "errors": [{
-                "code": self.status_code().canonical_reason().unwrap_or("error"),
-                "message": message,
-            }] }),
-        };
         let mut response = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
-        response.json(body)
+        match self.shape {
+            ErrorShape::Shopify => response.json(ShopifyErrorBody { errors: message }),
+            ErrorShape::Redo => response.json(RedoErrorBody { error: message }),
+            ErrorShape::Carriyo => response.json(CarriyoErrorBody {
+                errors: vec![CarriyoErrorDetail {
+                    code: self
+                        .status_code()
+                        .canonical_reason()
+                        .unwrap_or("error")
+                        .to_owned(),
+                    message,
+                }],
+            }),
+        }
     }
 }

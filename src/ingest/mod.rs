@@ -9,7 +9,10 @@ mod redo;
 mod shopify;
 mod stores;
 
-pub use error::{ErrorShape, IngestError, ProviderError, RETRY_AFTER_SECS};
+pub use error::{
+    CarriyoErrorBody, CarriyoErrorDetail, ErrorShape, IngestError, ProviderError, RedoErrorBody,
+    ShopifyErrorBody, RETRY_AFTER_SECS,
+};
 pub use stores::{StoreDirectory, StoreRef};
 
 use actix_web::http::header::CONTENT_TYPE;
@@ -23,10 +26,10 @@ use crate::canonical::{CanonicalEvent, Observation, Provider};
 use crate::storage::{Claim, Outcome};
 
 /// Registers every provider path.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    carriyo::routes(cfg);
-    redo::routes(cfg);
-    shopify::routes(cfg);
+pub fn routes(routes: &mut crate::routes::Routes) {
+    carriyo::routes(routes);
+    redo::routes(routes);
+    shopify::routes(routes);
 }
 
 /// Reads a JSON body of at most `limit` bytes.
@@ -109,15 +112,25 @@ pub async fn record(state: &AppState, observation: Observation) -> Result<Record
     Ok(Recorded { event, claim })
 }
 
+/// The answer to a webhook delivery: the same 200 for a first delivery
+/// and a duplicate (so the provider stops retrying), saying which it was.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Acknowledgement {
+    /// Always true: the delivery is recorded (now or before).
+    pub accepted: bool,
+    pub duplicate: bool,
+    /// The event that holds this news: the new one, or the original's.
+    pub event_id: crate::canonical::EventId,
+}
+
 impl Recorded {
-    /// The answer to a webhook delivery: the same 200 for a first delivery
-    /// and a duplicate (so the provider stops retrying), saying which it was.
+    /// The acknowledgement of this delivery, as a 200.
     pub fn acknowledgement(&self) -> HttpResponse {
-        HttpResponse::Ok().json(serde_json::json!({
-            "accepted": true,
-            "duplicate": self.is_duplicate(),
-            "event_id": self.event_id(),
-        }))
+        HttpResponse::Ok().json(Acknowledgement {
+            accepted: true,
+            duplicate: self.is_duplicate(),
+            event_id: self.event_id(),
+        })
     }
 }
 

@@ -7,60 +7,79 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{answer, read_json_body, record, IngestError, ProviderError};
+use super::{answer, read_json_body, record, IngestError, ProviderError, RedoErrorBody};
 use crate::app::AppState;
 use crate::canonical::{FulfillmentKey, Observation, Provider};
 use crate::fulfillment::{CreateError, Fulfillment, FulfillmentView, Order};
 use crate::providers::known;
 use crate::providers::redo::{self as adapter, CreateOrderRequest};
+use crate::routes::Routes;
 use crate::storage::StorageError;
 
 /// Registers the Redo-style paths, Redo's own under the `/v2.2` base.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/v2.2/stores/{storeId}/orders",
-        web::post().to(create_order),
-    )
-    .route(
-        "/v2.2/stores/{storeId}/orders/{orderId}",
-        web::get().to(get_order),
-    )
-    .route(
-        "/v2.2/stores/{storeId}/orders/{orderId}/fulfillments",
-        web::post().to(create_fulfillment),
-    )
-    .route(
-        "/v2.2/stores/{storeId}/orders/{orderId}/fulfillments/{fulfillmentId}/shipment-status",
-        web::post().to(shipment_status),
-    );
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(__path_create_order, create_order)
+        .add(__path_get_order, get_order)
+        .add(__path_create_fulfillment, create_fulfillment)
+        .add(__path_shipment_status, shipment_status);
 }
 
-#[derive(Debug, Deserialize)]
+/// `/stores/{storeId}`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
 struct StorePath {
+    /// The store's Redo id (`stores.<name>.redo.store_id`).
     store_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// `/stores/{storeId}/orders/{orderId}`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
 struct OrderPath {
+    /// The store's Redo id (`stores.<name>.redo.store_id`).
     store_id: String,
+    /// The client's `orderId`, or the id the gateway gave the order.
     order_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// `/stores/{storeId}/orders/{orderId}/fulfillments/{fulfillmentId}`.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
 struct FulfillmentPath {
+    /// The store's Redo id (`stores.<name>.redo.store_id`).
     store_id: String,
+    /// The client's `orderId`, or the id the gateway gave the order.
     order_id: String,
     fulfillment_id: String,
 }
 
+/// `orders-api-create-order-response`: our id for the order, and the
+/// client's.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct CreateOrderResponse {
+    order_id: String,
+    external_order_id: String,
+}
+
+/// `orders-api-fulfillment-response`.
+#[derive(Debug, Serialize, ToSchema)]
+struct FulfillmentResponse {
+    /// Always true.
+    success: bool,
+    fulfillment: FulfillmentView,
+}
+
 /// `orders-api-get-order-response`: the order as created, with its
 /// fulfillments.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = GetOrderResponse)]
 struct OrderAnswer {
     #[serde(flatten)]
     order: CreateOrderRequest,
@@ -69,6 +88,26 @@ struct OrderAnswer {
 
 /// `POST /orders`: stores the order under a new id of ours; answers 200
 /// `{orderId, externalOrderId}`, or 409 when the client's id is taken.
+#[utoipa::path(
+    post,
+    path = "/v2.2/stores/{storeId}/orders",
+    operation_id = "redo_create_order",
+    tag = "redo",
+    summary = "Create an order (Redo's shape)",
+    params(StorePath),
+    request_body(content = CreateOrderRequest),
+    responses(
+        (status = 200, description = "Created", body = CreateOrderResponse),
+        (status = 400, description = "A field is missing or malformed (named by its path)", body = RedoErrorBody),
+        (status = 401, description = "Unknown storeId, or the bearer token is not the store's", body = RedoErrorBody),
+        (status = 409, description = "An order with this orderId exists", body = RedoErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = RedoErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable; nothing stored, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("redo_bearer" = [])),
+)]
 async fn create_order(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -97,10 +136,10 @@ async fn create_order(
                 order.external_id
             )));
         }
-        Ok(HttpResponse::Ok().json(json!({
-            "orderId": order.id,
-            "externalOrderId": order.external_id,
-        })))
+        Ok(HttpResponse::Ok().json(CreateOrderResponse {
+            order_id: order.id,
+            external_order_id: order.external_id,
+        }))
     }
     .await;
     answer(&state, Provider::Redo, outcome).await
@@ -108,6 +147,22 @@ async fn create_order(
 
 /// `GET /orders/{orderId}` (our id or the client's): the order as created
 /// plus its fulfillments.
+#[utoipa::path(
+    get,
+    path = "/v2.2/stores/{storeId}/orders/{orderId}",
+    operation_id = "redo_get_order",
+    tag = "redo",
+    summary = "Read an order with its fulfillments (Redo's shape)",
+    params(OrderPath),
+    responses(
+        (status = 200, description = "The order as created, with its fulfillments", body = OrderAnswer),
+        (status = 401, description = "Unknown storeId, or the bearer token is not the store's", body = RedoErrorBody),
+        (status = 404, description = "No such order", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("redo_bearer" = [])),
+)]
 async fn get_order(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -132,6 +187,27 @@ async fn get_order(
 /// `POST /orders/{orderId}/fulfillments`: creates the fulfillment (409 if
 /// its id is taken on the order); with `useDummyTracking`, its initial
 /// tracking is recorded and applied like any shipment status.
+#[utoipa::path(
+    post,
+    path = "/v2.2/stores/{storeId}/orders/{orderId}/fulfillments",
+    operation_id = "redo_create_fulfillment",
+    tag = "redo",
+    summary = "Create a fulfillment of an order (Redo's shape)",
+    params(OrderPath),
+    request_body(content = adapter::CreateFulfillmentBody),
+    responses(
+        (status = 200, description = "Created", body = FulfillmentResponse),
+        (status = 400, description = "A field is missing or malformed, or a line item is not the order's", body = RedoErrorBody),
+        (status = 401, description = "Unknown storeId, or the bearer token is not the store's", body = RedoErrorBody),
+        (status = 404, description = "No such order", body = RedoErrorBody),
+        (status = 409, description = "The order has a fulfillment with this fulfillmentId", body = RedoErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = RedoErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable; nothing stored, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("redo_bearer" = [])),
+)]
 async fn create_fulfillment(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -180,6 +256,32 @@ async fn create_fulfillment(
 /// a status or an event for a fulfillment that exists, applied before the
 /// answer. A duplicate (same Idempotency-Key, or same content) answers the
 /// same 200 with the fulfillment as it is, and changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v2.2/stores/{storeId}/orders/{orderId}/fulfillments/{fulfillmentId}/shipment-status",
+    operation_id = "redo_update_shipment_status",
+    tag = "redo",
+    summary = "Post a shipment status or event (Redo's shape)",
+    description = "A status (every one but `unknown`) or an event (stalled_in_transit, delayed, \
+        arriving_early), applied before the answer. A repeat (same Idempotency-Key, or same content) \
+        answers the fulfillment as it is and changes nothing.",
+    params(
+        FulfillmentPath,
+        ("Idempotency-Key" = Option<String>, Header, description = "The client's id for this update: a retry with it is not applied twice"),
+    ),
+    request_body(content = adapter::TrackingBody),
+    responses(
+        (status = 200, description = "The fulfillment after the update", body = FulfillmentResponse),
+        (status = 400, description = "A field is missing or malformed (named by its path)", body = RedoErrorBody),
+        (status = 401, description = "Unknown storeId, or the bearer token is not the store's", body = RedoErrorBody),
+        (status = 404, description = "No such order or fulfillment", body = RedoErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = RedoErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("redo_bearer" = [])),
+)]
 async fn shipment_status(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -266,10 +368,10 @@ fn fulfillment_not_found(key: &FulfillmentKey) -> IngestError {
 
 /// `orders-api-fulfillment-response`.
 fn fulfillment_answer(fulfillment: &Fulfillment) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "success": true,
-        "fulfillment": FulfillmentView::redo(fulfillment),
-    }))
+    HttpResponse::Ok().json(FulfillmentResponse {
+        success: true,
+        fulfillment: FulfillmentView::redo(fulfillment),
+    })
 }
 
 /// A new id shaped like Redo's (a MongoDB ObjectId: 24 hex digits, the

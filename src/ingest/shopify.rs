@@ -6,14 +6,18 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{answer, read_json_body, record, IngestError, ProviderError, Recorded};
+use super::{
+    answer, read_json_body, record, Acknowledgement, IngestError, ProviderError, Recorded,
+    ShopifyErrorBody,
+};
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
 use crate::fulfillment::{Fulfillment, HistoryEntry};
 use crate::providers::shopify as adapter;
+use crate::routes::Routes;
 use crate::storage::Claim;
 
 /// The sequence the REST API numbers the events it creates from.
@@ -27,26 +31,49 @@ const EVENT_PATH: &str =
     "/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events/{event_id}.json";
 
 /// `{version}`, `{order_id}`, `{fulfillment_id}` as sent.
-type EventsPath = web::Path<(String, String, String)>;
+type EventsPath = web::Path<EventsPathParams>;
 /// `{version}`, `{order_id}`, `{fulfillment_id}`, `{event_id}` as sent.
-type EventPath = web::Path<(String, String, String, String)>;
+type EventPath = web::Path<EventPathParams>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhooks/shopify", web::post().to(webhook))
-        .service(
-            web::resource(EVENTS_PATH)
-                .route(web::post().to(create_event))
-                .route(web::get().to(list_events)),
-        )
-        .service(
-            web::resource(EVENT_PATH)
-                .route(web::get().to(get_event))
-                .route(web::delete().to(delete_event)),
-        );
+/// Registers the webhook endpoint and the REST-shaped events API.
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(__path_webhook, webhook)
+        .add(__path_create_event, create_event)
+        .add(__path_list_events, list_events)
+        .add(__path_get_event, get_event)
+        .add(__path_delete_event, delete_event);
 }
 
 /// `POST /webhooks/shopify`: verify, record, answer 200 at once; a worker
 /// applies it.
+#[utoipa::path(
+    post,
+    path = "/webhooks/shopify",
+    operation_id = "shopify_webhook",
+    tag = "shopify",
+    summary = "Receive a Shopify webhook delivery",
+    description = "Topics fulfillment_events/create, fulfillment_events/delete, fulfillments/create and \
+        fulfillments/update. Verified, recorded, answered at once; applied asynchronously. A repeat \
+        (same event id, or same content) gets the same 200.",
+    params(
+        ("X-Shopify-Topic" = String, Header, description = "The webhook topic; picks the body's shape"),
+        ("X-Shopify-Shop-Domain" = String, Header, description = "The shop, e.g. acme.myshopify.com"),
+        ("X-Shopify-Event-Id" = Option<String>, Header, description = "Shared by every delivery of one change: the dedup key with the topic"),
+        ("X-Shopify-Webhook-Id" = Option<String>, Header, description = "Unique per delivery: the dedup key without an event id"),
+    ),
+    request_body(content = adapter::WebhookBody, description = "The REST resource of the topic"),
+    responses(
+        (status = 200, description = "Recorded (or recorded before)", body = Acknowledgement),
+        (status = 400, description = "A header or field is missing or malformed; nothing stored", body = ShopifyErrorBody),
+        (status = 401, description = "Unknown shop, or the HMAC matches none of its secrets; nothing stored", body = ShopifyErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = ShopifyErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ShopifyErrorBody),
+        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("shopify_hmac" = [])),
+)]
 async fn webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -72,6 +99,27 @@ async fn webhook(
 
 /// `POST .../events.json`: records the new event and applies it before
 /// answering 201 with it; a repeat of an earlier event answers that one.
+#[utoipa::path(
+    post,
+    path = EVENTS_PATH,
+    operation_id = "shopify_create_fulfillment_event",
+    tag = "shopify",
+    summary = "Create a fulfillment event (Shopify REST shape)",
+    params(EventsPathParams),
+    request_body(content = adapter::CreateEventRequest),
+    responses(
+        (status = 201, description = "The event, applied", body = OneEvent),
+        (status = 400, description = "A path id or a field is malformed; nothing stored", body = ShopifyErrorBody),
+        (status = 401, description = "The access token is missing or not a store's", body = ShopifyErrorBody),
+        (status = 404, description = "The API version does not exist", body = ShopifyErrorBody),
+        (status = 409, description = "The event repeats one deleted since, or was deleted before it came", body = ShopifyErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = ShopifyErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ShopifyErrorBody),
+        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("shopify_access_token" = [])),
+)]
 async fn create_event(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -79,7 +127,11 @@ async fn create_event(
     payload: web::Payload,
 ) -> Result<HttpResponse, ProviderError> {
     let outcome = async {
-        let (version, order_id, fulfillment_id) = path.into_inner();
+        let EventsPathParams {
+            version,
+            order_id,
+            fulfillment_id,
+        } = path.into_inner();
         let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
         let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
         let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
@@ -109,13 +161,34 @@ async fn create_event(
 }
 
 /// `GET .../events.json`: the fulfillment's Shopify events, oldest first.
+#[utoipa::path(
+    get,
+    path = EVENTS_PATH,
+    operation_id = "shopify_list_fulfillment_events",
+    tag = "shopify",
+    summary = "List a fulfillment's events (Shopify REST shape), oldest first",
+    params(EventsPathParams),
+    responses(
+        (status = 200, description = "The fulfillment's Shopify events", body = EventList),
+        (status = 400, description = "A path id is not a positive integer", body = ShopifyErrorBody),
+        (status = 401, description = "The access token is missing or not a store's", body = ShopifyErrorBody),
+        (status = 404, description = "Unknown API version or fulfillment", body = ShopifyErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = ShopifyErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("shopify_access_token" = [])),
+)]
 async fn list_events(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventsPath,
 ) -> Result<HttpResponse, ProviderError> {
     let outcome = async {
-        let (version, order_id, fulfillment_id) = path.into_inner();
+        let EventsPathParams {
+            version,
+            order_id,
+            fulfillment_id,
+        } = path.into_inner();
         let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
         let fulfillment = call.fulfillment(&state).await?;
         let events: Vec<RestEvent> = call.events(&fulfillment).collect();
@@ -128,13 +201,35 @@ async fn list_events(
 }
 
 /// `GET .../events/{event_id}.json`.
+#[utoipa::path(
+    get,
+    path = EVENT_PATH,
+    operation_id = "shopify_get_fulfillment_event",
+    tag = "shopify",
+    summary = "Read one fulfillment event (Shopify REST shape)",
+    params(EventPathParams),
+    responses(
+        (status = 200, description = "The event", body = OneEvent),
+        (status = 400, description = "A path id is not a positive integer", body = ShopifyErrorBody),
+        (status = 401, description = "The access token is missing or not a store's", body = ShopifyErrorBody),
+        (status = 404, description = "Unknown API version, fulfillment or event", body = ShopifyErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = ShopifyErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("shopify_access_token" = [])),
+)]
 async fn get_event(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventPath,
 ) -> Result<HttpResponse, ProviderError> {
     let outcome = async {
-        let (version, order_id, fulfillment_id, event_id) = path.into_inner();
+        let EventPathParams {
+            version,
+            order_id,
+            fulfillment_id,
+            event_id,
+        } = path.into_inner();
         let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
         let event_id = path_id("event_id", &event_id)?;
         let fulfillment = call.fulfillment(&state).await?;
@@ -149,13 +244,35 @@ async fn get_event(
 
 /// `DELETE .../events/{event_id}.json`: records the retraction and applies
 /// it before answering `{}`, so the event is gone from the next read.
+#[utoipa::path(
+    delete,
+    path = EVENT_PATH,
+    operation_id = "shopify_delete_fulfillment_event",
+    tag = "shopify",
+    summary = "Delete a fulfillment event (Shopify REST shape)",
+    params(EventPathParams),
+    responses(
+        (status = 200, description = "Deleted: `{}`", body = Deleted),
+        (status = 400, description = "A path id is not a positive integer", body = ShopifyErrorBody),
+        (status = 401, description = "The access token is missing or not a store's", body = ShopifyErrorBody),
+        (status = 404, description = "Unknown API version, fulfillment or event", body = ShopifyErrorBody),
+        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("shopify_access_token" = [])),
+)]
 async fn delete_event(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventPath,
 ) -> Result<HttpResponse, ProviderError> {
     let outcome = async {
-        let (version, order_id, fulfillment_id, event_id) = path.into_inner();
+        let EventPathParams {
+            version,
+            order_id,
+            fulfillment_id,
+            event_id,
+        } = path.into_inner();
         let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
         let event_id = path_id("event_id", &event_id)?;
         let fulfillment = call.fulfillment(&state).await?;
@@ -166,7 +283,7 @@ async fn delete_event(
         if !recorded.is_duplicate() {
             state.core.apply(&recorded.event).await?;
         }
-        Ok(HttpResponse::Ok().json(json!({})))
+        Ok(HttpResponse::Ok().json(Deleted {}))
     }
     .await;
     answer(&state, Provider::Shopify, outcome).await
@@ -295,21 +412,56 @@ fn shopify_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
+/// The path of the events collection. Ids are read as text, so that a bad
+/// one is refused with its name by [`path_id`].
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct EventsPathParams {
+    /// `unstable` or a quarterly version from 2020-01 on, such as 2025-10.
+    version: String,
+    #[param(value_type = u64)]
+    order_id: String,
+    #[param(value_type = u64)]
+    fulfillment_id: String,
+}
+
+/// The path of one event.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct EventPathParams {
+    /// `unstable` or a quarterly version from 2020-01 on, such as 2025-10.
+    version: String,
+    #[param(value_type = u64)]
+    order_id: String,
+    #[param(value_type = u64)]
+    fulfillment_id: String,
+    #[param(value_type = u64)]
+    event_id: String,
+}
+
+/// Shopify's answer to a delete: `{}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ShopifyDeleted)]
+struct Deleted {}
+
 /// Shopify's answer with one event: `{"fulfillment_event": {...}}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ShopifyOneEvent)]
 struct OneEvent<'a> {
     fulfillment_event: RestEvent<'a>,
 }
 
 /// Shopify's answer with a list: `{"fulfillment_events": [...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ShopifyEventList)]
 struct EventList<'a> {
     fulfillment_events: Vec<RestEvent<'a>>,
 }
 
 /// Shopify's FulfillmentEvent resource, made from a history entry; fields
 /// in Shopify's order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ShopifyFulfillmentEventResource)]
 struct RestEvent<'a> {
     id: u64,
     fulfillment_id: u64,

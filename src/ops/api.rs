@@ -325,7 +325,7 @@ async fn list_deliveries(
     let filter = DeliveryQuery::read(req)?.filter(dead_letters)?;
     state
         .automations
-        .outbox()
+        .storage()
         .deliveries(&filter)
         .await
         .map_err(|e| api_error(e.into()))

@@ -5,7 +5,7 @@
 //! data and need no token.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
@@ -17,10 +17,11 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Registers the page and its assets.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/dashboard", web::get().to(index))
-        .route("/dashboard/app.js", web::get().to(script))
-        .route("/dashboard/app.css", web::get().to(stylesheet));
+pub fn routes(routes: &mut crate::routes::Routes) {
+    routes
+        .add(__path_index, index)
+        .add(__path_script, script)
+        .add(__path_stylesheet, stylesheet);
 }
 
 fn asset(content_type: &str, body: &'static str) -> HttpResponse {
@@ -35,14 +36,38 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// The dashboard page; it asks for an admin token and reads `/api/v1`.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    operation_id = "dashboard",
+    tag = "ops",
+    responses((status = 200, description = "The page", body = String, content_type = "text/html; charset=utf-8")),
+)]
 async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
+/// The dashboard's script.
+#[utoipa::path(
+    get,
+    path = "/dashboard/app.js",
+    operation_id = "dashboard_script",
+    tag = "ops",
+    responses((status = 200, description = "The script", body = String, content_type = "text/javascript; charset=utf-8")),
+)]
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+/// The dashboard's stylesheet.
+#[utoipa::path(
+    get,
+    path = "/dashboard/app.css",
+    operation_id = "dashboard_stylesheet",
+    tag = "ops",
+    responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css; charset=utf-8")),
+)]
 async fn stylesheet() -> HttpResponse {
     asset("text/css; charset=utf-8", APP_CSS)
 }

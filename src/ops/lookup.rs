@@ -8,32 +8,42 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::api::{api_error, require_admin};
 use crate::app::AppState;
 use crate::canonical::{FulfillmentKey, Provider};
-use crate::ingest::{IngestError, ProviderError};
+use crate::ingest::{IngestError, ProviderError, RedoErrorBody};
+use crate::routes::Routes;
 use crate::storage::EventFilter;
 
 /// Events read per storage call while searching.
 const PAGE: usize = 1000;
 
-/// Registers the search; before the `/api/v1` scope, which would
-/// otherwise answer 404 for it.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/fulfillments", web::get().to(by_tracking_number));
+/// Registers the search.
+pub fn routes(routes: &mut Routes) {
+    routes.add(__path_by_tracking_number, by_tracking_number);
 }
 
-#[derive(Debug, Deserialize)]
+/// The tracking number searched for.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct TrackingQuery {
     tracking_number: String,
 }
 
+/// The search's answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct TrackingMatches {
+    /// Most recently seen first.
+    fulfillments: Vec<Match>,
+}
+
 /// A fulfillment a tracking number was seen on.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TrackingMatch)]
 struct Match {
     store: String,
     order_id: String,
@@ -42,6 +52,24 @@ struct Match {
     last_seen_at: DateTime<Utc>,
 }
 
+/// Which fulfillments a tracking number was seen on, among the events the
+/// storage keeps.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fulfillments",
+    operation_id = "ops_find_by_tracking_number",
+    tag = "ops",
+    summary = "Find fulfillments by tracking number",
+    params(TrackingQuery),
+    responses(
+        (status = 200, description = "The fulfillments, most recently seen first", body = TrackingMatches),
+        (status = 400, description = "`trackingNumber` is missing or empty", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn by_tracking_number(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -85,5 +113,7 @@ async fn by_tracking_number(
     }
     let mut matches: Vec<Match> = found.into_values().collect();
     matches.sort_by_key(|m| std::cmp::Reverse(m.last_seen_at));
-    Ok(HttpResponse::Ok().json(json!({ "fulfillments": matches })))
+    Ok(HttpResponse::Ok().json(TrackingMatches {
+        fulfillments: matches,
+    }))
 }

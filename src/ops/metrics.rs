@@ -259,12 +259,22 @@ impl Metrics {
 }
 
 /// Registers `GET /metrics`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(scrape));
+pub fn routes(routes: &mut crate::routes::Routes) {
+    routes.add(__path_scrape, scrape);
 }
 
 /// `GET /metrics`: the Prometheus text exposition. No auth: bind it where
 /// only Prometheus reaches.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "ops",
+    summary = "Prometheus metrics",
+    description = "The Prometheus text exposition format. No auth: bind it where only Prometheus reaches.",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")),
+)]
 async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let text = state.metrics.render(state.storage.as_ref()).await;
     HttpResponse::Ok()

@@ -7,17 +7,24 @@ mod dashboard;
 mod health;
 mod lookup;
 pub mod metrics;
+pub mod openapi;
 mod timeline;
 
 use actix_web::web;
 
+use crate::routes::Routes;
+
 /// Registers the ops paths.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    health::routes(cfg);
-    metrics::routes(cfg);
-    dashboard::routes(cfg);
-    // Before the `/api/v1` scope, which would otherwise answer 404 for them.
-    timeline::routes(cfg);
-    lookup::routes(cfg);
+pub fn routes(routes: &mut Routes) {
+    health::routes(routes);
+    metrics::routes(routes);
+    dashboard::routes(routes);
+    timeline::routes(routes);
+    lookup::routes(routes);
+    openapi::routes(routes);
+}
+
+/// Registers the admin API under `/api/v1`.
+pub fn admin_api(cfg: &mut web::ServiceConfig) {
     api::routes(cfg);
 }

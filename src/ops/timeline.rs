@@ -8,13 +8,14 @@ use std::sync::Mutex;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeZone, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::api::{api_error, require_admin};
 use crate::app::AppState;
 use crate::canonical::Provider;
-use crate::ingest::{IngestError, ProviderError};
+use crate::ingest::{IngestError, ProviderError, RedoErrorBody};
+use crate::routes::Routes;
 use crate::storage::Outcome;
 
 /// How many minutes are kept (and the most a caller may ask for).
@@ -30,6 +31,22 @@ struct Minute {
     /// Minutes since the Unix epoch.
     number: i64,
     counts: [[u64; OUTCOMES]; PROVIDERS],
+}
+
+/// One minute of outcome counts, as the API answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MinuteCounts {
+    /// The minute's first second, RFC 3339 in UTC.
+    pub start: String,
+    /// Counts by provider, then by outcome; every one present.
+    pub providers: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
+/// `GET /api/v1/stats/timeline`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct TimelineAnswer {
+    /// Oldest first.
+    minutes: Vec<MinuteCounts>,
 }
 
 /// The last hour of outcomes, minute by minute.
@@ -81,7 +98,7 @@ impl Timeline {
 
     /// The `span` minutes up to and including the one of `now`, oldest
     /// first, every minute, provider and outcome present (zeros included).
-    pub fn last(&self, span: usize, now: DateTime<Utc>) -> Vec<serde_json::Value> {
+    pub fn last(&self, span: usize, now: DateTime<Utc>) -> Vec<MinuteCounts> {
         let current = minute_number(now);
         let minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
         (0..span.min(KEPT_MINUTES) as i64)
@@ -92,7 +109,7 @@ impl Timeline {
                     .iter()
                     .find(|m| m.number == number)
                     .map_or([[0; OUTCOMES]; PROVIDERS], |m| m.counts);
-                let providers: BTreeMap<&str, BTreeMap<&str, u64>> = Provider::ALL
+                let providers = Provider::ALL
                     .iter()
                     .zip(counts)
                     .map(|(p, row)| {
@@ -105,24 +122,41 @@ impl Timeline {
                     .single()
                     .unwrap_or(now)
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                json!({ "start": start, "providers": providers })
+                MinuteCounts { start, providers }
             })
             .collect()
     }
 }
 
 /// Registers `GET /api/v1/stats/timeline`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/stats/timeline", web::get().to(timeline));
+pub fn routes(routes: &mut Routes) {
+    routes.add(__path_timeline, timeline);
 }
 
-#[derive(Debug, Deserialize)]
+/// How many minutes to answer.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TimelineQuery {
+    /// 1 to 60; 30 when absent.
     minutes: Option<usize>,
 }
 
 /// `GET /api/v1/stats/timeline?minutes=N`: this process's outcome counts
 /// per minute, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/timeline",
+    operation_id = "ops_stats_timeline",
+    tag = "ops",
+    summary = "This process's ingest outcomes per minute, for the last hour at most",
+    params(TimelineQuery),
+    responses(
+        (status = 200, description = "Oldest minute first; every minute, provider and outcome present", body = TimelineAnswer),
+        (status = 400, description = "`minutes` is not between 1 and 60", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn timeline(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -137,7 +171,7 @@ async fn timeline(
         ))));
     }
     let minutes = state.metrics.timeline().last(span, Utc::now());
-    Ok(HttpResponse::Ok().json(json!({ "minutes": minutes })))
+    Ok(HttpResponse::Ok().json(TimelineAnswer { minutes }))
 }
 
 #[cfg(test)]
@@ -164,11 +198,11 @@ mod tests {
         timeline.count(Provider::Redo, Outcome::Invalid, at("2026-11-20T10:02:00Z"));
         let last = timeline.last(3, at("2026-11-20T10:02:30Z"));
         assert_eq!(last.len(), 3);
-        assert_eq!(last[0]["start"], "2026-11-20T10:00:00Z");
-        assert_eq!(last[0]["providers"]["carriyo"]["accepted"], 2);
-        assert_eq!(last[1]["providers"]["carriyo"]["accepted"], 0);
-        assert_eq!(last[2]["providers"]["redo"]["invalid"], 1);
-        assert_eq!(last[2]["providers"]["shopify"]["duplicate"], 0);
+        assert_eq!(last[0].start, "2026-11-20T10:00:00Z");
+        assert_eq!(last[0].providers["carriyo"]["accepted"], 2);
+        assert_eq!(last[1].providers["carriyo"]["accepted"], 0);
+        assert_eq!(last[2].providers["redo"]["invalid"], 1);
+        assert_eq!(last[2].providers["shopify"]["duplicate"], 0);
     }
 
     #[test]
@@ -196,11 +230,8 @@ mod tests {
             at("2026-11-20T10:30:00Z"),
         );
         let last = timeline.last(KEPT_MINUTES, at("2026-11-20T11:00:00Z"));
-        let total = |outcome: &str| -> u64 {
-            last.iter()
-                .map(|m| m["providers"]["shopify"][outcome].as_u64().unwrap())
-                .sum()
-        };
+        let total =
+            |outcome: &str| -> u64 { last.iter().map(|m| m.providers["shopify"][outcome]).sum() };
         assert_eq!(
             total("accepted"),
             1,

@@ -7,6 +7,7 @@ use std::fmt;
 
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
@@ -101,8 +102,9 @@ pub fn verify_key(presented: &str, store: &CarriyoSettings) -> Result<(), Reject
 
 /// The parts of Carriyo's shipment object shipgate reads; everything but
 /// the order reference and the status may be absent.
-#[derive(Debug, Deserialize)]
-struct Shipment {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CarriyoShipment)]
+pub struct Shipment {
     shipment_id: Option<String>,
     references: References,
     carrier_account: Option<CarrierAccount>,
@@ -111,20 +113,26 @@ struct Shipment {
     promised_delivery_date: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct References {
+/// Which order and shipment of the merchant's the shipment is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CarriyoReferences)]
+pub struct References {
     partner_order_reference: String,
     /// Carriyo defaults it to the order reference.
     partner_shipment_reference: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct CarrierAccount {
+/// The carrier that carries the shipment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CarriyoCarrierAccount)]
+pub struct CarrierAccount {
     carrier: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct PostShippingInfo {
+/// The shipment's tracking: its status word and tracking number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CarriyoPostShippingInfo)]
+pub struct PostShippingInfo {
     status: String,
     tracking_no: Option<String>,
 }

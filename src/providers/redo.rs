@@ -10,6 +10,9 @@ use std::ops::RangeInclusive;
 use actix_web::http::header::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::status_map::StatusMap;
 use super::{
@@ -73,6 +76,18 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Rejection>
 #[serde(try_from = "u32", into = "u32")]
 pub struct Quantity(u32);
 
+impl PartialSchema for Quantity {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(*QUANTITY_RANGE.start()))
+            .maximum(Some(*QUANTITY_RANGE.end()))
+            .into()
+    }
+}
+
+impl ToSchema for Quantity {}
+
 impl TryFrom<u32> for Quantity {
     type Error = String;
     fn try_from(n: u32) -> Result<Self, Self::Error> {
@@ -100,6 +115,17 @@ impl From<Quantity> for u32 {
 #[serde(try_from = "serde_json::Number", into = "serde_json::Number")]
 pub struct Amount(serde_json::Number);
 
+impl PartialSchema for Amount {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0))
+            .into()
+    }
+}
+
+impl ToSchema for Amount {}
+
 impl TryFrom<serde_json::Number> for Amount {
     type Error = String;
     fn try_from(n: serde_json::Number) -> Result<Self, Self::Error> {
@@ -124,6 +150,17 @@ impl From<Amount> for serde_json::Number {
 #[serde(try_from = "String", into = "String")]
 pub struct ImageUrl(String);
 
+impl PartialSchema for ImageUrl {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(IMAGE_URL_MAX_CHARS))
+            .into()
+    }
+}
+
+impl ToSchema for ImageUrl {}
+
 impl TryFrom<String> for ImageUrl {
     type Error = String;
     fn try_from(url: String) -> Result<Self, Self::Error> {
@@ -146,7 +183,7 @@ impl From<ImageUrl> for String {
 
 /// `orders-api-create-order-request`: also what get-order answers back,
 /// so it serializes to the same shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrderRequest {
     pub order_id: String,
@@ -176,7 +213,7 @@ pub struct CreateOrderRequest {
 
 /// `orders-api-line-item`: fulfillments copy title, product, variant and
 /// SKU from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLineItem {
     pub id: String,
@@ -196,7 +233,7 @@ pub struct OrderLineItem {
 }
 
 /// `orders-api-customer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Customer {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,7 +251,7 @@ pub struct Customer {
 }
 
 /// `orders-api-shipping`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Shipping {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +264,7 @@ pub struct Shipping {
 
 /// `orders-api-shipping-address` and `orders-api-billing-address`, which
 /// are the same (note `province`, where tracking locations say `state`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Address {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,9 +303,10 @@ pub fn parse_create_order(body: &[u8]) -> Result<NewOrder, Rejection> {
 }
 
 /// `orders-api-create-fulfillment-request` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CreateFulfillmentBody {
+#[schema(as = CreateFulfillmentRequest)]
+pub struct CreateFulfillmentBody {
     fulfillment_id: Option<String>,
     line_items: Vec<FulfilledItem>,
     tracking: Option<Tracking>,
@@ -278,14 +316,14 @@ struct CreateFulfillmentBody {
 }
 
 /// One line item to fulfill: which of the order's items, how many.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 pub struct FulfilledItem {
     pub id: String,
     pub quantity: Quantity,
 }
 
 /// The shipment's carrier and tracking number.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
 pub struct Tracking {
     pub carrier: String,
     pub code: String,
@@ -361,9 +399,10 @@ pub fn fulfilled_line_items(
 
 /// `orders-api-update-fulfillment-status-request`, and the same fields in
 /// create-fulfillment's `initialTracking`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TrackingBody {
+#[schema(as = TrackingUpdateRequest)]
+pub struct TrackingBody {
     status: String,
     estimated_delivery_date: Option<String>,
     message: Option<String>,
@@ -372,9 +411,9 @@ struct TrackingBody {
 }
 
 /// `orders-api-tracking-location`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TrackingLocation {
+pub struct TrackingLocation {
     city: Option<String>,
     state: Option<String>,
     country: Option<String>,

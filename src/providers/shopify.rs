@@ -4,6 +4,7 @@
 
 use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
@@ -94,7 +95,8 @@ pub fn verify_webhook(
 /// A FulfillmentEvent as webhooks carry it and REST clients create it.
 /// The ids are required of webhooks; REST clients give them in the path.
 /// Flat, without `#[serde(flatten)]`, so that parse errors name the field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ShopifyFulfillmentEvent)]
 pub struct FulfillmentEvent {
     pub id: Option<u64>,
     pub fulfillment_id: Option<u64>,
@@ -118,8 +120,9 @@ fn required_id(field: &str, value: Option<u64>) -> Result<u64, Rejection> {
 }
 
 /// What the delete topic needs: which event, of which fulfillment.
-#[derive(Debug, Deserialize)]
-struct DeletedEvent {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ShopifyDeletedEvent)]
+pub struct DeletedEvent {
     id: u64,
     fulfillment_id: u64,
     order_id: u64,
@@ -127,8 +130,9 @@ struct DeletedEvent {
 }
 
 /// A Fulfillment resource (`fulfillments/*` topics).
-#[derive(Debug, Deserialize)]
-struct Fulfillment {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ShopifyFulfillment)]
+pub struct Fulfillment {
     id: u64,
     order_id: u64,
     status: String,
@@ -141,8 +145,24 @@ struct Fulfillment {
     created_at: Option<String>,
 }
 
+/// A webhook body: the REST resource its `X-Shopify-Topic` names. Only the
+/// OpenAPI document uses this type: the adapter reads the topic first, then
+/// the one shape it names.
+#[derive(ToSchema)]
+#[schema(as = ShopifyWebhookBody)]
+#[serde(untagged)]
+pub enum WebhookBody {
+    /// `fulfillment_events/create`
+    Event(FulfillmentEvent),
+    /// `fulfillment_events/delete`
+    Deleted(DeletedEvent),
+    /// `fulfillments/create`, `fulfillments/update`
+    Fulfillment(Fulfillment),
+}
+
 /// The body of the REST create call: `{"event": {...}}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ShopifyCreateEventRequest)]
 pub struct CreateEventRequest {
     pub event: FulfillmentEvent,
 }

@@ -3,11 +3,14 @@
 //! server says at start-up. One mutex guards it all: every operation is a
 //! few map lookups and never awaits while holding it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod outbox;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::{
@@ -16,6 +19,7 @@ use super::{
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
+use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
 use crate::fulfillment::{Fulfillment, Order};
 
 /// The in-process storage backend.
@@ -40,6 +44,7 @@ struct State {
     stats: Stats,
     unmapped: BTreeMap<(Provider, String), u64>,
     recent: VecDeque<CanonicalEvent>,
+    outbox: outbox::Outbox,
 }
 
 #[derive(Default)]
@@ -55,6 +60,7 @@ impl MemoryStorage {
             logs: (0..settings.partitions)
                 .map(|_| Partition::default())
                 .collect(),
+            outbox: outbox::Outbox::new(settings.partitions),
             ..State::default()
         };
         Self {
@@ -233,10 +239,11 @@ impl Storage for MemoryStorage {
         Ok(self.state().fulfillments.get(key).cloned())
     }
 
-    async fn compare_and_set_fulfillment(
+    async fn compare_and_set_with_outbox(
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
+        fired: &OutboxWrite,
     ) -> Result<bool, StorageError> {
         let mut state = self.state();
         let current = state.fulfillments.get(&value.key).map(|v| v.version);
@@ -251,7 +258,80 @@ impl Storage for MemoryStorage {
                 value: value.clone(),
             },
         );
+        state.outbox.record(&value.key, fired);
         Ok(true)
+    }
+
+    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError> {
+        let now = Instant::now();
+        let mut held: Vec<u32> = self
+            .state()
+            .leases
+            .iter()
+            .filter(|(_, (holder, expires))| holder == worker && *expires > now)
+            .map(|(p, _)| *p)
+            .collect();
+        held.sort_unstable();
+        Ok(held)
+    }
+
+    async fn due_deliveries(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        skip: &BTreeSet<String>,
+        max: usize,
+    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError> {
+        Ok(self.state().outbox.due(partitions, now, skip, max))
+    }
+
+    async fn settle_delivery(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.state().outbox.settle(delivery, now);
+        Ok(())
+    }
+
+    async fn forget_delivered(&self, before: DateTime<Utc>) -> Result<(), StorageError> {
+        self.state().outbox.forget_delivered(before);
+        Ok(())
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
+        Ok(self.state().outbox.delivery(id))
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StorageError> {
+        Ok(self.state().outbox.deliveries(filter))
+    }
+
+    async fn requeue_delivery(
+        &self,
+        id: &str,
+        force: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Requeued, StorageError> {
+        Ok(self.state().outbox.requeue(id, force, at))
+    }
+
+    async fn stalled(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError> {
+        Ok(self.state().outbox.stalled(partitions, now, max))
+    }
+
+    async fn fire_stall(
+        &self,
+        key: &FulfillmentKey,
+        until: DateTime<Utc>,
+        fired: &OutboxWrite,
+    ) -> Result<bool, StorageError> {
+        Ok(self.state().outbox.fire_stall(key, until, fired))
     }
 
     async fn fulfillments_of_order(

@@ -10,20 +10,28 @@
 //! - the log is read per partition, in order, by one worker at a time, and
 //!   an entry leaves it only when acknowledged;
 //! - fulfillment state changes by compare-and-set, so concurrent appliers
-//!   never lose each other's updates.
+//!   never lose each other's updates, and the automation deliveries (and
+//!   stall watch) a change fires are written in the same atomic step, so a
+//!   crash can neither lose a delivery nor make one for an update that
+//!   was not applied;
+//! - deliveries wait in per-(rule, fulfillment) queues in the
+//!   fulfillment's partition, so a dispatcher sends only for the
+//!   partitions its process holds.
 
 pub mod memory;
 pub mod redis;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
 use crate::config::{Backend, Settings};
+use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
 use crate::fulfillment::{Fulfillment, Order};
 
 /// Why storage could not do what was asked.
@@ -106,7 +114,7 @@ impl Outcome {
 pub type Stats = BTreeMap<Provider, BTreeMap<Outcome, u64>>;
 
 /// A provider word the status map did not know, and how often it came.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UnmappedWord {
     pub provider: Provider,
     pub word: String,
@@ -167,6 +175,80 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
+    ) -> Result<bool, StorageError> {
+        self.compare_and_set_with_outbox(expected, value, &OutboxWrite::default())
+            .await
+    }
+
+    /// As [`Storage::compare_and_set_fulfillment`], and in the same atomic
+    /// step queues the deliveries the change fired and sets its stall
+    /// watch; nothing of `fired` is written when the version moved.
+    async fn compare_and_set_with_outbox(
+        &self,
+        expected: Option<u64>,
+        value: &Fulfillment,
+        fired: &OutboxWrite,
+    ) -> Result<bool, StorageError>;
+
+    /// The partitions whose lease `worker` holds now: the dispatcher of
+    /// the worker's process sends only their deliveries.
+    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError>;
+
+    /// The deliveries at the head of their queues in `partitions` that are
+    /// due by `now`, leaving out `skip` (in flight), at most `max`; and
+    /// when the earliest head that is not due yet will be.
+    async fn due_deliveries(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        skip: &BTreeSet<String>,
+        max: usize,
+    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError>;
+
+    /// Stores a delivery after an attempt; delivered or dead, it leaves
+    /// its queue and the next one in the queue becomes due.
+    async fn settle_delivery(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError>;
+
+    /// Forgets delivered messages delivered before `before`.
+    async fn forget_delivered(&self, before: DateTime<Utc>) -> Result<(), StorageError>;
+
+    /// One delivery by id.
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError>;
+
+    /// Deliveries that pass `filter`, newest first.
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StorageError>;
+
+    /// Queues a dead letter (or, with `force`, a delivered message) again,
+    /// due at `at`, behind what its queue holds now.
+    async fn requeue_delivery(
+        &self,
+        id: &str,
+        force: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Requeued, StorageError>;
+
+    /// Fulfillments in `partitions` whose stall watch ran out by `now`,
+    /// with the time it was set to, at most `max`.
+    async fn stalled(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError>;
+
+    /// Ends a stall: if `key`'s watch is still set to `until`, clears it
+    /// and queues `fired`'s deliveries in one atomic step, and answers
+    /// true. False when an apply moved the watch since (the stall is
+    /// over) or another process fired it: each stall fires once.
+    async fn fire_stall(
+        &self,
+        key: &FulfillmentKey,
+        until: DateTime<Utc>,
+        fired: &OutboxWrite,
     ) -> Result<bool, StorageError>;
 
     /// The fulfillments of one order, by fulfillment reference.

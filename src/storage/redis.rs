@@ -11,18 +11,23 @@
 //!   and recently accepted events of the partition, merged on read;
 //! - `P:{P:p<n>}:lease`: the worker holding the partition;
 //! - `P:{P:p<n>}:fulfillment:…`: a hash `{v, doc}` changed by a Lua
-//!   compare-and-set on `v`.
+//!   compare-and-set on `v`, which also queues the automation deliveries
+//!   the change fired and sets the stall watch, in the partition's outbox
+//!   keys (see [`outbox`]).
 //!
 //! Outside the partitions: `P:order-fulfillments:…` (a set per order),
 //! `P:{P:orders:<store>}:…` (orders and their two ids), `P:seq:…`,
 //! `P:stats` (refused requests) and `P:workers` (live workers, for fair
 //! lease shares).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+mod outbox;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError, Script, Value};
@@ -34,6 +39,7 @@ use super::{
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
+use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
 use crate::fulfillment::{Fulfillment, Order};
 
 /// The consumer group every partition stream is read through.
@@ -80,15 +86,26 @@ return false
 ";
 
 /// Writes a fulfillment if its version is still the expected one ("" for
-/// none yet). KEYS: the fulfillment hash. ARGV: expected, new version, doc.
+/// none yet), and with it what the change fired: the stall watch and the
+/// deliveries (queued by `outbox::ENQUEUE`, prepended). KEYS: the
+/// partition's outbox, due, next and stall keys, the fulfillment hash,
+/// then a queue and a document per delivery. ARGV: delivery count, stall
+/// ("" to leave, "clear", or the stall time in ms), the fulfillment's
+/// stall member, expected, new version, doc, then the deliveries.
 const COMPARE_AND_SET: &str = r"
-local current = redis.call('HGET', KEYS[1], 'v')
-if ARGV[1] == '' then
+local current = redis.call('HGET', KEYS[5], 'v')
+if ARGV[4] == '' then
   if current then return 0 end
-elseif current ~= ARGV[1] then
+elseif current ~= ARGV[4] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[3])
+redis.call('HSET', KEYS[5], 'v', ARGV[5], 'doc', ARGV[6])
+if ARGV[2] == 'clear' then
+  redis.call('ZREM', KEYS[4], ARGV[3])
+elseif ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+end
+enqueue(7, tonumber(ARGV[1]))
 return 1
 ";
 
@@ -152,7 +169,7 @@ impl Scripts {
     fn new() -> Self {
         Self {
             claim_and_append: Script::new(CLAIM_AND_APPEND),
-            compare_and_set: Script::new(COMPARE_AND_SET),
+            compare_and_set: Script::new(&format!("{}{COMPARE_AND_SET}", outbox::ENQUEUE)),
             create_order: Script::new(CREATE_ORDER),
             register_worker: Script::new(REGISTER_WORKER),
             renew_lease: Script::new(RENEW_LEASE),
@@ -883,10 +900,11 @@ impl Storage for RedisStorage {
         }
     }
 
-    async fn compare_and_set_fulfillment(
+    async fn compare_and_set_with_outbox(
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
+        fired: &OutboxWrite,
     ) -> Result<bool, StorageError> {
         let mut connection = self.connection()?;
         let key = &value.key;
@@ -900,16 +918,79 @@ impl Storage for RedisStorage {
                 .await?;
         }
         let doc = serde_json::to_string(value).map_err(corrupt)?;
-        let written: bool = self
-            .scripts
-            .compare_and_set
-            .key(self.keys.fulfillment(self.partition_of(key), key))
+        let p = self.partition_of(key);
+        let mut invocation = self.scripts.compare_and_set.prepare_invoke();
+        self.enqueue_keys(p, key, &mut invocation);
+        invocation
+            .arg(fired.deliveries.len())
+            .arg(outbox::stall_argument(fired))
+            .arg(fulfillment_id(key))
             .arg(expected.map(|v| v.to_string()).unwrap_or_default())
             .arg(expected.map_or(1, |v| v + 1))
-            .arg(doc)
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(written)
+            .arg(doc);
+        self.enqueue_deliveries(p, fired, &mut invocation)?;
+        Ok(invocation.invoke_async(&mut connection).await?)
+    }
+
+    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError> {
+        self.held_by(worker).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        skip: &BTreeSet<String>,
+        max: usize,
+    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError> {
+        self.due_heads(partitions, now, skip, max).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.settle(delivery, now).await
+    }
+
+    async fn forget_delivered(&self, before: DateTime<Utc>) -> Result<(), StorageError> {
+        self.forget(before).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
+        self.one_delivery(id).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StorageError> {
+        self.list(filter).await
+    }
+
+    async fn requeue_delivery(
+        &self,
+        id: &str,
+        force: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Requeued, StorageError> {
+        self.requeue(id, force, at).await
+    }
+
+    async fn stalled(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError> {
+        self.stalls(partitions, now, max).await
+    }
+
+    async fn fire_stall(
+        &self,
+        key: &FulfillmentKey,
+        until: DateTime<Utc>,
+        fired: &OutboxWrite,
+    ) -> Result<bool, StorageError> {
+        self.end_stall(key, until, fired).await
     }
 
     async fn fulfillments_of_order(

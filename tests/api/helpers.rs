@@ -635,3 +635,179 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 }
+
+/// The words of what a receiver got, in order.
+pub fn triggers(received: &[Received]) -> Vec<String> {
+    received.iter().map(|r| r.trigger().to_owned()).collect()
+}
+
+/// How a [`Receiver`] answers one request.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    Status(u16),
+    /// A status with `Retry-After: <seconds>`.
+    RetryAfter(u16, u64),
+    /// 200, after this long: a slow receiver, or one that never answers
+    /// in time.
+    After(Duration),
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: String,
+    pub json: Value,
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn trigger(&self) -> &str {
+        self.json["trigger"].as_str().unwrap_or("")
+    }
+
+    pub fn fulfillment(&self) -> &str {
+        self.json["fulfillment"]["id"].as_str().unwrap_or("")
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    received: std::sync::Mutex<Vec<Received>>,
+    /// Answers for the next requests, in order; then `usual`.
+    script: std::sync::Mutex<std::collections::VecDeque<Answer>>,
+    usual: std::sync::Mutex<Option<Answer>>,
+    /// Fulfillments whose deliveries are always answered 500.
+    failing: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// An automation subscriber on 127.0.0.1 that records what it gets and
+/// answers as a test tells it.
+pub struct Receiver {
+    pub port: u16,
+    inbox: actix_web::web::Data<Inbox>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    pub async fn start_on(port: u16) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("a receiver port");
+        let port = listener.local_addr().expect("an address").port();
+        let inbox = actix_web::web::Data::new(Inbox::default());
+        let data = inbox.clone();
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .default_service(actix_web::web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(listener)
+        .expect("the receiver listens")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            port,
+            inbox,
+            server: handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks", self.port)
+    }
+
+    pub fn answer_next(&self, answers: &[Answer]) {
+        self.inbox.script.lock().unwrap().extend(answers);
+    }
+
+    pub fn answer_usually(&self, answer: Answer) {
+        *self.inbox.usual.lock().unwrap() = Some(answer);
+    }
+
+    pub fn fail_fulfillment(&self, fulfillment: &str) {
+        self.inbox
+            .failing
+            .lock()
+            .unwrap()
+            .insert(fulfillment.to_owned());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inbox.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests came; panics with what came after 10 s.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {n} requests, got {}: {:?}",
+                received.len(),
+                received.iter().map(Received::trigger).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.server.stop(false).await;
+    }
+}
+
+async fn receive(
+    inbox: actix_web::web::Data<Inbox>,
+    req: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+) -> actix_web::HttpResponse {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let fulfillment = json["fulfillment"]["id"].as_str().unwrap_or("").to_owned();
+    inbox.received.lock().unwrap().push(Received {
+        headers,
+        body,
+        json,
+        at: std::time::Instant::now(),
+    });
+    let answer = if inbox.failing.lock().unwrap().contains(&fulfillment) {
+        Answer::Status(500)
+    } else {
+        let scripted = inbox.script.lock().unwrap().pop_front();
+        scripted
+            .or(*inbox.usual.lock().unwrap())
+            .unwrap_or(Answer::Status(200))
+    };
+    let status = |code| actix_web::http::StatusCode::from_u16(code).expect("a status code");
+    match answer {
+        Answer::Status(code) => {
+            actix_web::HttpResponse::build(status(code)).body("receiver says so")
+        }
+        Answer::RetryAfter(code, seconds) => actix_web::HttpResponse::build(status(code))
+            .insert_header(("Retry-After", seconds.to_string()))
+            .finish(),
+        Answer::After(delay) => {
+            tokio::time::sleep(delay).await;
+            actix_web::HttpResponse::Ok().finish()
+        }
+    }
+}

@@ -6,6 +6,7 @@
 mod automations;
 mod carriyo;
 mod helpers;
+mod openapi;
 mod ops;
 mod ops_surface;
 mod redo;

@@ -9,6 +9,8 @@ mod automations;
 mod carriyo;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/openapi.rs"]
+mod openapi;
 #[path = "../api/ops.rs"]
 mod ops;
 #[path = "../api/ops_surface.rs"]

@@ -4,7 +4,7 @@
 //! order. Gateways run as real `shipgate` processes so they can be killed;
 //! each test has a redis-server of its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -191,7 +191,7 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
 
 /// The environment of gateways sharing one deployment on the Redis at
 /// `url`: one key prefix, leases of `lease_ttl`.
-fn deployment_env(url: &str, lease_ttl: Duration) -> Vec<(String, String)> {
+pub(crate) fn deployment_env(url: &str, lease_ttl: Duration) -> Vec<(String, String)> {
     let mut env = test_env();
     env.extend(redis_env(url));
     env.push((
@@ -203,8 +203,8 @@ fn deployment_env(url: &str, lease_ttl: Duration) -> Vec<(String, String)> {
 
 /// A `shipgate serve` process. Its `app` talks to it like any test app;
 /// `app.stop()` sends SIGTERM and waits for the exit.
-struct Gateway {
-    app: TestApp,
+pub(crate) struct Gateway {
+    pub(crate) app: TestApp,
     pid: u32,
     log: PathBuf,
 }
@@ -217,8 +217,20 @@ impl Gateway {
         gateway
     }
 
+    /// Starts one serving `config` layered over the defaults, and waits
+    /// until it is ready.
+    pub(crate) async fn start_with_config(env: &[(String, String)], config: &Path) -> Self {
+        let gateway = Self::spawn_with_config(env, Some(config)).await;
+        gateway.wait_for("/ready").await;
+        gateway
+    }
+
     /// Starts one and waits until it answers at all.
     async fn spawn(env: &[(String, String)]) -> Self {
+        Self::spawn_with_config(env, None).await
+    }
+
+    async fn spawn_with_config(env: &[(String, String)], config: Option<&Path>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -230,6 +242,9 @@ impl Gateway {
         let log_file = std::fs::File::create(&log).expect("a gateway log file");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
         command.arg("serve").env_remove("RUST_LOG");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHIPGATE__")) {
             command.env_remove(name);
         }
@@ -284,13 +299,13 @@ impl Gateway {
     }
 
     /// SIGKILL: no graceful anything.
-    async fn kill(self) {
+    pub(crate) async fn kill(self) {
         signal(self.pid, "KILL");
         let _ = self.app.server.await;
         let _ = std::fs::remove_file(&self.log);
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.app.stop().await;
         let _ = std::fs::remove_file(&self.log);
     }

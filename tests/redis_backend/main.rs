@@ -4,6 +4,7 @@
 //! Redis outage, a duplicate storm), each against a redis-server of its
 //! own that it may stop and restart.
 
+mod automations;
 mod faults;
 // Shared with tests/api, where every helper is used; here only some are.
 #[allow(dead_code)]

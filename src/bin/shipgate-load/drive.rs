@@ -165,7 +165,7 @@ impl Tally {
                     "other"
                 };
                 *self.errors.entry(kind).or_default() += 1;
-                self.first_error.get_or_insert_with(|| e.to_string());
+                self.first_error.get_or_insert_with(|| with_causes(&e));
             }
         }
         self.latency.saturating_record(micros);
@@ -187,6 +187,18 @@ impl Tally {
             .map(|(_, n)| n)
             .sum()
     }
+}
+
+/// An error with its causes, which say what actually went wrong.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Claims request slots up to the bound.

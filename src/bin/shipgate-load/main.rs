@@ -134,7 +134,9 @@ fn share(text: &str) -> Result<f64, String> {
     if (0.0..1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(format!("{value} is not a share from 0 up to (not including) 1"))
+        Err(format!(
+            "{value} is not a share from 0 up to (not including) 1"
+        ))
     }
 }
 
@@ -270,9 +272,12 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
     print_load(&tally);
     print_gateway(&peaks, backlog_at_end, cli.gateway_pid);
     let drained = drained?;
-    let plan = load.plan();
-    let verdict = verify::verify(&api, &load.wire, &plan).await?;
-    let late = plan.updates().iter().filter(|u| u.late).count();
+    let (expectations, late) = {
+        let plan = load.plan();
+        let late = plan.updates().iter().filter(|u| u.late).count();
+        (verify::expectations(&load.wire, &plan), late)
+    };
+    let verdict = verify::verify(&api, expectations).await?;
     print_verdict(&verdict, drained, tally.retries, late);
     Ok(verdict)
 }

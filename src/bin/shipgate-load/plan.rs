@@ -100,10 +100,9 @@ impl FromStr for Mix {
                 .split_once('=')
                 .ok_or_else(|| format!("'{part}' is not provider=weight"))?;
             let provider: Provider = name.trim().parse()?;
-            weights[index_of(provider)] = weight
-                .trim()
-                .parse()
-                .map_err(|_| format!("the weight of {provider}, '{weight}', is not a whole number"))?;
+            weights[index_of(provider)] = weight.trim().parse().map_err(|_| {
+                format!("the weight of {provider}, '{weight}', is not a whole number")
+            })?;
         }
         if weights.iter().sum::<u32>() == 0 {
             return Err("no provider has a weight above 0".into());
@@ -314,7 +313,10 @@ mod tests {
     fn a_mix_names_providers_and_whole_weights() {
         let mix: Mix = "shopify=70, redo=30".parse().unwrap();
         assert_eq!(mix.to_string(), "shopify=70,redo=30");
-        assert!("shopify".parse::<Mix>().unwrap_err().contains("provider=weight"));
+        assert!("shopify"
+            .parse::<Mix>()
+            .unwrap_err()
+            .contains("provider=weight"));
         assert!("ups=1".parse::<Mix>().unwrap_err().contains("'ups'"));
         assert!("redo=x".parse::<Mix>().unwrap_err().contains("redo"));
         assert!("redo=0".parse::<Mix>().is_err());
@@ -323,7 +325,12 @@ mod tests {
     #[test]
     fn fulfillments_are_split_by_the_mix() {
         let plan = plan(0.0, 0.0, 100);
-        let count = |p| plan.fulfillments().iter().filter(|f| f.provider == p).count();
+        let count = |p| {
+            plan.fulfillments()
+                .iter()
+                .filter(|f| f.provider == p)
+                .count()
+        };
         assert_eq!(
             (
                 count(Provider::Shopify),
@@ -340,14 +347,18 @@ mod tests {
         let mut retries = 0;
         let mut latest: std::collections::HashMap<usize, DateTime<Utc>> = Default::default();
         for _ in 0..5_000 {
+            let before = plan.updates().len();
             let next = plan.next();
             let update = plan.update(next.n).clone();
             if next.retry {
                 retries += 1;
-                assert!(next.n < plan.updates().len() - 1 || plan.updates().len() == 1);
+                assert!(next.n < before && plan.updates().len() == before);
                 continue;
             }
-            let newest = latest.entry(update.fulfillment).or_insert(update.occurred_at);
+            assert_eq!((next.n, plan.updates().len()), (before, before + 1));
+            let newest = latest
+                .entry(update.fulfillment)
+                .or_insert(update.occurred_at);
             if update.late {
                 assert!(update.occurred_at < *newest, "{update:?}");
             } else {

@@ -57,30 +57,35 @@ impl Verdict {
 }
 
 /// One update to look for, and whether the gateway acknowledged it.
-struct Expected {
+pub struct Expected {
     mark: Mark,
     acknowledged: bool,
 }
 
-/// Reads every fulfillment the load updated and counts each update in it.
-pub async fn verify(api: &ReadApi, wire: &Wire, plan: &Plan) -> Result<Verdict, String> {
-    let mut by_fulfillment: BTreeMap<usize, Vec<Expected>> = BTreeMap::new();
+/// What to look for in each fulfillment the plan updated.
+pub type Expectations = BTreeMap<Refs, Vec<Expected>>;
+
+/// Every planned update, by fulfillment, as the verification looks for it.
+pub fn expectations(wire: &Wire, plan: &Plan) -> Expectations {
+    let mut by_fulfillment = Expectations::new();
     for (n, update) in plan.updates().iter().enumerate() {
         let f = plan.fulfillment_of(update);
         by_fulfillment
-            .entry(update.fulfillment)
+            .entry(wire.refs(f))
             .or_default()
             .push(Expected {
                 mark: wire.mark(n, update, f),
                 acknowledged: update.acknowledged,
             });
     }
-    let reads = by_fulfillment.into_iter().map(|(index, expected)| {
-        let refs = wire.refs(&plan.fulfillments()[index]);
-        async move {
-            let found = api.fulfillment(&refs).await?;
-            Ok::<_, String>((refs, found, expected))
-        }
+    by_fulfillment
+}
+
+/// Reads every fulfillment the load updated and counts each update in it.
+pub async fn verify(api: &ReadApi, expectations: Expectations) -> Result<Verdict, String> {
+    let reads = expectations.into_iter().map(|(refs, expected)| async move {
+        let found = api.fulfillment(&refs).await?;
+        Ok::<_, String>((refs, found, expected))
     });
     let mut reads = stream::iter(reads).buffer_unordered(READS_IN_FLIGHT);
     let mut verdict = Verdict::default();

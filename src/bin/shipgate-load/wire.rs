@@ -58,7 +58,7 @@ pub struct Delivery {
 
 /// A fulfillment's references, as its provider sends them and as the read
 /// API takes them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Refs {
     pub order: String,
     pub fulfillment: String,
@@ -174,7 +174,8 @@ impl Wire {
                 let id = u64::from(self.run.0) * EVENT_IDS_PER_RUN + n as u64;
                 let mut body = self.shopify_event.clone();
                 body["id"] = json!(id);
-                body["admin_graphql_api_id"] = json!(format!("gid://shopify/FulfillmentEvent/{id}"));
+                body["admin_graphql_api_id"] =
+                    json!(format!("gid://shopify/FulfillmentEvent/{id}"));
                 body["order_id"] = json!(self.shopify_id(f));
                 body["fulfillment_id"] = json!(self.shopify_id(f));
                 body["status"] = json!(update.word);

@@ -45,20 +45,29 @@ pub(super) fn triggers(effects: &Effects, derive_eta_events: bool) -> Vec<Trigge
 }
 
 /// Finds in-transit fulfillments whose stall watch ran out and fires
-/// `stalled_in_transit` for them.
+/// `stalled_in_transit` for them, in the partitions this process's worker
+/// holds (and storage fires each stall once even if two processes look).
 pub struct StallScanner {
     core: FulfillmentCore,
     automations: Automations,
+    worker: String,
     every: Duration,
 }
 
 impl StallScanner {
-    /// A scanner that looks a few times per `stall_after`, so a stall is
-    /// noticed soon after it begins, and at least every 30 s.
-    pub fn new(core: FulfillmentCore, automations: Automations, stall_after: Duration) -> Self {
+    /// A scanner for `worker`'s partitions that looks a few times per
+    /// `stall_after`, so a stall is noticed soon after it begins, and at
+    /// least every 30 s.
+    pub fn new(
+        core: FulfillmentCore,
+        automations: Automations,
+        worker: &str,
+        stall_after: Duration,
+    ) -> Self {
         Self {
             core,
             automations,
+            worker: worker.to_owned(),
             every: (stall_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(30)),
         }
     }
@@ -85,8 +94,9 @@ impl StallScanner {
 
     async fn scan(&self) -> Result<(), StorageError> {
         let now = Utc::now();
-        let outbox = self.automations.outbox();
-        for (key, until) in outbox.stalled(now, SCAN_BATCH).await? {
+        let storage = self.automations.storage();
+        let partitions = storage.held_partitions(&self.worker).await?;
+        for (key, until) in storage.stalled(&partitions, now, SCAN_BATCH).await? {
             let write = match self.core.get(&key).await? {
                 Some(f) if f.status == ShipmentStatus::InTransit => OutboxWrite {
                     deliveries: self.automations.deliveries(
@@ -99,10 +109,9 @@ impl StallScanner {
                 },
                 _ => OutboxWrite::default(),
             };
-            let fired = outbox.fire_stall(&key, until, &write).await?;
-            if fired && !write.deliveries.is_empty() {
+            if storage.fire_stall(&key, until, &write).await? && !write.deliveries.is_empty() {
                 tracing::info!(fulfillment = %key, "stalled in transit");
-                self.automations.wake().notify_one();
+                self.automations.queued(&write);
             }
         }
         Ok(())

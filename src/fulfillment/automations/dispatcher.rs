@@ -5,13 +5,16 @@
 //!
 //! Only queue heads are sent, and a head stays at the head while it is
 //! retried, so one fulfillment's later deliveries wait for it; other
-//! queues never wait on it.
+//! queues never wait on it. Each process sends only the deliveries of the
+//! partitions its worker holds, so with several processes each delivery
+//! has one sender (two only for a moment while a lease moves: delivery is
+//! at least once, and the `webhook-id` lets the subscriber drop a repeat).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +23,7 @@ use super::delivery::{Courier, Failure};
 use super::outbox::{Attempt, Delivery, FailureReason, Settlement};
 use super::Automations;
 use crate::config::DeliverySettings;
+use crate::storage::StorageError;
 
 /// Longest sleep between looks at the outbox: other processes may have
 /// queued deliveries this one was not woken for.
@@ -29,11 +33,16 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How many times settling an attempt is tried while storage fails;
 /// after that the delivery stays due and is sent again (at least once).
 const SETTLE_TRIES: u32 = 5;
+/// How often delivered messages past `delivery.retention` are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
 
 /// Sends this process's deliveries.
 pub struct Dispatcher {
     shared: Arc<Shared>,
+    /// The worker whose partitions this dispatcher sends for.
+    worker: String,
     concurrency: usize,
+    retention: Duration,
     grace: Duration,
 }
 
@@ -46,11 +55,12 @@ struct Shared {
 }
 
 impl Dispatcher {
-    /// A dispatcher that finishes attempts in flight for up to `grace`
-    /// when stopped.
+    /// A dispatcher for `worker`'s partitions that finishes attempts in
+    /// flight for up to `grace` when stopped.
     pub fn new(
         automations: Automations,
         settings: &DeliverySettings,
+        worker: &str,
         grace: Duration,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
@@ -60,7 +70,9 @@ impl Dispatcher {
                 retry_schedule: settings.retry_schedule.clone(),
                 in_flight: Mutex::new(BTreeSet::new()),
             }),
+            worker: worker.to_owned(),
             concurrency: settings.concurrency,
+            retention: settings.retention,
             grace,
         })
     }
@@ -72,14 +84,14 @@ impl Dispatcher {
             "dispatcher started"
         );
         let mut attempts = JoinSet::new();
+        let mut forget_at = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             while attempts.try_join_next().is_some() {}
-            let room = self.concurrency.saturating_sub(attempts.len());
             let now = Utc::now();
+            let room = self.concurrency.saturating_sub(attempts.len());
             let mut pause = POLL;
             if room > 0 {
-                let skip = self.shared.in_flight().clone();
-                match self.shared.automations.outbox().due(now, &skip, room).await {
+                match self.due(now, room).await {
                     Ok((ready, next)) => {
                         for delivery in ready {
                             self.shared.in_flight().insert(delivery.id.clone());
@@ -91,6 +103,10 @@ impl Dispatcher {
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot read the outbox"),
                 }
+            }
+            if tokio::time::Instant::now() >= forget_at {
+                forget_at += FORGET_EVERY;
+                self.forget_delivered(now).await;
             }
             tokio::select! {
                 _ = self.shared.automations.wake().notified() => {}
@@ -110,6 +126,37 @@ impl Dispatcher {
             );
         }
         tracing::info!("dispatcher stopped");
+    }
+
+    /// The due heads of the partitions this process holds now.
+    async fn due(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError> {
+        let storage = self.shared.automations.storage();
+        let partitions = storage.held_partitions(&self.worker).await?;
+        if partitions.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let skip = self.shared.in_flight().clone();
+        storage.due_deliveries(&partitions, now, &skip, max).await
+    }
+
+    async fn forget_delivered(&self, now: DateTime<Utc>) {
+        let retention = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        let before = now
+            .checked_sub_signed(retention)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        if let Err(e) = self
+            .shared
+            .automations
+            .storage()
+            .forget_delivered(before)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot forget old delivered messages");
+        }
     }
 }
 
@@ -181,18 +228,17 @@ impl Shared {
                 )
             }
         };
-        self.settle(&delivery, attempt, next).await;
-        self.in_flight().remove(&delivery.id);
+        let mut settled = delivery;
+        settled.settle(attempt, next);
+        self.settle(&settled).await;
+        self.in_flight().remove(&settled.id);
         self.automations.wake().notify_one();
     }
 
-    async fn settle(&self, delivery: &Delivery, attempt: Attempt, next: Settlement) {
-        let outbox = self.automations.outbox();
+    async fn settle(&self, delivery: &Delivery) {
+        let storage = self.automations.storage();
         for tries in 1..=SETTLE_TRIES {
-            match outbox
-                .settle(&delivery.id, attempt.clone(), next, Utc::now())
-                .await
-            {
+            match storage.settle_delivery(delivery, Utc::now()).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(delivery = %delivery.id, error = %e, tries, "cannot record a delivery attempt");

@@ -5,7 +5,8 @@
 //! - planning (here): the deliveries an apply causes, made at apply time
 //!   with the fulfillment as it then is, and recorded with the state;
 //! - [`derived`]: the events no provider sends (ETA moves, stalls);
-//! - [`outbox`]: deliveries, attempts, dead letters, per-fulfillment queues;
+//! - [`outbox`]: deliveries, attempts, dead letters, per-fulfillment
+//!   queues (kept by the storage backends, written with the state);
 //! - [`dispatcher`] and [`delivery`]: sending, retrying, dead-lettering;
 //! - [`signing`]: Standard Webhooks signatures.
 
@@ -23,31 +24,30 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-pub use delivery::is_private;
 pub use derived::StallScanner;
 pub use dispatcher::Dispatcher;
 pub use outbox::{
-    Attempt, Delivery, DeliveryFilter, DeliveryState, FailureReason, MemoryOutbox, Outbox,
-    OutboxWrite, Requeued, Settlement, StallWatch,
+    Attempt, Delivery, DeliveryFilter, DeliveryState, FailureReason, OutboxWrite, Requeued,
+    Settlement, StallWatch,
 };
 pub use rules::{Rules, Trigger, UnknownTrigger};
 pub use signing::SigningSecret;
 
 use super::state::{Effects, Fulfillment};
 use super::view::{timestamp, FulfillmentView};
-use crate::canonical::{AutomationEvent, CanonicalEvent, FulfillmentKey, ShipmentStatus};
+use crate::canonical::{AutomationEvent, CanonicalEvent, ShipmentStatus};
 use crate::config::{CoreSettings, DeliverySettings, Settings};
-use crate::storage::StorageError;
+use crate::storage::{Storage, StorageError};
 
 /// Most dead letters one bulk replay queues again.
-pub const BULK_REPLAY_LIMIT: usize = 10_000;
+const BULK_REPLAY_LIMIT: usize = 10_000;
 
-/// This process's automations: the rules, the outbox, and the wake-up of
-/// the local dispatcher. Cheap to clone.
+/// This process's automations: the rules, the storage that keeps the
+/// outbox, and the wake-up of the local dispatcher. Cheap to clone.
 #[derive(Clone)]
 pub struct Automations {
     rules: Arc<Rules>,
-    outbox: Arc<dyn Outbox>,
+    storage: Arc<dyn Storage>,
     core: CoreSettings,
     replay_pace: Duration,
     wake: Arc<Notify>,
@@ -72,11 +72,11 @@ struct Payload<'a> {
 }
 
 impl Automations {
-    /// The automations of `settings`, keeping deliveries in `outbox`.
-    pub fn new(settings: &Settings, outbox: Arc<dyn Outbox>) -> Self {
+    /// The automations of `settings`, keeping deliveries in `storage`.
+    pub fn new(settings: &Settings, storage: Arc<dyn Storage>) -> Self {
         Self {
             rules: Arc::new(Rules::new(settings.automations.clone())),
-            outbox,
+            storage,
             core: settings.core.clone(),
             replay_pace: settings.delivery.replay_pace,
             wake: Arc::new(Notify::new()),
@@ -89,13 +89,14 @@ impl Automations {
     }
 
     /// Where deliveries are kept.
-    pub fn outbox(&self) -> &Arc<dyn Outbox> {
-        &self.outbox
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// What an applied event fires (DESIGN.md apply rules 4 and 5): the
     /// status it changed to, the event it is, and the events its ETA move
-    /// derives; plus the fulfillment's new stall watch.
+    /// derives; plus the fulfillment's new stall watch. The caller writes
+    /// it with the state ([`Storage::compare_and_set_with_outbox`]).
     pub fn plan(
         &self,
         fulfillment: &Fulfillment,
@@ -161,26 +162,18 @@ impl Automations {
             .collect()
     }
 
-    /// Records what an apply to `key` caused and wakes the dispatcher.
-    pub async fn record(
-        &self,
-        key: &FulfillmentKey,
-        write: &OutboxWrite,
-    ) -> Result<(), StorageError> {
-        if write == &OutboxWrite::default() {
-            return Ok(());
-        }
-        self.outbox.record(key, write).await?;
-        if !write.deliveries.is_empty() {
+    /// Tells this process's dispatcher that `fired` was written, so its
+    /// deliveries go out at once rather than at the next look.
+    pub fn queued(&self, fired: &OutboxWrite) {
+        if !fired.deliveries.is_empty() {
             self.wake.notify_one();
         }
-        Ok(())
     }
 
     /// Queues one dead letter again (a delivered message only when
     /// `force`), to go out now.
     pub async fn replay(&self, id: &str, force: bool) -> Result<Requeued, StorageError> {
-        let requeued = self.outbox.requeue(id, force, Utc::now()).await?;
+        let requeued = self.storage.requeue_delivery(id, force, Utc::now()).await?;
         if matches!(requeued, Requeued::Queued(_)) {
             self.wake.notify_one();
         }
@@ -201,9 +194,11 @@ impl Automations {
         };
         let start = Utc::now();
         let mut queued = Vec::new();
-        for letter in self.outbox.deliveries(&filter).await?.into_iter().rev() {
+        for letter in self.storage.deliveries(&filter).await?.into_iter().rev() {
             let at = start + self.replay_pace * u32::try_from(queued.len()).unwrap_or(u32::MAX);
-            if let Requeued::Queued(d) = self.outbox.requeue(&letter.id, false, at).await? {
+            if let Requeued::Queued(d) =
+                self.storage.requeue_delivery(&letter.id, false, at).await?
+            {
                 queued.push(d.id);
             }
         }
@@ -213,13 +208,15 @@ impl Automations {
         Ok(queued)
     }
 
-    /// A dispatcher for this process, sending with `settings`.
+    /// The dispatcher of the process whose worker is `worker`: it sends
+    /// the deliveries of the partitions that worker holds, with `settings`.
     pub fn dispatcher(
         &self,
         settings: &DeliverySettings,
+        worker: &str,
         grace: Duration,
     ) -> Result<Dispatcher, reqwest::Error> {
-        Dispatcher::new(self.clone(), settings, grace)
+        Dispatcher::new(self.clone(), settings, worker, grace)
     }
 
     fn stall_after(&self) -> chrono::Duration {

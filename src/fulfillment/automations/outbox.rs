@@ -1,22 +1,20 @@
-//! The outbox: deliveries waiting to go out, their attempts, the dead
-//! letters, and the stall watch that derives `stalled_in_transit`.
+//! The outbox's vocabulary: deliveries waiting to go out, their attempts,
+//! the dead letters, and the stall watch that derives
+//! `stalled_in_transit`. The storage backends keep them (see
+//! [`crate::storage::Storage::compare_and_set_with_outbox`]).
 //!
 //! Deliveries queue per (rule, fulfillment): only the head of a queue is
 //! attempted, so a subscriber sees one fulfillment's news in the order it
 //! was applied, while other queues go on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::rules::Trigger;
 use crate::canonical::FulfillmentKey;
-use crate::storage::StorageError;
 
 /// One message to one subscriber, with everything needed to send it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,17 +125,27 @@ impl fmt::Display for FailureReason {
     }
 }
 
+impl DeliveryState {
+    /// Every state, in the order a delivery goes through them.
+    pub const ALL: [DeliveryState; 3] = [Self::Pending, Self::Delivered, Self::Dead];
+
+    /// The state's name in the API and in stored documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+}
+
 impl FromStr for DeliveryState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "delivered" => Ok(Self::Delivered),
-            "dead" => Ok(Self::Dead),
-            _ => Err(format!(
-                "'{s}' is not a delivery state (pending, delivered, dead)"
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not a delivery state (pending, delivered, dead)"))
     }
 }
 
@@ -246,454 +254,94 @@ impl DeliveryFilter {
     }
 }
 
-/// Where deliveries and the stall watch are kept.
-#[async_trait]
-pub trait Outbox: Send + Sync + 'static {
-    /// Records what an apply to `key` caused.
-    async fn record(&self, key: &FulfillmentKey, write: &OutboxWrite) -> Result<(), StorageError>;
-
-    /// The heads of the queues that are due by `now`, at most `max`, and
-    /// when the earliest head that is not due yet will be.
-    async fn due(
-        &self,
-        now: DateTime<Utc>,
-        skip: &BTreeSet<String>,
-        max: usize,
-    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError>;
-
-    /// Records an attempt and what follows it; a delivered or dead
-    /// delivery leaves its queue, so the next one can go.
-    async fn settle(
-        &self,
-        id: &str,
-        attempt: Attempt,
-        next: Settlement,
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError>;
-
-    /// One delivery by id.
-    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError>;
-
-    /// Deliveries that pass `filter`, newest first.
-    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StorageError>;
-
-    /// Queues a dead letter (or, with `force`, a delivered message) again,
-    /// due at `at`, behind what its queue holds now.
-    async fn requeue(
-        &self,
-        id: &str,
-        force: bool,
-        at: DateTime<Utc>,
-    ) -> Result<Requeued, StorageError>;
-
-    /// Fulfillments whose stall watch ran out by `now`, with the time it
-    /// was set to, at most `max`.
-    async fn stalled(
-        &self,
-        now: DateTime<Utc>,
-        max: usize,
-    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError>;
-
-    /// Ends a stall: if `key`'s watch is still set to `until`, clears it
-    /// and records `write`'s deliveries, in one step, and answers true.
-    /// False when an apply moved the watch since (the stall is over), so
-    /// each stall fires once even with several scanners.
-    async fn fire_stall(
-        &self,
-        key: &FulfillmentKey,
-        until: DateTime<Utc>,
-        write: &OutboxWrite,
-    ) -> Result<bool, StorageError>;
-}
-
-/// The outbox in this process's memory, beside the memory storage.
-pub struct MemoryOutbox {
-    state: Mutex<MemoryState>,
-    retention: chrono::Duration,
-}
-
-#[derive(Default)]
-struct MemoryState {
-    deliveries: HashMap<String, Delivery>,
-    /// Delivery ids in creation order, for listing newest first.
-    order: Vec<String>,
-    queues: BTreeMap<(String, FulfillmentKey), VecDeque<String>>,
-    /// Delivered ids by when, to forget them after the retention.
-    delivered: VecDeque<(DateTime<Utc>, String)>,
-    stall_by_key: HashMap<FulfillmentKey, DateTime<Utc>>,
-    stall_by_time: BTreeSet<(DateTime<Utc>, FulfillmentKey)>,
-}
-
-impl MemoryOutbox {
-    /// An empty outbox that forgets delivered messages after `retention`.
-    pub fn new(retention: std::time::Duration) -> Self {
-        Self {
-            state: Mutex::new(MemoryState::default()),
-            retention: chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, MemoryState> {
-        // A panic while holding the lock leaves plain data behind; keep going.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl MemoryState {
-    fn enqueue(&mut self, delivery: &Delivery) {
-        self.queues
-            .entry((delivery.rule.clone(), delivery.fulfillment.clone()))
-            .or_default()
-            .push_back(delivery.id.clone());
-        self.order.push(delivery.id.clone());
-        self.deliveries
-            .insert(delivery.id.clone(), delivery.clone());
-    }
-
-    fn set_stall(&mut self, key: &FulfillmentKey, watch: StallWatch) {
-        if let Some(old) = self.stall_by_key.remove(key) {
-            self.stall_by_time.remove(&(old, key.clone()));
-        }
-        if let StallWatch::Until(until) = watch {
-            self.stall_by_key.insert(key.clone(), until);
-            self.stall_by_time.insert((until, key.clone()));
-        }
-    }
-
-    fn leave_queue(&mut self, delivery: &Delivery) {
-        let queue_key = (delivery.rule.clone(), delivery.fulfillment.clone());
-        if let Some(queue) = self.queues.get_mut(&queue_key) {
-            queue.retain(|id| *id != delivery.id);
-            if queue.is_empty() {
-                self.queues.remove(&queue_key);
-            }
-        }
-    }
-
-    fn forget_delivered_before(&mut self, cutoff: DateTime<Utc>) {
-        while self.delivered.front().is_some_and(|(at, _)| *at < cutoff) {
-            let Some((_, id)) = self.delivered.pop_front() else {
-                break;
-            };
-            // A forced replay may have queued it again since.
-            if self
-                .deliveries
-                .get(&id)
-                .is_some_and(|d| d.state == DeliveryState::Delivered)
-            {
-                self.deliveries.remove(&id);
-            }
-        }
-        if self.order.len() > 2 * self.deliveries.len() + 1024 {
-            let kept = &self.deliveries;
-            self.order.retain(|id| kept.contains_key(id));
-        }
-    }
-}
-
-#[async_trait]
-impl Outbox for MemoryOutbox {
-    async fn record(&self, key: &FulfillmentKey, write: &OutboxWrite) -> Result<(), StorageError> {
-        let mut state = self.state();
-        for delivery in &write.deliveries {
-            state.enqueue(delivery);
-        }
-        if let Some(watch) = write.stall {
-            state.set_stall(key, watch);
-        }
-        Ok(())
-    }
-
-    async fn due(
-        &self,
-        now: DateTime<Utc>,
-        skip: &BTreeSet<String>,
-        max: usize,
-    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError> {
-        let state = self.state();
-        let mut ready = Vec::new();
-        let mut next = None::<DateTime<Utc>>;
-        let heads = state
-            .queues
-            .values()
-            .filter_map(|q| q.front())
-            .filter(|id| !skip.contains(*id))
-            .filter_map(|id| state.deliveries.get(id));
-        for head in heads {
-            let Some(at) = head.next_attempt_at else {
-                continue;
-            };
-            if at > now {
-                next = Some(next.map_or(at, |n| n.min(at)));
-            } else if ready.len() < max {
-                ready.push(head.clone());
-            }
-        }
-        Ok((ready, next))
-    }
-
-    async fn settle(
-        &self,
-        id: &str,
-        attempt: Attempt,
-        next: Settlement,
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
-        let mut state = self.state();
-        let Some(delivery) = state.deliveries.get_mut(id) else {
-            return Ok(());
-        };
-        delivery.settle(attempt, next);
-        if delivery.state != DeliveryState::Pending {
-            let done = delivery.clone();
-            state.leave_queue(&done);
-            if done.state == DeliveryState::Delivered {
-                state.delivered.push_back((now, done.id.clone()));
-            }
-        }
-        state.forget_delivered_before(now - self.retention);
-        Ok(())
-    }
-
-    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
-        Ok(self.state().deliveries.get(id).cloned())
-    }
-
-    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StorageError> {
-        let state = self.state();
-        Ok(state
-            .order
-            .iter()
-            .rev()
-            .filter_map(|id| state.deliveries.get(id))
-            .filter(|d| filter.admits(d))
-            .take(filter.limit)
-            .cloned()
-            .collect())
-    }
-
-    async fn requeue(
-        &self,
-        id: &str,
-        force: bool,
-        at: DateTime<Utc>,
-    ) -> Result<Requeued, StorageError> {
-        let mut state = self.state();
-        let Some(delivery) = state.deliveries.get_mut(id) else {
-            return Ok(Requeued::NotFound);
-        };
-        if let Err(refused) = delivery.requeue(force, at) {
-            return Ok(refused);
-        }
-        let queued = delivery.clone();
-        state
-            .queues
-            .entry((queued.rule.clone(), queued.fulfillment.clone()))
-            .or_default()
-            .push_back(queued.id.clone());
-        Ok(Requeued::Queued(Box::new(queued)))
-    }
-
-    async fn stalled(
-        &self,
-        now: DateTime<Utc>,
-        max: usize,
-    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError> {
-        Ok(self
-            .state()
-            .stall_by_time
-            .iter()
-            .take_while(|(until, _)| *until <= now)
-            .take(max)
-            .map(|(until, key)| (key.clone(), *until))
-            .collect())
-    }
-
-    async fn fire_stall(
-        &self,
-        key: &FulfillmentKey,
-        until: DateTime<Utc>,
-        write: &OutboxWrite,
-    ) -> Result<bool, StorageError> {
-        let mut state = self.state();
-        if state.stall_by_key.get(key) != Some(&until) {
-            return Ok(false);
-        }
-        state.set_stall(key, StallWatch::Clear);
-        for delivery in &write.deliveries {
-            state.enqueue(delivery);
-        }
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::canonical::ShipmentStatus;
 
-    fn key(f: &str) -> FulfillmentKey {
-        FulfillmentKey {
-            store: "acme".into(),
-            order_ref: "o1".into(),
-            fulfillment_ref: f.into(),
-        }
-    }
-
-    fn delivery(id: &str, f: &str, at: DateTime<Utc>) -> Delivery {
+    fn pending() -> Delivery {
+        let now = Utc::now();
         Delivery {
-            id: id.into(),
+            id: "msg_1".into(),
             rule: "r".into(),
-            fulfillment: key(f),
+            fulfillment: FulfillmentKey {
+                store: "acme".into(),
+                order_ref: "o1".into(),
+                fulfillment_ref: "f1".into(),
+            },
             trigger: Trigger::Status(ShipmentStatus::InTransit),
-            created_at: at,
+            created_at: now,
             state: DeliveryState::Pending,
-            next_attempt_at: Some(at),
+            next_attempt_at: Some(now),
             attempts: Vec::new(),
             round_start: 0,
             body: "{}".into(),
         }
     }
 
-    fn failed(at: DateTime<Utc>) -> Attempt {
+    fn attempt(status: u16, reason: Option<FailureReason>) -> Attempt {
         Attempt {
-            at,
-            status: Some(500),
-            reason: Some(FailureReason::HttpStatus),
+            at: Utc::now(),
+            status: Some(status),
+            reason,
             detail: None,
         }
     }
 
-    fn write(deliveries: Vec<Delivery>) -> OutboxWrite {
-        OutboxWrite {
-            deliveries,
-            stall: None,
+    #[test]
+    fn settling_records_the_attempt_and_the_next_state() {
+        let mut d = pending();
+        let later = Utc::now() + chrono::Duration::seconds(5);
+        d.settle(
+            attempt(500, Some(FailureReason::HttpStatus)),
+            Settlement::RetryAt(later),
+        );
+        assert_eq!(
+            (d.state, d.next_attempt_at),
+            (DeliveryState::Pending, Some(later))
+        );
+        d.settle(
+            attempt(500, Some(FailureReason::HttpStatus)),
+            Settlement::Dead,
+        );
+        assert_eq!((d.state, d.next_attempt_at), (DeliveryState::Dead, None));
+        assert_eq!(d.last_failure(), Some(FailureReason::HttpStatus));
+        assert_eq!(d.attempts_this_round(), 2);
+    }
+
+    #[test]
+    fn a_dead_letter_requeues_with_a_fresh_schedule_and_a_delivered_one_only_by_force() {
+        let mut d = pending();
+        let now = Utc::now();
+        assert_eq!(d.requeue(false, now), Err(Requeued::AlreadyPending));
+        d.settle(
+            attempt(500, Some(FailureReason::HttpStatus)),
+            Settlement::Dead,
+        );
+        assert_eq!(d.requeue(false, now), Ok(()));
+        assert_eq!(
+            (d.state, d.attempts_this_round()),
+            (DeliveryState::Pending, 0)
+        );
+        d.settle(attempt(200, None), Settlement::Delivered);
+        assert_eq!(d.requeue(false, now), Err(Requeued::AlreadyDelivered));
+        assert_eq!(d.requeue(true, now), Ok(()));
+        assert_eq!(d.attempts.len(), 2, "earlier attempts stay on record");
+    }
+
+    #[test]
+    fn states_and_reasons_round_trip_through_their_words() {
+        for state in DeliveryState::ALL {
+            assert_eq!(state.as_str().parse(), Ok(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
         }
-    }
-
-    async fn due_ids(outbox: &MemoryOutbox, now: DateTime<Utc>) -> Vec<String> {
-        let (ready, _) = outbox.due(now, &BTreeSet::new(), 10).await.unwrap();
-        ready.into_iter().map(|d| d.id).collect()
-    }
-
-    #[tokio::test]
-    async fn only_queue_heads_are_due_and_a_retried_head_holds_its_queue() {
-        let outbox = MemoryOutbox::new(std::time::Duration::from_secs(60));
-        let now = Utc::now();
-        outbox
-            .record(
-                &key("f1"),
-                &write(vec![delivery("a", "f1", now), delivery("b", "f1", now)]),
-            )
-            .await
-            .unwrap();
-        outbox
-            .record(&key("f2"), &write(vec![delivery("c", "f2", now)]))
-            .await
-            .unwrap();
-        assert_eq!(due_ids(&outbox, now).await, ["a", "c"]);
-        let later = now + chrono::Duration::seconds(5);
-        outbox
-            .settle("a", failed(now), Settlement::RetryAt(later), now)
-            .await
-            .unwrap();
-        assert_eq!(due_ids(&outbox, now).await, ["c"], "b waits behind a");
-        let (_, next) = outbox.due(now, &BTreeSet::new(), 10).await.unwrap();
-        assert_eq!(next, Some(later));
-        outbox
-            .settle("a", failed(later), Settlement::Dead, later)
-            .await
-            .unwrap();
-        assert_eq!(due_ids(&outbox, later).await, ["b", "c"]);
-    }
-
-    #[tokio::test]
-    async fn a_dead_letter_requeues_once_and_a_delivered_one_only_by_force() {
-        let outbox = MemoryOutbox::new(std::time::Duration::from_secs(60));
-        let now = Utc::now();
-        outbox
-            .record(&key("f1"), &write(vec![delivery("a", "f1", now)]))
-            .await
-            .unwrap();
-        outbox
-            .settle("a", failed(now), Settlement::Dead, now)
-            .await
-            .unwrap();
-        let queued = outbox.requeue("a", false, now).await.unwrap();
-        let Requeued::Queued(queued) = queued else {
-            panic!("a dead letter is queued again: {queued:?}");
-        };
-        assert_eq!((queued.round_start, queued.attempts_this_round()), (1, 0));
-        assert_eq!(
-            outbox.requeue("a", false, now).await.unwrap(),
-            Requeued::AlreadyPending
-        );
-        let ok = Attempt {
-            status: Some(200),
-            reason: None,
-            ..failed(now)
-        };
-        outbox
-            .settle("a", ok, Settlement::Delivered, now)
-            .await
-            .unwrap();
-        assert_eq!(
-            outbox.requeue("a", false, now).await.unwrap(),
-            Requeued::AlreadyDelivered
-        );
-        assert!(matches!(
-            outbox.requeue("a", true, now).await.unwrap(),
-            Requeued::Queued(_)
-        ));
-        assert_eq!(
-            outbox.requeue("zz", true, now).await.unwrap(),
-            Requeued::NotFound
-        );
-    }
-
-    #[tokio::test]
-    async fn a_stall_fires_once_and_not_after_the_watch_moved() {
-        let outbox = MemoryOutbox::new(std::time::Duration::from_secs(60));
-        let now = Utc::now();
-        let until = now - chrono::Duration::seconds(1);
-        let watch = OutboxWrite {
-            deliveries: Vec::new(),
-            stall: Some(StallWatch::Until(until)),
-        };
-        outbox.record(&key("f1"), &watch).await.unwrap();
-        assert_eq!(outbox.stalled(now, 10).await.unwrap(), [(key("f1"), until)]);
-        let fired = write(vec![delivery("s", "f1", now)]);
-        assert!(outbox.fire_stall(&key("f1"), until, &fired).await.unwrap());
-        assert!(!outbox.fire_stall(&key("f1"), until, &fired).await.unwrap());
-        assert!(outbox.stalled(now, 10).await.unwrap().is_empty());
-        assert_eq!(due_ids(&outbox, now).await, ["s"]);
-
-        let moved = now + chrono::Duration::seconds(60);
-        outbox
-            .record(
-                &key("f2"),
-                &OutboxWrite {
-                    deliveries: Vec::new(),
-                    stall: Some(StallWatch::Until(until)),
-                },
-            )
-            .await
-            .unwrap();
-        outbox
-            .record(
-                &key("f2"),
-                &OutboxWrite {
-                    deliveries: Vec::new(),
-                    stall: Some(StallWatch::Until(moved)),
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            !outbox.fire_stall(&key("f2"), until, &fired).await.unwrap(),
-            "an update ended that stall"
-        );
+        for reason in FailureReason::ALL {
+            assert_eq!(reason.as_str().parse(), Ok(reason));
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+        assert!("lost"
+            .parse::<DeliveryState>()
+            .unwrap_err()
+            .contains("'lost'"));
     }
 }

@@ -9,6 +9,7 @@ const OUTCOMES = ["accepted", "duplicate", "unauthorized", "invalid", "unmapped"
 const PAGE = 50;
 const REFRESH_MS = 2000;
 const CHART_MINUTES = 30;
+const DELIVERIES_SHOWN = 100;
 
 const $ = (id) => document.getElementById(id);
 
@@ -96,7 +97,7 @@ async function signIn(token) {
   $("app").hidden = false;
   $("signout").hidden = false;
   buildCounts();
-  await feed.reset();
+  await Promise.all([feed.reset(), refreshRules()]);
   tick(0);
 }
 
@@ -323,6 +324,122 @@ async function findByTracking(number) {
     ` (${f.provider})`)));
 }
 
+// ---- automation deliveries and dead letters ---------------------------------------
+
+function when(time) {
+  return time ? new Date(time).toLocaleString() : "";
+}
+
+/** What the last attempt got back: its HTTP status, reason and detail. */
+function lastAnswer(delivery) {
+  const last = delivery.attempts[delivery.attempts.length - 1];
+  if (!last) return "";
+  return [last.status ? `HTTP ${last.status}` : null, last.reason, last.detail].filter(Boolean).join(" · ");
+}
+
+function fulfillmentButton(d) {
+  return el("button", {
+    type: "button", class: "link",
+    onclick: () => {
+      $("lookup-tracking").value = "";
+      guard(showFulfillment(d.store, d.order, d.fulfillment));
+    },
+  }, `${d.store} / ${d.order} / ${d.fulfillment}`);
+}
+
+/** What each table last showed, so an unchanged answer leaves the rows
+ * (and a button about to be clicked) in place. */
+const rendered = new Map();
+
+function render(table, items, row, empty) {
+  const signature = JSON.stringify(items);
+  if (rendered.get(table) === signature) return;
+  rendered.set(table, signature);
+  $(table).tBodies[0].replaceChildren(...(items.length
+    ? items.map(row)
+    : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, empty))]));
+}
+
+function shownText(n) {
+  return n < DELIVERIES_SHOWN ? `${n} shown` : `newest ${n} shown: narrow the filter for older ones`;
+}
+
+/** Fills the rule filter from the configured rules, keeping the choice. */
+async function refreshRules() {
+  const { automations } = await api("/api/v1/automations");
+  const select = $("deliveries-rule");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, "all"),
+    ...automations.map((rule) => el("option", { value: rule.name }, rule.name)));
+  select.value = automations.some((rule) => rule.name === chosen) ? chosen : "";
+}
+
+async function refreshDeliveries() {
+  const params = new URLSearchParams({ limit: String(DELIVERIES_SHOWN) });
+  for (const [name, id] of [["rule", "deliveries-rule"], ["state", "deliveries-state"], ["store", "deliveries-store"]]) {
+    const value = $(id).value.trim();
+    if (value) params.set(name, value);
+  }
+  const { deliveries } = await api(`/api/v1/deliveries?${params}`);
+  render("deliveries", deliveries, (d) => el("tr", { "data-delivery-id": d.id, "data-rule": d.rule, "data-state": d.state },
+      el("td", { title: d.created_at }, when(d.created_at)),
+      el("td", {}, d.rule),
+      el("td", {}, fulfillmentButton(d)),
+      el("td", {}, d.trigger),
+      el("td", { class: `state state-${d.state}` }, d.state),
+      el("td", { class: "attempts" }, d.attempts.length),
+      el("td", { class: "detail" }, lastAnswer(d)),
+      el("td", { title: d.next_attempt_at || "" }, when(d.next_attempt_at))), "none");
+  $("deliveries-count").textContent = shownText(deliveries.length);
+}
+
+function deadLetterQuery() {
+  const params = new URLSearchParams();
+  const reason = $("dead-letters-reason").value;
+  if (reason) params.set("reason", reason);
+  return params;
+}
+
+async function refreshDeadLetters() {
+  const params = deadLetterQuery();
+  params.set("limit", String(DELIVERIES_SHOWN));
+  const { dead_letters: dead } = await api(`/api/v1/dead-letters?${params}`);
+  render("dead-letters", dead, (d) => el("tr", { "data-delivery-id": d.id, "data-rule": d.rule, "data-reason": d.reason },
+      el("td", { title: d.created_at }, when(d.created_at)),
+      el("td", {}, d.rule),
+      el("td", {}, fulfillmentButton(d)),
+      el("td", {}, d.trigger),
+      el("td", { class: "reason" }, d.reason || ""),
+      el("td", { class: "attempts" }, d.attempts.length),
+      el("td", { class: "detail" }, lastAnswer(d)),
+      el("td", {}, el("button", { type: "button", class: "replay", onclick: () => replay(d.id) }, "Replay"))),
+  "none: every delivery got through or is still being tried");
+  $("dead-letters-count").textContent = shownText(dead.length);
+  $("dead-letters-replay-all").disabled = !dead.length;
+}
+
+/** Runs a replay request, says what came of it, and shows the outbox anew. */
+async function replaying(request, done) {
+  const message = $("dead-letters-message");
+  try {
+    message.textContent = done(await request());
+  } catch (e) {
+    if (e instanceof SignedOut) return;
+    message.textContent = `Not replayed: ${e.message}`;
+  }
+  await Promise.all([refreshDeadLetters(), refreshDeliveries()]).catch(() => {});
+}
+
+function replay(id) {
+  return replaying(() => api(`/api/v1/dead-letters/${encodeURIComponent(id)}/replay`, { method: "POST" }),
+    ({ replayed }) => `Delivery ${replayed.id} (${replayed.rule}) is queued again.`);
+}
+
+function replayAll() {
+  return replaying(() => api(`/api/v1/dead-letters/replay?${deadLetterQuery()}`, { method: "POST" }),
+    ({ replayed }) => `${replayed} dead letter${replayed === 1 ? " is" : "s are"} queued again.`);
+}
+
 // ---- unmapped words ------------------------------------------------------------
 
 async function refreshUnmapped() {
@@ -337,7 +454,7 @@ async function refreshUnmapped() {
 
 async function tick(round) {
   try {
-    const work = [refreshCounts(), refreshChart()];
+    const work = [refreshCounts(), refreshChart(), refreshDeliveries(), refreshDeadLetters()];
     if ($("events-live").checked) work.push(feed.newer());
     if (round % 5 === 0) work.push(refreshUnmapped());
     await Promise.all(work);
@@ -365,6 +482,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("events-provider").addEventListener("change", () => guard(feed.reset()));
   $("events-store").addEventListener("change", () => guard(feed.reset()));
   $("events-filter").addEventListener("submit", (event) => event.preventDefault());
+  for (const id of ["deliveries-rule", "deliveries-state", "deliveries-store"]) {
+    $(id).addEventListener("change", () => guard(refreshDeliveries()));
+  }
+  $("deliveries-filter").addEventListener("submit", (event) => event.preventDefault());
+  $("dead-letters-reason").addEventListener("change", () => guard(refreshDeadLetters()));
+  $("dead-letters-filter").addEventListener("submit", (event) => event.preventDefault());
+  $("dead-letters-replay-all").addEventListener("click", () => replayAll());
   $("lookup").addEventListener("submit", (event) => {
     event.preventDefault();
     const tracking = $("lookup-tracking").value.trim();
