@@ -16,7 +16,6 @@ use crate::config::{Backend, Settings};
 use crate::fulfillment::automations::{Automations, StallScanner};
 use crate::fulfillment::{FulfillmentCore, Worker};
 use crate::ingest::StoreDirectory;
-use crate::ops;
 use crate::ops::metrics::{self, Metrics};
 use crate::providers::status_map::{StatusMapError, StatusMaps};
 use crate::routes;
@@ -90,6 +89,7 @@ impl Application {
             &settings.delivery,
             worker.id(),
             settings.server.shutdown_timeout,
+            metrics.clone(),
         )?;
         let stall_scanner = StallScanner::new(
             core.clone(),
@@ -114,7 +114,6 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(metrics::time_requests))
                 .configure(routes::serve)
-                .configure(ops::admin_api)
                 .default_service(web::to(no_route))
         })
         .listen(listener)

@@ -95,8 +95,7 @@ impl PartialSchema for OpsFulfillment {
             .item(Ref::from_schema_name(FulfillmentView::name()))
             .item(Ref::from_schema_name(OpsFields::name()))
             .item(
-                ObjectBuilder::new()
-                    .property("trackingHistory", ArrayBuilder::new().items(entry)),
+                ObjectBuilder::new().property("trackingHistory", ArrayBuilder::new().items(entry)),
             )
             .into()
     }

@@ -6,41 +6,36 @@ use std::collections::BTreeMap;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
-use crate::canonical::{EventId, FulfillmentKey, Provider};
+use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
+use crate::fulfillment::automations::Trigger;
 use crate::fulfillment::automations::{
     Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued,
 };
-use crate::fulfillment::FulfillmentView;
-use crate::ingest::{ErrorShape, IngestError, ProviderError};
+use crate::fulfillment::{FulfillmentView, OpsFulfillment};
+use crate::ingest::{ErrorShape, IngestError, ProviderError, RedoErrorBody};
 use crate::providers::verify::secret_matches;
-use crate::storage::{EventFilter, Outcome};
+use crate::routes::Routes;
+use crate::storage::{EventFilter, Outcome, UnmappedWord};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .route(
-                "/stores/{store}/orders/{order}/fulfillments/{fulfillment}",
-                web::get().to(fulfillment),
-            )
-            .route("/events", web::get().to(events))
-            .route("/stats", web::get().to(stats))
-            .route("/unmapped", web::get().to(unmapped))
-            .route("/backlog", web::get().to(backlog))
-            .route("/automations", web::get().to(automations))
-            .route("/deliveries", web::get().to(deliveries))
-            .route("/dead-letters", web::get().to(dead_letters))
-            .route("/dead-letters/replay", web::post().to(replay_dead_letters))
-            .route(
-                "/dead-letters/{id}/replay",
-                web::post().to(replay_dead_letter),
-            ),
-    );
+/// Registers the admin API.
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(__path_fulfillment, fulfillment)
+        .add(__path_events, events)
+        .add(__path_stats, stats)
+        .add(__path_unmapped, unmapped)
+        .add(__path_backlog, backlog)
+        .add(__path_automations, automations)
+        .add(__path_deliveries, deliveries)
+        .add(__path_dead_letters, dead_letters)
+        .add(__path_replay_dead_letters, replay_dead_letters)
+        .add(__path_replay_dead_letter, replay_dead_letter);
 }
 
 type ApiResult = Result<HttpResponse, ProviderError>;
@@ -71,6 +66,28 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), Provider
     }
 }
 
+/// One fulfillment: Redo's shape plus where it belongs and, per history
+/// entry, which provider said what.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stores/{store}/orders/{order}/fulfillments/{fulfillment}",
+    operation_id = "ops_get_fulfillment",
+    tag = "ops",
+    summary = "Read a fulfillment with its whole tracking history",
+    params(
+        ("store" = String, Path, description = "The store's name in config (`acme`)"),
+        ("order" = String, Path, description = "The provider's order reference"),
+        ("fulfillment" = String, Path, description = "The provider's fulfillment reference"),
+    ),
+    responses(
+        (status = 200, description = "The fulfillment", body = OpsFulfillment),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 404, description = "No such fulfillment", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn fulfillment(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -96,14 +113,44 @@ async fn fulfillment(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Which recent events to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// `shopify`, `carriyo` or `redo`.
     provider: Option<String>,
+    /// The store's name in config.
     store: Option<String>,
+    /// 1 to 1000; 50 when absent.
     limit: Option<usize>,
+    /// An event id: only events older than it (the next page).
     before: Option<String>,
 }
 
+/// `GET /api/v1/events`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct EventsPage {
+    /// Newest first.
+    events: Vec<CanonicalEvent>,
+}
+
+/// Recent canonical events, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "ops_list_events",
+    tag = "ops",
+    summary = "Recent canonical events, newest first",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "A page of events", body = EventsPage),
+        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn events(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     require_admin(&req, &state)?;
     let query = web::Query::<EventsQuery>::from_query(req.query_string())
@@ -133,9 +180,32 @@ async fn events(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
         .recent_events(&filter)
         .await
         .map_err(|e| api_error(e.into()))?;
-    Ok(HttpResponse::Ok().json(json!({ "events": events })))
+    Ok(HttpResponse::Ok().json(EventsPage { events }))
 }
 
+/// `GET /api/v1/stats`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct StatsAnswer {
+    /// Counts by provider, then by outcome (accepted, duplicate,
+    /// unauthorized, invalid, unmapped); every one present.
+    providers: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
+/// Ingest outcomes since the storage was new, per provider.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    operation_id = "ops_stats",
+    tag = "ops",
+    summary = "Ingest outcomes per provider",
+    responses(
+        (status = 200, description = "Every provider and outcome, zeros included", body = StatsAnswer),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn stats(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     require_admin(&req, &state)?;
     let counted = state
@@ -145,7 +215,7 @@ async fn stats(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
         .map_err(|e| api_error(e.into()))?;
     // Every provider and outcome appears, zeros included, so a dashboard
     // or script never has to guess whether a key is missing or zero.
-    let providers: BTreeMap<&str, BTreeMap<&str, u64>> = Provider::ALL
+    let providers = Provider::ALL
         .into_iter()
         .map(|p| {
             let counts = Outcome::ALL
@@ -162,9 +232,30 @@ async fn stats(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
             (p.as_str(), counts)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "providers": providers })))
+    Ok(HttpResponse::Ok().json(StatsAnswer { providers }))
 }
 
+/// `GET /api/v1/unmapped`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct UnmappedAnswer {
+    unmapped: Vec<UnmappedWord>,
+}
+
+/// Provider words the status maps do not know, with how often each came.
+#[utoipa::path(
+    get,
+    path = "/api/v1/unmapped",
+    operation_id = "ops_unmapped_words",
+    tag = "ops",
+    summary = "Provider words the status maps do not know",
+    responses(
+        (status = 200, description = "The words, with counts", body = UnmappedAnswer),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn unmapped(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     require_admin(&req, &state)?;
     let words = state
@@ -172,11 +263,33 @@ async fn unmapped(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
         .unmapped_words()
         .await
         .map_err(|e| api_error(e.into()))?;
-    Ok(HttpResponse::Ok().json(json!({ "unmapped": words })))
+    Ok(HttpResponse::Ok().json(UnmappedAnswer { unmapped: words }))
+}
+
+/// `GET /api/v1/backlog`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct BacklogAnswer {
+    /// Waiting entries, by partition number.
+    partitions: Vec<u64>,
+    total: u64,
 }
 
 /// Entries waiting in each partition of the event log: how far the
 /// workers are behind.
+#[utoipa::path(
+    get,
+    path = "/api/v1/backlog",
+    operation_id = "ops_backlog",
+    tag = "ops",
+    summary = "Event-log entries waiting to be applied, per partition",
+    responses(
+        (status = 200, description = "The backlog", body = BacklogAnswer),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn backlog(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     require_admin(&req, &state)?;
     let partitions = state
@@ -185,7 +298,7 @@ async fn backlog(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
         .await
         .map_err(|e| api_error(e.into()))?;
     let total: u64 = partitions.iter().sum();
-    Ok(HttpResponse::Ok().json(json!({ "partitions": partitions, "total": total })))
+    Ok(HttpResponse::Ok().json(BacklogAnswer { partitions, total }))
 }
 
 /// A query parameter parsed as a word of the API (a provider, a state, a
@@ -214,25 +327,58 @@ fn checked_limit(limit: Option<usize>) -> Result<usize, ProviderError> {
 }
 
 /// The automation rules; secrets are only said to be set.
+/// An automation rule as ops read it.
+#[derive(Debug, Serialize, ToSchema)]
+struct RuleView<'a> {
+    name: &'a str,
+    /// The statuses and events it fires on.
+    #[schema(value_type = Vec<String>)]
+    on: &'a [Trigger],
+    /// Only these stores' fulfillments; empty for every store.
+    stores: &'a [String],
+    /// The target, its password masked.
+    url: String,
+    /// Whether it sends `Authorization: Bearer`.
+    bearer_token: bool,
+    /// Whether it signs with Standard Webhooks headers.
+    signed: bool,
+}
+
+/// `GET /api/v1/automations`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct AutomationsAnswer<'a> {
+    automations: Vec<RuleView<'a>>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/automations",
+    operation_id = "ops_automations",
+    tag = "ops",
+    summary = "The automation rules",
+    responses(
+        (status = 200, description = "The rules", body = AutomationsAnswer),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn automations(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     require_admin(&req, &state)?;
-    let rules: Vec<_> = state
+    let automations = state
         .automations
         .rules()
         .all()
         .iter()
-        .map(|rule| {
-            json!({
-                "name": rule.name,
-                "on": rule.on,
-                "stores": rule.stores,
-                "url": rule.display_url(),
-                "bearer_token": rule.bearer_token.is_some(),
-                "signed": rule.signing_secret.is_some(),
-            })
+        .map(|rule| RuleView {
+            name: &rule.name,
+            on: &rule.on,
+            stores: &rule.stores,
+            url: rule.display_url(),
+            bearer_token: rule.bearer_token.is_some(),
+            signed: rule.signing_secret.is_some(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "automations": rules })))
+    Ok(HttpResponse::Ok().json(AutomationsAnswer { automations }))
 }
 
 /// Filters for deliveries and dead letters.
@@ -278,7 +424,8 @@ impl DeliveryQuery {
 }
 
 /// A delivery as ops read it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Delivery)]
 struct DeliveryView<'a> {
     id: &'a str,
     rule: &'a str,
@@ -292,7 +439,38 @@ struct DeliveryView<'a> {
     created_at: chrono::DateTime<chrono::Utc>,
     next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
     attempts: &'a [crate::fulfillment::automations::Attempt],
+    /// The body sent: `{type, trigger, at, store, order, fulfillment, event}`.
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
+}
+
+/// `GET /api/v1/deliveries`'s answer.
+#[derive(Serialize, ToSchema)]
+struct DeliveriesAnswer<'a> {
+    /// Newest first.
+    deliveries: Vec<DeliveryView<'a>>,
+}
+
+/// `GET /api/v1/dead-letters`'s answer.
+#[derive(Serialize, ToSchema)]
+struct DeadLettersAnswer<'a> {
+    /// Newest first.
+    dead_letters: Vec<DeliveryView<'a>>,
+}
+
+/// `POST /api/v1/dead-letters/{id}/replay`'s answer.
+#[derive(Serialize, ToSchema)]
+struct ReplayAnswer<'a> {
+    /// The delivery, queued again.
+    replayed: DeliveryView<'a>,
+}
+
+/// `POST /api/v1/dead-letters/replay`'s answer.
+#[derive(Serialize, ToSchema)]
+struct BulkReplayAnswer {
+    /// How many dead letters were queued again.
+    replayed: usize,
+    ids: Vec<String>,
 }
 
 impl<'a> From<&'a Delivery> for DeliveryView<'a> {
@@ -333,22 +511,90 @@ async fn list_deliveries(
 
 /// `GET /api/v1/deliveries?rule=&store=&order=&fulfillment=&state=&reason=&limit=`,
 /// newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries",
+    operation_id = "ops_list_deliveries",
+    tag = "ops",
+    summary = "Automation deliveries, newest first",
+    params(
+        ("rule" = Option<String>, Query, description = "A rule's name"),
+        ("store" = Option<String>, Query, description = "The store's name in config"),
+        ("order" = Option<String>, Query, description = "The provider's order reference"),
+        ("fulfillment" = Option<String>, Query, description = "The provider's fulfillment reference"),
+        ("state" = Option<DeliveryState>, Query, description = "pending, delivered or dead"),
+        ("reason" = Option<FailureReason>, Query, description = "Why the last attempt failed"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000; 50 when absent"),
+    ),
+    responses(
+        (status = 200, description = "The deliveries that pass the filter", body = DeliveriesAnswer),
+        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn deliveries(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let found = list_deliveries(&state, &req, false).await?;
-    let views: Vec<DeliveryView> = found.iter().map(DeliveryView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "deliveries": views })))
+    let deliveries = found.iter().map(DeliveryView::from).collect();
+    Ok(HttpResponse::Ok().json(DeliveriesAnswer { deliveries }))
 }
 
 /// `GET /api/v1/dead-letters?reason=&rule=&...`, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    operation_id = "ops_list_dead_letters",
+    tag = "ops",
+    summary = "Dead letters: deliveries whose every attempt failed, newest first",
+    params(
+        ("rule" = Option<String>, Query, description = "A rule's name"),
+        ("store" = Option<String>, Query, description = "The store's name in config"),
+        ("order" = Option<String>, Query, description = "The provider's order reference"),
+        ("fulfillment" = Option<String>, Query, description = "The provider's fulfillment reference"),
+        ("reason" = Option<FailureReason>, Query, description = "Why the last attempt failed"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000; 50 when absent"),
+    ),
+    responses(
+        (status = 200, description = "The dead letters that pass the filter", body = DeadLettersAnswer),
+        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn dead_letters(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let found = list_deliveries(&state, &req, true).await?;
-    let views: Vec<DeliveryView> = found.iter().map(DeliveryView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "dead_letters": views })))
+    let dead_letters = found.iter().map(DeliveryView::from).collect();
+    Ok(HttpResponse::Ok().json(DeadLettersAnswer { dead_letters }))
 }
 
 /// `POST /api/v1/dead-letters/{id}/replay[?force=true]`: sends a dead
 /// letter again, with its `webhook-id`. A delivered message is refused
 /// unless forced, so a replay clicked twice does not notify twice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/{id}/replay",
+    operation_id = "ops_replay_dead_letter",
+    tag = "ops",
+    summary = "Send a dead letter again",
+    params(
+        ("id" = String, Path, description = "The delivery's id (its webhook-id)"),
+        ("force" = Option<bool>, Query, description = "Send it again even if it was delivered"),
+    ),
+    responses(
+        (status = 200, description = "Queued again", body = ReplayAnswer),
+        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 404, description = "No such delivery", body = RedoErrorBody),
+        (status = 409, description = "Delivered already (unless forced), or queued already", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn replay_dead_letter(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -363,9 +609,9 @@ async fn replay_dead_letter(
         .await
         .map_err(|e| api_error(e.into()))?
     {
-        Requeued::Queued(d) => {
-            Ok(HttpResponse::Ok().json(json!({ "replayed": DeliveryView::from(&*d) })))
-        }
+        Requeued::Queued(d) => Ok(HttpResponse::Ok().json(ReplayAnswer {
+            replayed: DeliveryView::from(&*d),
+        })),
         Requeued::AlreadyDelivered => Err(api_error(IngestError::Conflict(format!(
             "delivery {id} was delivered already; add ?force=true to send it again"
         )))),
@@ -380,6 +626,28 @@ async fn replay_dead_letter(
 
 /// `POST /api/v1/dead-letters/replay?reason=&rule=&...`: sends every
 /// matching dead letter again, paced by `delivery.replay_pace`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/replay",
+    operation_id = "ops_replay_dead_letters",
+    tag = "ops",
+    summary = "Send every matching dead letter again, paced by delivery.replay_pace",
+    params(
+        ("rule" = Option<String>, Query, description = "A rule's name"),
+        ("store" = Option<String>, Query, description = "The store's name in config"),
+        ("order" = Option<String>, Query, description = "The provider's order reference"),
+        ("fulfillment" = Option<String>, Query, description = "The provider's fulfillment reference"),
+        ("reason" = Option<FailureReason>, Query, description = "Why the last attempt failed"),
+    ),
+    responses(
+        (status = 200, description = "The dead letters queued again", body = BulkReplayAnswer),
+        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("admin_bearer" = [])),
+)]
 async fn replay_dead_letters(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     require_admin(&req, &state)?;
     let filter = DeliveryQuery::read(&req)?.filter(true)?;
@@ -388,5 +656,8 @@ async fn replay_dead_letters(state: web::Data<AppState>, req: HttpRequest) -> Ap
         .replay_dead_letters(&filter)
         .await
         .map_err(|e| api_error(e.into()))?;
-    Ok(HttpResponse::Ok().json(json!({ "replayed": ids.len(), "ids": ids })))
+    Ok(HttpResponse::Ok().json(BulkReplayAnswer {
+        replayed: ids.len(),
+        ids,
+    }))
 }

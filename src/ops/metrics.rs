@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::timeline::Timeline;
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventKind, Provider};
+use crate::fulfillment::automations::{FailureReason, Settlement};
 use crate::storage::{Claim, Outcome, Storage};
 
 /// Ingest requests by provider and outcome, as `/api/v1/stats` counts them.
@@ -38,6 +39,12 @@ pub const APPLY_DURATION: &str = "shipgate_apply_duration_seconds";
 pub const APPLY_LAG: &str = "shipgate_apply_lag_seconds";
 /// Distinct provider words the status maps do not know.
 pub const UNMAPPED_WORDS: &str = "shipgate_unmapped_words";
+/// Automation delivery attempts by rule and outcome: `delivered`, `failed`
+/// (another attempt is scheduled) or `dead` (it is a dead letter now).
+pub const DELIVERIES: &str = "shipgate_deliveries_total";
+/// Deliveries that became dead letters, by rule and the reason their last
+/// attempt failed.
+pub const DEAD_LETTERS: &str = "shipgate_dead_letters_total";
 /// Storage operations that failed, by operation.
 pub const STORAGE_ERRORS: &str = "shipgate_storage_errors_total";
 /// Always 1; its `version` label says which build is running.
@@ -125,6 +132,15 @@ impl Metrics {
                 UNMAPPED_WORDS,
                 "Distinct provider words the status maps do not know, by provider."
             );
+            describe_counter!(
+                DELIVERIES,
+                "Automation delivery attempts by rule and outcome (delivered, failed: retried \
+                 later, dead: now a dead letter)."
+            );
+            describe_counter!(
+                DEAD_LETTERS,
+                "Deliveries that became dead letters, by rule and the reason their last attempt failed."
+            );
             describe_counter!(STORAGE_ERRORS, "Failed storage operations, by operation.");
             describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -175,6 +191,41 @@ impl Metrics {
         self.record(|| {
             histogram!(APPLY_DURATION, "provider" => provider).record(took.as_secs_f64());
             histogram!(APPLY_LAG, "provider" => provider).record(lag.as_secs_f64());
+        });
+    }
+
+    /// Puts every outcome of each rule at zero, so that `increase()` sees
+    /// a rule's first failure.
+    pub fn expect_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
+        self.record(|| {
+            for rule in rules {
+                for outcome in ["delivered", "failed", "dead"] {
+                    counter!(DELIVERIES, "rule" => rule.to_owned(), "outcome" => outcome)
+                        .increment(0);
+                }
+            }
+        });
+    }
+
+    /// Counts one settled delivery attempt of `rule`; a dead letter also by
+    /// the reason of the attempt that made it one.
+    pub fn count_delivery(
+        &self,
+        rule: &str,
+        settlement: Settlement,
+        reason: Option<FailureReason>,
+    ) {
+        let outcome = match settlement {
+            Settlement::Delivered => "delivered",
+            Settlement::RetryAt(_) => "failed",
+            Settlement::Dead => "dead",
+        };
+        self.record(|| {
+            counter!(DELIVERIES, "rule" => rule.to_owned(), "outcome" => outcome).increment(1);
+            if settlement == Settlement::Dead {
+                let reason = reason.map_or("unknown", FailureReason::as_str);
+                counter!(DEAD_LETTERS, "rule" => rule.to_owned(), "reason" => reason).increment(1);
+            }
         });
     }
 

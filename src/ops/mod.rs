@@ -1,6 +1,6 @@
 //! The ops surface: the admin API under `/api/v1`, the health checks, the
-//! Prometheus metrics, and the dashboard with the routes only it needs
-//! (per-minute timeline, search by tracking number).
+//! Prometheus metrics, the OpenAPI document, and the dashboard with the
+//! routes only it needs (per-minute timeline, search by tracking number).
 
 mod api;
 mod dashboard;
@@ -9,8 +9,6 @@ mod lookup;
 pub mod metrics;
 pub mod openapi;
 mod timeline;
-
-use actix_web::web;
 
 use crate::routes::Routes;
 
@@ -22,9 +20,5 @@ pub fn routes(routes: &mut Routes) {
     timeline::routes(routes);
     lookup::routes(routes);
     openapi::routes(routes);
-}
-
-/// Registers the admin API under `/api/v1`.
-pub fn admin_api(cfg: &mut web::ServiceConfig) {
-    api::routes(cfg);
+    api::routes(routes);
 }

@@ -639,3 +639,127 @@ async fn send_sample_posts_a_built_in_sample_to_a_running_gateway() {
     );
     app.stop().await;
 }
+
+/// Polls the deliveries of fulfillment `fulfillment` until one is in
+/// `state`; answers it.
+async fn wait_for_delivery(app: &TestApp, fulfillment: u64, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = app
+            .admin_get(&format!("/api/v1/deliveries?fulfillment={fulfillment}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(found) = body["deliveries"]
+            .as_array()
+            .and_then(|all| all.iter().find(|d| d["state"] == state))
+        {
+            return found.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery of {fulfillment} got to {state}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn delivery_counters_move_by_exactly_the_attempts_made() {
+    let receiver = Receiver::start().await;
+    let rules = format!(
+        "[[automations]]\nname = \"tell-ops\"\non = [\"out_for_delivery\"]\nurl = \"{}\"\n",
+        receiver.url()
+    );
+    let app = spawn_app_with_config(
+        &rules,
+        &[
+            ("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
+            ("SHIPGATE__DELIVERY__RETRY_SCHEDULE", "50ms"),
+        ],
+    )
+    .await;
+    let deliveries = |scrape: &Scrape, outcome: &str| {
+        scrape.value(
+            "shipgate_deliveries_total",
+            &[("rule", "tell-ops"), ("outcome", outcome)],
+        )
+    };
+    let dead_letters = |scrape: &Scrape| {
+        scrape.value(
+            "shipgate_dead_letters_total",
+            &[("rule", "tell-ops"), ("reason", "http_status")],
+        )
+    };
+    let before = Scrape::of(&app).await;
+    for outcome in ["delivered", "failed", "dead"] {
+        assert!(
+            before.0.contains_key(&format!(
+                "shipgate_deliveries_total{{rule=\"tell-ops\",outcome=\"{outcome}\"}}"
+            )),
+            "the {outcome} series is there before any attempt"
+        );
+        assert_eq!(deliveries(&before, outcome), 0.0);
+    }
+
+    // One delivery refused once, then delivered on its retry.
+    receiver.answer_next(&[Answer::Status(500)]);
+    let at = "2026-11-21T09:00:00Z";
+    let body = shopify_event_body(8101, 1, "out_for_delivery", at);
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+        .await;
+    assert_eq!(response.status(), 200);
+    wait_for_delivery(&app, 8101, "delivered").await;
+
+    // One refused on both attempts: a dead letter; replayed, delivered.
+    receiver.answer_usually(Answer::Status(503));
+    let body = shopify_event_body(8102, 2, "out_for_delivery", at);
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+        .await;
+    assert_eq!(response.status(), 200);
+    let dead = wait_for_delivery(&app, 8102, "dead").await;
+    let middle = Scrape::of(&app).await;
+    assert_eq!(
+        deliveries(&middle, "delivered") - deliveries(&before, "delivered"),
+        1.0
+    );
+    assert_eq!(
+        deliveries(&middle, "failed") - deliveries(&before, "failed"),
+        2.0
+    );
+    assert_eq!(
+        deliveries(&middle, "dead") - deliveries(&before, "dead"),
+        1.0
+    );
+    assert_eq!(dead_letters(&middle) - dead_letters(&before), 1.0);
+
+    receiver.answer_usually(Answer::Status(200));
+    let id = dead["id"].as_str().unwrap();
+    let (status, body) = app
+        .admin_post(&format!("/api/v1/dead-letters/{id}/replay"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for_delivery(&app, 8102, "delivered").await;
+    let after = Scrape::of(&app).await;
+    assert_eq!(
+        deliveries(&after, "delivered") - deliveries(&before, "delivered"),
+        2.0
+    );
+    assert_eq!(
+        deliveries(&after, "failed") - deliveries(&before, "failed"),
+        2.0
+    );
+    assert_eq!(
+        deliveries(&after, "dead") - deliveries(&before, "dead"),
+        1.0
+    );
+    assert_eq!(dead_letters(&after) - dead_letters(&before), 1.0);
+    assert_eq!(
+        receiver.received().len(),
+        5,
+        "the attempts the counters count"
+    );
+    app.stop().await;
+    receiver.stop().await;
+}

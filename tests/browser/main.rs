@@ -2,8 +2,10 @@
 //! chromedriver (Debian's `chromium` and `chromium-driver`) against a
 //! running gateway. It signs in, posts real sample webhooks, and checks
 //! what the page shows: counts, the live feed and its paging, a
-//! fulfillment's timeline, the unmapped words. A screenshot of the last
-//! state is saved to `target/tmp/dashboard.png`.
+//! fulfillment's timeline, the unmapped words, and an automation delivery
+//! that a refusing subscriber turns into a dead letter, replayed from the
+//! page once the subscriber is back. A screenshot of the last state is
+//! saved to `target/tmp/dashboard.png`.
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
@@ -28,6 +30,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long the page may take to show something (it polls every 2 s).
 const PATIENCE: Duration = Duration::from_secs(20);
+/// The automation rule the scenario's subscriber gets deliveries from.
+const RULE: &str = "tell-ops";
 
 /// A chromedriver of our own on a free port, stopped when dropped.
 struct Driver {
@@ -182,7 +186,7 @@ fn carriyo(shipment: &str, status: &str, second: u32) -> Value {
 }
 
 /// Everything the page is checked for, in the order a person would go.
-async fn scenario(browser: Client, app: Arc<TestApp>) {
+async fn scenario(browser: Client, app: Arc<TestApp>, receiver: Arc<Receiver>) {
     browser.goto(&app.url("/dashboard")).await.unwrap();
 
     // A wrong token is refused, with the API's reason.
@@ -195,6 +199,13 @@ async fn scenario(browser: Client, app: Arc<TestApp>) {
     type_into(&browser, "#token", ADMIN_TOKEN).await;
     click(&browser, "#signin-submit").await;
     wait_for_text(&browser, "#count-shopify-accepted", |t| t == "0").await;
+    wait_for_text(&browser, "#dead-letters tbody", |t| t.starts_with("none")).await;
+    wait_for_count(
+        &browser,
+        &format!("#deliveries-rule option[value={RULE}]"),
+        |n| n == 1,
+    )
+    .await;
 
     // Real deliveries: Shopify accepted, resent, forged; Carriyo in transit,
     // delivered, and a word no status map knows.
@@ -362,6 +373,82 @@ async fn scenario(browser: Client, app: Arc<TestApp>) {
     })
     .await;
     assert!(word.ends_with('1'), "{word}");
+
+    dead_letter_replayed_from_the_page(&browser, &app, &receiver).await;
+}
+
+/// A shipment out for delivery fires the rule; the subscriber refuses
+/// every attempt, so the page shows a dead letter; once the subscriber is
+/// back, the letter's Replay button gets it delivered.
+async fn dead_letter_replayed_from_the_page(browser: &Client, app: &TestApp, receiver: &Receiver) {
+    receiver.answer_usually(Answer::Status(503));
+    let out = carriyo("ORD-1001-3", "out_for_delivery", 200);
+    let response = app
+        .post_carriyo_webhook(&CarriyoDelivery::webhook(&out))
+        .await;
+    assert_eq!(response.status(), 200);
+    let letter = format!("#dead-letters tbody tr[data-rule={RULE}]");
+    let row = wait_for_text(browser, &letter, |t| t.contains("HTTP 503")).await;
+    for shown in [
+        "acme / ORD-1001 / ORD-1001-3",
+        "out_for_delivery",
+        "http_status",
+    ] {
+        assert!(row.contains(shown), "the dead letter shows {shown}: {row}");
+    }
+    assert_eq!(
+        text_of(browser, &format!("{letter} td.attempts"))
+            .await
+            .unwrap(),
+        "3"
+    );
+    let delivery = format!("#deliveries tbody tr[data-rule={RULE}]");
+    wait_for_text(browser, &format!("{delivery} td.state"), |t| t == "dead").await;
+    let (status, listed) = app.admin_get("/api/v1/dead-letters").await;
+    assert_eq!(status, 200, "{listed}");
+    let letters = listed["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{listed}");
+    let id = letters[0]["id"].as_str().unwrap();
+    let shown_id = browser
+        .find(Locator::Css(&letter))
+        .await
+        .unwrap()
+        .attr("data-delivery-id")
+        .await
+        .unwrap();
+    assert_eq!(shown_id.as_deref(), Some(id));
+    assert_eq!(receiver.received().len(), 3, "three attempts, all refused");
+
+    receiver.answer_usually(Answer::Status(200));
+    click(browser, &format!("{letter} button.replay")).await;
+    let message = wait_for_text(browser, "#dead-letters-message", |t| !t.is_empty()).await;
+    assert_eq!(message, format!("Delivery {id} ({RULE}) is queued again."));
+    wait_for_text(browser, &format!("{delivery} td.state"), |t| {
+        t == "delivered"
+    })
+    .await;
+    wait_for_count(browser, "#dead-letters tbody tr[data-delivery-id]", |n| {
+        n == 0
+    })
+    .await;
+    assert_eq!(
+        text_of(browser, &format!("{delivery} td.attempts"))
+            .await
+            .unwrap(),
+        "4"
+    );
+    let detail = text_of(browser, &format!("{delivery} td.detail"))
+        .await
+        .unwrap();
+    assert!(detail.starts_with("HTTP 200"), "{detail}");
+    let received = receiver.received();
+    assert_eq!(received.len(), 4, "the replay sent it once more");
+    assert!(
+        received.iter().all(|r| r.header("webhook-id") == id),
+        "every attempt carries the delivery's webhook-id"
+    );
+    let (_, listed) = app.admin_get("/api/v1/dead-letters").await;
+    assert_eq!(listed["dead_letters"], json!([]));
 }
 
 #[tokio::test]
@@ -372,10 +459,24 @@ async fn the_dashboard_shows_what_the_gateway_receives() {
         uuid::Uuid::now_v7().simple()
     ));
     let browser = open_browser(&driver, &profile).await;
-    let app = Arc::new(spawn_app().await);
+    let receiver = Arc::new(Receiver::start().await);
+    let rule = format!(
+        "[[automations]]\nname = \"{RULE}\"\non = [\"out_for_delivery\"]\nurl = \"{}\"\n",
+        receiver.url()
+    );
+    let app = Arc::new(
+        spawn_app_with_config(
+            &rule,
+            &[
+                ("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
+                ("SHIPGATE__DELIVERY__RETRY_SCHEDULE", "100ms,100ms"),
+            ],
+        )
+        .await,
+    );
     // The scenario runs in its own task so that, pass or fail, the
     // screenshot is taken and the browser closed.
-    let outcome = tokio::spawn(scenario(browser.clone(), app.clone())).await;
+    let outcome = tokio::spawn(scenario(browser.clone(), app.clone(), receiver.clone())).await;
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(if outcome.is_ok() {
         "dashboard.png"
     } else {
@@ -392,6 +493,9 @@ async fn the_dashboard_shows_what_the_gateway_receives() {
     let _ = std::fs::remove_dir_all(&profile);
     if let Ok(app) = Arc::try_unwrap(app) {
         app.stop().await;
+    }
+    if let Ok(receiver) = Arc::try_unwrap(receiver) {
+        receiver.stop().await;
     }
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());

@@ -23,6 +23,7 @@ use super::delivery::{Courier, Failure};
 use super::outbox::{Attempt, Delivery, FailureReason, Settlement};
 use super::Automations;
 use crate::config::DeliverySettings;
+use crate::ops::metrics::Metrics;
 use crate::storage::StorageError;
 
 /// Longest sleep between looks at the outbox: other processes may have
@@ -52,23 +53,27 @@ struct Shared {
     retry_schedule: Vec<Duration>,
     /// Deliveries being attempted now, so a loop does not send one twice.
     in_flight: Mutex<BTreeSet<String>>,
+    metrics: Metrics,
 }
 
 impl Dispatcher {
     /// A dispatcher for `worker`'s partitions that finishes attempts in
-    /// flight for up to `grace` when stopped.
+    /// flight for up to `grace` when stopped, counting attempts in `metrics`.
     pub fn new(
         automations: Automations,
         settings: &DeliverySettings,
         worker: &str,
         grace: Duration,
+        metrics: Metrics,
     ) -> Result<Self, reqwest::Error> {
+        metrics.expect_rules(automations.rules().all().iter().map(|r| r.name.as_str()));
         Ok(Self {
             shared: Arc::new(Shared {
                 automations,
                 courier: Courier::new(settings)?,
                 retry_schedule: settings.retry_schedule.clone(),
                 in_flight: Mutex::new(BTreeSet::new()),
+                metrics,
             }),
             worker: worker.to_owned(),
             concurrency: settings.concurrency,
@@ -228,6 +233,8 @@ impl Shared {
                 )
             }
         };
+        self.metrics
+            .count_delivery(&delivery.rule, next, attempt.reason);
         let mut settled = delivery;
         settled.settle(attempt, next);
         self.settle(&settled).await;

@@ -37,6 +37,7 @@ use super::state::{Effects, Fulfillment};
 use super::view::{timestamp, FulfillmentView};
 use crate::canonical::{AutomationEvent, CanonicalEvent, ShipmentStatus};
 use crate::config::{CoreSettings, DeliverySettings, Settings};
+use crate::ops::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 
 /// Most dead letters one bulk replay queues again.
@@ -215,8 +216,9 @@ impl Automations {
         settings: &DeliverySettings,
         worker: &str,
         grace: Duration,
+        metrics: Metrics,
     ) -> Result<Dispatcher, reqwest::Error> {
-        Dispatcher::new(self.clone(), settings, worker, grace)
+        Dispatcher::new(self.clone(), settings, worker, grace, metrics)
     }
 
     fn stall_after(&self) -> chrono::Duration {

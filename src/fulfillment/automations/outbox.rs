@@ -39,7 +39,7 @@ pub struct Delivery {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Waiting for its turn or its next attempt.
@@ -51,7 +51,7 @@ pub enum DeliveryState {
 }
 
 /// One try at sending a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub at: DateTime<Utc>,
     /// The HTTP status, when an answer came.
@@ -64,7 +64,7 @@ pub struct Attempt {
 }
 
 /// Why an attempt failed, as ops filter dead letters by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     /// No complete answer within `delivery.timeout`.
