@@ -11,7 +11,7 @@ use tracing::instrument;
 use super::automations::Automations;
 use super::state::{Applied, Fulfillment};
 use crate::canonical::{CanonicalEvent, FulfillmentKey};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, Versioned};
 
 /// Applies events to fulfillments; cheap to clone.
 #[derive(Clone)]
@@ -47,10 +47,21 @@ impl FulfillmentCore {
 
     /// Applies one event, creating its fulfillment if this is the first
     /// news of it. Safe to call again for the same event.
-    #[instrument(skip_all, fields(event = %event.id, fulfillment = %event.key))]
     pub async fn apply(&self, event: &CanonicalEvent) -> Result<ApplyResult, StorageError> {
+        let current = self.storage.fulfillment(&event.key).await?;
+        self.apply_over(event, current).await
+    }
+
+    /// [`apply`](Self::apply) starting from `current`, the fulfillment as
+    /// the caller just read it, which saves reading it again; when it has
+    /// changed since, the compare-and-set fails and it is read afresh.
+    #[instrument(skip_all, fields(event = %event.id, fulfillment = %event.key))]
+    pub async fn apply_over(
+        &self,
+        event: &CanonicalEvent,
+        mut current: Option<Versioned<Fulfillment>>,
+    ) -> Result<ApplyResult, StorageError> {
         loop {
-            let current = self.storage.fulfillment(&event.key).await?;
             let expected = current.as_ref().map(|v| v.version);
             let mut fulfillment = match current {
                 Some(v) => v.value,
@@ -77,6 +88,7 @@ impl FulfillmentCore {
                 });
             }
             tracing::debug!("fulfillment changed under us; applying again");
+            current = self.storage.fulfillment(&event.key).await?;
         }
     }
 

@@ -16,7 +16,7 @@ use crate::fulfillment::{CreateError, Fulfillment, FulfillmentView, Order};
 use crate::providers::known;
 use crate::providers::redo::{self as adapter, CreateOrderRequest};
 use crate::routes::Routes;
-use crate::storage::StorageError;
+use crate::storage::{StorageError, Versioned};
 
 /// Registers the Redo-style paths, Redo's own under the `/v2.2` base.
 pub fn routes(routes: &mut Routes) {
@@ -241,8 +241,13 @@ async fn create_fulfillment(
         })?;
         let fulfillment = match request.initial_tracking {
             Some(update) => {
+                let current = state
+                    .storage
+                    .fulfillment(&key)
+                    .await?
+                    .ok_or_else(|| fulfillment_not_found(&key))?;
                 let observation = adapter::observe(&state.maps.redo, key, update, None);
-                record_and_apply(&state, observation).await?
+                record_and_apply(&state, observation, current).await?
             }
             None => fulfillment,
         };
@@ -299,11 +304,13 @@ async fn shipment_status(
             order_ref: order.external_id,
             fulfillment_ref: path.fulfillment_id.clone(),
         };
-        if state.core.get(&key).await?.is_none() {
-            return Err(fulfillment_not_found(&key));
-        }
+        let current = state
+            .storage
+            .fulfillment(&key)
+            .await?
+            .ok_or_else(|| fulfillment_not_found(&key))?;
         let observation = adapter::observe(&state.maps.redo, key, update, delivery_id);
-        let fulfillment = record_and_apply(&state, observation).await?;
+        let fulfillment = record_and_apply(&state, observation, current).await?;
         Ok(fulfillment_answer(&fulfillment))
     }
     .await;
@@ -341,22 +348,23 @@ fn stored_request(order: &Order) -> Result<CreateOrderRequest, IngestError> {
     })
 }
 
-/// Records an update, then applies it before the answer. A duplicate is
-/// not applied again: the answer is the fulfillment as it is.
+/// Records an update to `current` (the fulfillment as just read, which
+/// saves reading it again), then applies it before the answer. A duplicate
+/// is not applied again: the answer is the fulfillment as it is.
 async fn record_and_apply(
     state: &AppState,
     observation: Observation,
+    current: Versioned<Fulfillment>,
 ) -> Result<Fulfillment, IngestError> {
     let recorded = record(state, observation).await?;
-    if !recorded.is_duplicate() {
-        return Ok(state.core.apply(&recorded.event).await?.fulfillment);
+    if recorded.is_duplicate() {
+        return Ok(current.value);
     }
-    let key = &recorded.event.key;
-    state
+    let applied = state
         .core
-        .get(key)
-        .await?
-        .ok_or_else(|| fulfillment_not_found(key))
+        .apply_over(&recorded.event, Some(current))
+        .await?;
+    Ok(applied.fulfillment)
 }
 
 fn fulfillment_not_found(key: &FulfillmentKey) -> IngestError {

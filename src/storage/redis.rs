@@ -496,12 +496,13 @@ impl RedisStorage {
         Ok((entries, drained))
     }
 
-    /// Reads up to `max` entries never delivered before from `partitions`.
+    /// Reads up to `each` entries never delivered before from each of
+    /// `partitions`.
     async fn read_new(
         &self,
         worker: &str,
         partitions: &[u32],
-        max: usize,
+        each: usize,
     ) -> Result<Vec<LogEntry>, StorageError> {
         let replies: Vec<Value> = self
             .with_groups(|mut connection| {
@@ -512,7 +513,7 @@ impl RedisStorage {
                         .arg(GROUP)
                         .arg(worker)
                         .arg("COUNT")
-                        .arg(max)
+                        .arg(each)
                         .arg("STREAMS")
                         .arg(self.keys.log(p))
                         .arg(">");
@@ -831,10 +832,20 @@ impl Storage for RedisStorage {
         let deadline = Instant::now() + wait;
         let (mut entries, drained) = self.reclaim(worker, partitions, max).await?;
         loop {
-            if entries.len() < max && !drained.is_empty() {
-                // Entries read beyond `max` stay pending for this worker
-                // and are reclaimed first next time, in order.
-                let fresh = self.read_new(worker, &drained, max - entries.len()).await?;
+            // New entries come in shares of what `max` leaves: asking every
+            // partition for all of it would fetch and parse up to
+            // `partitions` times more entries than are applied when they
+            // all have a backlog. Partitions that filled their share may
+            // have more, and share what is left. Entries read beyond `max`
+            // stay pending for this worker and are reclaimed first next
+            // time, in order.
+            let mut open = drained.clone();
+            while entries.len() < max && !open.is_empty() {
+                let share = (max - entries.len()).div_ceil(open.len());
+                let fresh = self.read_new(worker, &open, share).await?;
+                open.retain(|&p| {
+                    fresh.iter().filter(|e| e.position.partition == p).count() == share
+                });
                 entries.extend(fresh);
             }
             if !entries.is_empty() || Instant::now() >= deadline {

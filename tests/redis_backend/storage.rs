@@ -511,3 +511,48 @@ async fn a_running_storage_fails_fast_while_redis_is_down_and_recovers() {
     accept(&storage, &event("f1", 2, None)).await;
     assert_eq!(backlog_total(&storage).await, 2, "the durable log survived");
 }
+
+#[tokio::test]
+async fn reads_fill_their_batch_from_busy_and_quiet_partitions_alike_in_order() {
+    let storage = small_storage().await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
+    // One busy fulfillment and seven quiet ones, spread over the partitions.
+    let quiet = ["f2", "f3", "f4", "f5", "f6", "f7", "f8"];
+    let mut events: Vec<CanonicalEvent> = (0..12).map(|minute| event("f1", minute, None)).collect();
+    events.extend(quiet.iter().map(|f| event(f, 0, None)));
+    for e in &events {
+        accept(&storage, e).await;
+    }
+    let mut read: Vec<LogEntry> = Vec::new();
+    loop {
+        let batch = storage
+            .read_log("w", &partitions, 5, Duration::from_millis(50))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let waiting = events.len() - read.len();
+        assert_eq!(
+            batch.len(),
+            waiting.min(5),
+            "a batch is full while entries wait"
+        );
+        let positions: Vec<_> = batch.iter().map(|e| e.position.clone()).collect();
+        storage.acknowledge(&positions).await.unwrap();
+        read.extend(batch);
+    }
+    for f in ["f1"].iter().chain(&quiet) {
+        let of = |e: &&CanonicalEvent| e.key.fulfillment_ref == *f;
+        let got: Vec<&CanonicalEvent> = read.iter().map(|e| &e.event).filter(of).collect();
+        let sent: Vec<&CanonicalEvent> = events.iter().filter(of).collect();
+        assert_eq!(
+            event_ids(&got),
+            event_ids(&sent),
+            "fulfillment {f}: once each, in order"
+        );
+    }
+}

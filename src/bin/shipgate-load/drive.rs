@@ -267,8 +267,12 @@ async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, slots: Slo
                 }
                 // Past the in-flight cap the schedule waits; the requests
                 // it delays still count their latency from their time.
-                let Ok(permit) = runtime.block_on(Arc::clone(&in_flight).acquire_owned()) else {
-                    break;
+                let permit = match Arc::clone(&in_flight).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => match runtime.block_on(Arc::clone(&in_flight).acquire_owned()) {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
                 };
                 let load = Arc::clone(&load);
                 runtime.spawn(async move {

@@ -190,7 +190,9 @@ impl Cli {
     }
 }
 
-#[tokio::main]
+/// One runtime thread: sending is light, and on a small machine shared
+/// with the gateway every extra thread to wake costs the gateway CPU.
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
