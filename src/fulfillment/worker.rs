@@ -80,6 +80,7 @@ impl Worker {
                         renew_at = Instant::now() + renew_every;
                     }
                     Err(e) => {
+                        self.metrics.count_storage_error("lease");
                         tracing::warn!(worker = %self.id, error = %e, "cannot renew partition leases");
                         held.clear();
                         backoff.pause(&shutdown).await;
@@ -107,6 +108,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
+                    self.metrics.count_storage_error("read_log");
                     tracing::warn!(worker = %self.id, error = %e, "cannot read the event log");
                     backoff.pause(&shutdown).await;
                 }
@@ -140,6 +142,7 @@ impl Worker {
         // Not acknowledging only means applying again later, which is a
         // no-op; but keep trying so the backlog does not grow for nothing.
         while let Err(e) = self.storage.acknowledge(&positions).await {
+            self.metrics.count_storage_error("acknowledge");
             tracing::warn!(worker = %self.id, error = %e, "cannot acknowledge applied entries");
             if shutdown.is_cancelled() {
                 return;
@@ -164,6 +167,7 @@ impl Worker {
                         break;
                     }
                     Err(e) => {
+                        self.metrics.count_storage_error("apply");
                         tracing::warn!(event = %entry.event.id, error = %e, "apply failed; retrying");
                         if shutdown.is_cancelled() {
                             return done;

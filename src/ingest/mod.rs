@@ -166,9 +166,11 @@ async fn refuse(
         tracing::info!(%provider, outcome = outcome.as_str(), error = %error, "request refused");
         state.metrics.count_webhook(provider, outcome);
         if let Err(e) = state.storage.count(provider, outcome).await {
+            state.metrics.count_storage_error("count");
             tracing::warn!(error = %e, "could not count a refused request");
         }
     } else if matches!(error, IngestError::Storage(_)) {
+        state.metrics.count_storage_error("ingest");
         tracing::warn!(%provider, error = %error, "request failed");
     } else {
         tracing::debug!(%provider, error = %error, "request answered with an error");
