@@ -3,15 +3,16 @@
 //! Carriyo order, Shopify REST) paths never lose each other's updates, and
 //! records the automations each apply fires.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::instrument;
 
-use super::automations::Automations;
-use super::state::{Applied, Fulfillment};
-use crate::canonical::{CanonicalEvent, FulfillmentKey};
-use crate::storage::{Storage, StorageError, Versioned};
+use super::automations::{Automations, OutboxWrite};
+use super::state::{Applied, Fulfillment, HistoryChange};
+use crate::canonical::{CanonicalEvent, EventKind, FulfillmentKey};
+use crate::storage::{FulfillmentWrite, Storage, StorageError, Versioned};
 
 /// Applies events to fulfillments; cheap to clone.
 #[derive(Clone)]
@@ -25,6 +26,25 @@ pub struct FulfillmentCore {
 pub struct ApplyResult {
     pub fulfillment: Fulfillment,
     pub applied: Applied,
+}
+
+/// One fulfillment's write of [`FulfillmentCore::apply_logged`].
+struct PlannedWrite {
+    expected: Option<u64>,
+    value: Fulfillment,
+    change: HistoryChange,
+    /// The stall watch of the state after the group's last event (a group
+    /// that fires deliveries is applied one by one).
+    fired: OutboxWrite,
+}
+
+/// How much of a fulfillment an apply reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// What the event needs ([`Storage::fulfillment_to_apply`]).
+    ToApply,
+    /// All of it, history included.
+    Whole,
 }
 
 /// Why a fulfillment could not be created.
@@ -46,20 +66,132 @@ impl FulfillmentCore {
     }
 
     /// Applies one event, creating its fulfillment if this is the first
-    /// news of it. Safe to call again for the same event.
-    pub async fn apply(&self, event: &CanonicalEvent) -> Result<ApplyResult, StorageError> {
-        let current = self.storage.fulfillment(&event.key).await?;
-        self.apply_over(event, current).await
+    /// news of it. Safe to call again for the same event. Reads only what
+    /// the apply needs (see [`Storage::fulfillment_to_apply`]), so it
+    /// answers what the apply did, not the fulfillment.
+    pub async fn apply(&self, event: &CanonicalEvent) -> Result<Applied, StorageError> {
+        let current = self.storage.fulfillment_to_apply(event).await?;
+        Ok(self
+            .apply_from(event, current, Reading::ToApply)
+            .await?
+            .applied)
     }
 
-    /// [`apply`](Self::apply) starting from `current`, the fulfillment as
-    /// the caller just read it, which saves reading it again; when it has
-    /// changed since, the compare-and-set fails and it is read afresh.
-    #[instrument(skip_all, fields(event = %event.id, fulfillment = %event.key))]
+    /// Applies events read from the log, each fulfillment's in the order
+    /// given: all the fulfillments are read in one round trip and written
+    /// in another, one compare-and-set each. A fulfillment whose write
+    /// lost to another writer, or that needs its whole history (a
+    /// retraction, or deliveries to send, which carry it), has its events
+    /// applied one by one instead. Safe to call again for the same events.
+    pub async fn apply_logged(&self, events: &[&CanonicalEvent]) -> Result<(), StorageError> {
+        let mut groups: Vec<Vec<&CanonicalEvent>> = Vec::new();
+        let mut group_of: HashMap<&FulfillmentKey, usize> = HashMap::new();
+        for &event in events {
+            let next = groups.len();
+            let at = *group_of.entry(&event.key).or_insert(next);
+            if at == next {
+                groups.push(Vec::new());
+            }
+            groups[at].push(event);
+        }
+        let (together, mut one_by_one): (Vec<_>, Vec<_>) = groups
+            .into_iter()
+            .partition(|group| group.iter().all(|e| e.kind != EventKind::Retraction));
+        let read = self.storage.fulfillments_to_apply(&together).await?;
+        let now = Utc::now();
+        let mut planned = Vec::new();
+        for (group, current) in together.into_iter().zip(read) {
+            match self.plan_together(&group, current, now) {
+                Some(Some(write)) => planned.push((group, write)),
+                Some(None) => {}
+                None => one_by_one.push(group),
+            }
+        }
+        let writes: Vec<FulfillmentWrite<'_>> = planned
+            .iter()
+            .map(|(_, w)| FulfillmentWrite {
+                expected: w.expected,
+                value: &w.value,
+                change: &w.change,
+                fired: &w.fired,
+            })
+            .collect();
+        let written = self.storage.compare_and_set_many(&writes).await?;
+        for ((group, write), ok) in planned.iter().zip(written) {
+            if ok {
+                self.automations.queued(&write.fired);
+            } else {
+                one_by_one.push(group.clone());
+            }
+        }
+        for group in one_by_one {
+            for event in group {
+                self.apply(event).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `group` (one fulfillment's events) to `current` in memory
+    /// and answers the one write that records them all: `Some(None)` when
+    /// there is nothing to write (all applied before), `None` when the
+    /// group must go one by one because a delivery fires and needs the
+    /// whole fulfillment.
+    fn plan_together(
+        &self,
+        group: &[&CanonicalEvent],
+        current: Option<Versioned<Fulfillment>>,
+        now: DateTime<Utc>,
+    ) -> Option<Option<PlannedWrite>> {
+        let first = group.first()?;
+        let expected = current.as_ref().map(|v| v.version);
+        let mut value = match current {
+            Some(v) => v.value,
+            None => Fulfillment::new(first.key.clone(), now),
+        };
+        let mut change = HistoryChange::default();
+        let mut fired = None;
+        for &event in group {
+            let Applied::Recorded(effects) = value.apply(event, now) else {
+                continue;
+            };
+            if self
+                .automations
+                .fires_deliveries(&value.key.store, &effects)
+            {
+                return None;
+            }
+            fired = Some(self.automations.plan(&value, event, &effects, now));
+            change.applied.extend(effects.history.applied);
+            change.added.extend(effects.history.added);
+            change.removed.extend(effects.history.removed);
+        }
+        Some(fired.map(|fired| PlannedWrite {
+            expected,
+            value,
+            change,
+            fired,
+        }))
+    }
+
+    /// [`apply`](Self::apply) starting from `current`, the whole
+    /// fulfillment as the caller just read it, which saves reading it
+    /// again; when it has changed since, the compare-and-set fails and it
+    /// is read afresh. Answers the whole fulfillment after the apply.
     pub async fn apply_over(
         &self,
         event: &CanonicalEvent,
+        current: Option<Versioned<Fulfillment>>,
+    ) -> Result<ApplyResult, StorageError> {
+        self.apply_from(event, current, Reading::Whole).await
+    }
+
+    #[instrument(level = "debug", skip_all, fields(event = %event.id, fulfillment = %event.key))]
+    async fn apply_from(
+        &self,
+        event: &CanonicalEvent,
         mut current: Option<Versioned<Fulfillment>>,
+        mut reading: Reading,
     ) -> Result<ApplyResult, StorageError> {
         loop {
             let expected = current.as_ref().map(|v| v.version);
@@ -75,10 +207,21 @@ impl FulfillmentCore {
                     applied,
                 });
             };
+            if reading == Reading::ToApply
+                && expected.is_some()
+                && self
+                    .automations
+                    .fires_deliveries(&fulfillment.key.store, effects)
+            {
+                // The deliveries carry the whole fulfillment.
+                reading = Reading::Whole;
+                current = self.storage.fulfillment(&event.key).await?;
+                continue;
+            }
             let fired = self.automations.plan(&fulfillment, event, effects, now);
             if self
                 .storage
-                .compare_and_set_with_outbox(expected, &fulfillment, &fired)
+                .compare_and_set_with_outbox(expected, &fulfillment, &effects.history, &fired)
                 .await?
             {
                 self.automations.queued(&fired);
@@ -88,7 +231,10 @@ impl FulfillmentCore {
                 });
             }
             tracing::debug!("fulfillment changed under us; applying again");
-            current = self.storage.fulfillment(&event.key).await?;
+            current = match reading {
+                Reading::ToApply => self.storage.fulfillment_to_apply(event).await?,
+                Reading::Whole => self.storage.fulfillment(&event.key).await?,
+            };
         }
     }
 

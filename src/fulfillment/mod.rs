@@ -12,6 +12,8 @@ mod worker;
 
 pub use self::core::{ApplyResult, CreateError, FulfillmentCore};
 pub use order::Order;
-pub use state::{Applied, Effects, EntryKind, Fulfillment, HistoryEntry, LineItem, Retracted};
+pub use state::{
+    Applied, Effects, EntryKind, Fulfillment, HistoryChange, HistoryEntry, LineItem, Retracted,
+};
 pub use view::{timestamp, FulfillmentView, OpsFulfillment};
 pub use worker::Worker;

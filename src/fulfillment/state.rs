@@ -93,13 +93,18 @@ pub struct Fulfillment {
     pub tracking_number: Option<String>,
     #[serde(default)]
     pub line_items: Vec<LineItem>,
-    /// Sorted by `occurred_at`, then by our id.
-    #[serde(default)]
+    /// Sorted by `occurred_at`, then by our id. Not in the serialised
+    /// summary: storage keeps entries apart and writes only the
+    /// [`HistoryChange`] of each apply, so an apply costs the same on the
+    /// fiftieth event as on the first.
+    #[serde(skip)]
     pub history: Vec<HistoryEntry>,
     #[serde(default)]
     pub retracted: Vec<Retracted>,
-    /// Every event applied, so a redelivered one is a no-op.
-    #[serde(default)]
+    /// Every event applied, so a redelivered one is a no-op. Kept apart
+    /// like `history`; when read only to apply one event, it holds just
+    /// that event's id if it was applied.
+    #[serde(skip)]
     pub applied: BTreeSet<EventId>,
 }
 
@@ -125,6 +130,28 @@ pub struct Effects {
     pub eta_change: Option<(Option<NaiveDate>, NaiveDate)>,
     /// Older than the current status: in history, nothing else.
     pub stale: bool,
+    /// What the event added to the history and applied set.
+    pub history: HistoryChange,
+}
+
+/// What a write adds to a fulfillment's history and applied set, and
+/// removes from its history: storage writes this, never the whole history.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryChange {
+    pub applied: Vec<EventId>,
+    pub added: Vec<HistoryEntry>,
+    pub removed: Vec<EventId>,
+}
+
+impl HistoryChange {
+    /// All of `f`'s history and applied set, for writing a new fulfillment.
+    pub fn everything(f: &Fulfillment) -> Self {
+        Self {
+            applied: f.applied.iter().copied().collect(),
+            added: f.history.clone(),
+            removed: Vec::new(),
+        }
+    }
 }
 
 impl Fulfillment {
@@ -163,11 +190,14 @@ impl Fulfillment {
         }
         self.applied.insert(event.id);
         self.updated_at = now;
-        let effects = match event.kind {
-            EventKind::Retraction => {
-                self.retract(event);
-                Effects::default()
-            }
+        let mut effects = match event.kind {
+            EventKind::Retraction => Effects {
+                history: HistoryChange {
+                    removed: self.retract(event),
+                    ..HistoryChange::default()
+                },
+                ..Effects::default()
+            },
             EventKind::Details => {
                 self.take_details(event);
                 Effects::default()
@@ -185,6 +215,7 @@ impl Fulfillment {
                 false,
             ),
         };
+        effects.history.applied.push(event.id);
         Applied::Recorded(effects)
     }
 
@@ -229,12 +260,13 @@ impl Fulfillment {
             source_id: event.source_id.clone(),
             received_at: event.received_at,
         };
-        let at = self.history.partition_point(|h| {
-            (h.occurred_at, h.event_id) <= (entry.occurred_at, entry.event_id)
-        });
-        self.history.insert(at, entry);
+        self.insert_entry(entry.clone());
         let mut effects = Effects {
             stale,
+            history: HistoryChange {
+                added: vec![entry],
+                ..HistoryChange::default()
+            },
             ..Effects::default()
         };
         if !stale {
@@ -263,24 +295,48 @@ impl Fulfillment {
         (previous != Some(eta)).then_some((previous, eta))
     }
 
-    /// Removes the withdrawn event from history; if it was what set the
-    /// current status, the latest remaining status takes its place.
-    fn retract(&mut self, event: &CanonicalEvent) {
-        let Some(source_id) = event.source_id.clone() else {
-            return;
-        };
-        let before = self.history.len();
-        self.history.retain(|h| {
-            !(h.provider == event.provider && h.source_id.as_deref() == Some(&source_id))
+    fn insert_entry(&mut self, entry: HistoryEntry) {
+        let at = self.history.partition_point(|h| {
+            (h.occurred_at, h.event_id) <= (entry.occurred_at, entry.event_id)
         });
-        let removed = self.history.len() != before;
+        self.history.insert(at, entry);
+    }
+
+    /// Takes in a change written by an apply elsewhere (storage keeps the
+    /// history apart from the summary and merges them this way).
+    pub fn absorb(&mut self, change: &HistoryChange) {
+        self.applied.extend(change.applied.iter().copied());
+        self.history
+            .retain(|h| !change.removed.contains(&h.event_id));
+        for entry in &change.added {
+            if !self.history.iter().any(|h| h.event_id == entry.event_id) {
+                self.insert_entry(entry.clone());
+            }
+        }
+    }
+
+    /// Removes the withdrawn event from history and answers the ids of the
+    /// entries removed; if one set the current status, the latest
+    /// remaining status takes its place. Needs the whole history.
+    fn retract(&mut self, event: &CanonicalEvent) -> Vec<EventId> {
+        let Some(source_id) = event.source_id.clone() else {
+            return Vec::new();
+        };
+        let removed: Vec<EventId> = self
+            .history
+            .iter()
+            .filter(|h| h.provider == event.provider && h.source_id.as_deref() == Some(&source_id))
+            .map(|h| h.event_id)
+            .collect();
+        self.history.retain(|h| !removed.contains(&h.event_id));
         self.retracted.push(Retracted {
             provider: event.provider,
             source_id,
         });
-        if removed {
+        if !removed.is_empty() {
             self.recompute_status();
         }
+        removed
     }
 
     fn recompute_status(&mut self) {
@@ -538,5 +594,35 @@ mod tests {
         assert!(f.history.is_empty());
         assert_eq!(f.carrier.as_deref(), Some("UPS"));
         assert_eq!(f.tracking_number.as_deref(), Some("1Z999"));
+    }
+
+    #[test]
+    fn each_apply_names_the_history_change_that_rebuilds_the_history_elsewhere() {
+        let mut whole = fresh();
+        let mut kept_apart = fresh();
+        let mut transit = status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z");
+        transit.source_id = Some("11".into());
+        let mut delivered = status(ShipmentStatus::Delivered, "2026-11-20T12:00:00Z");
+        delivered.source_id = Some("12".into());
+        let late = status(ShipmentStatus::PreTransit, "2026-11-20T08:00:00Z");
+        let mut delete = event(EventKind::Retraction, "delivered", "2026-11-20T13:00:00Z");
+        delete.source_id = Some("12".into());
+        for e in [&transit, &delivered, &late, &delete] {
+            let change = effects(whole.apply(e, Utc::now())).history;
+            assert_eq!(change.applied, [e.id]);
+            let expected_added = usize::from(e.kind != EventKind::Retraction);
+            assert_eq!(change.added.len(), expected_added, "{}", e.raw_status);
+            if e.kind == EventKind::Retraction {
+                assert_eq!(change.removed, [delivered.id]);
+            }
+            kept_apart.absorb(&change);
+            kept_apart.absorb(&change);
+        }
+        assert_eq!(whole.history.len(), 2);
+        assert_eq!(
+            kept_apart.history, whole.history,
+            "same entries, same order"
+        );
+        assert_eq!(kept_apart.applied, whole.applied);
     }
 }

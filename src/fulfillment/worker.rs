@@ -1,17 +1,16 @@
-//! Workers: take leases on event-log partitions, apply their entries in
-//! order through the core, and acknowledge only after the state is
-//! written. Partitions are applied concurrently with each other, entries
-//! within one partition strictly in order (that is what keeps each
-//! fulfillment's order, since a fulfillment lives in one partition).
+//! Workers: take leases on event-log partitions, apply their entries
+//! through the core a batch at a time, and acknowledge only after the
+//! state is written. A fulfillment lives in one partition, so the log's
+//! order within a partition is each fulfillment's order, and the core
+//! applies each fulfillment's entries of a batch in that order.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use super::core::FulfillmentCore;
+use crate::canonical::CanonicalEvent;
 use crate::config::WorkerSettings;
 use crate::ops::metrics::Metrics;
 use crate::storage::{LogEntry, LogPosition, Storage};
@@ -120,24 +119,35 @@ impl Worker {
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
-    /// Applies a batch, each partition's entries in order, and acknowledges
-    /// what was applied. Entries left unapplied (shutdown while storage is
-    /// failing) stay in the log for the next holder.
+    /// Applies a batch (each fulfillment's entries in log order) and
+    /// acknowledges it. A batch left unapplied (shutdown while storage is
+    /// failing) stays in the log for the next holder; applying it again is
+    /// harmless.
     async fn apply_batch(&self, entries: Vec<LogEntry>, shutdown: &CancellationToken) {
-        let mut by_partition: BTreeMap<u32, Vec<LogEntry>> = BTreeMap::new();
-        for entry in entries {
-            by_partition
-                .entry(entry.position.partition)
-                .or_default()
-                .push(entry);
+        let events: Vec<&CanonicalEvent> = entries.iter().map(|e| &e.event).collect();
+        let mut backoff = Backoff::default();
+        loop {
+            let started = Instant::now();
+            match self.core.apply_logged(&events).await {
+                Ok(()) => {
+                    let share =
+                        started.elapsed() / u32::try_from(events.len().max(1)).unwrap_or(u32::MAX);
+                    for event in &events {
+                        self.metrics.observe_apply(event, share);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.count_storage_error("apply");
+                    tracing::warn!(worker = %self.id, error = %e, "applying a batch failed; retrying");
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                    backoff.pause(shutdown).await;
+                }
+            }
         }
-        let applied = join_all(
-            by_partition
-                .into_values()
-                .map(|entries| self.apply_in_order(entries, shutdown)),
-        )
-        .await;
-        let positions: Vec<LogPosition> = applied.into_iter().flatten().collect();
+        let positions: Vec<LogPosition> = entries.into_iter().map(|e| e.position).collect();
         let mut backoff = Backoff::default();
         // Not acknowledging only means applying again later, which is a
         // no-op; but keep trying so the backlog does not grow for nothing.
@@ -149,36 +159,6 @@ impl Worker {
             }
             backoff.pause(shutdown).await;
         }
-    }
-
-    async fn apply_in_order(
-        &self,
-        entries: Vec<LogEntry>,
-        shutdown: &CancellationToken,
-    ) -> Vec<LogPosition> {
-        let mut done = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let mut backoff = Backoff::default();
-            loop {
-                let started = Instant::now();
-                match self.core.apply(&entry.event).await {
-                    Ok(_) => {
-                        self.metrics.observe_apply(&entry.event, started.elapsed());
-                        break;
-                    }
-                    Err(e) => {
-                        self.metrics.count_storage_error("apply");
-                        tracing::warn!(event = %entry.event.id, error = %e, "apply failed; retrying");
-                        if shutdown.is_cancelled() {
-                            return done;
-                        }
-                        backoff.pause(shutdown).await;
-                    }
-                }
-            }
-            done.push(entry.position);
-        }
-        done
     }
 }
 

@@ -144,10 +144,10 @@ async fn create_event(
             &body,
         )?;
         let recorded = record(&state, observation).await?;
-        let fulfillment = match recorded.claim {
-            Claim::Accepted => Some(state.core.apply(&recorded.event).await?.fulfillment),
-            Claim::Duplicate { .. } => state.core.get(&call.key).await?,
-        };
+        if recorded.claim == Claim::Accepted {
+            state.core.apply(&recorded.event).await?;
+        }
+        let fulfillment = state.core.get(&call.key).await?;
         let created = fulfillment
             .as_ref()
             .and_then(|f| call.event_by_our_id(f, recorded.event_id()))

@@ -121,7 +121,7 @@ impl Metrics {
             describe_histogram!(
                 APPLY_DURATION,
                 Unit::Seconds,
-                "Time the fulfillment core took to apply one event from the log."
+                "Time the fulfillment core took per event from the log: a batch's time over its events."
             );
             describe_histogram!(
                 APPLY_LAG,

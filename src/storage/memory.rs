@@ -20,7 +20,7 @@ use super::{
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
 use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
-use crate::fulfillment::{Fulfillment, Order};
+use crate::fulfillment::{Fulfillment, HistoryChange, Order};
 
 /// The in-process storage backend.
 pub struct MemoryStorage {
@@ -243,19 +243,32 @@ impl Storage for MemoryStorage {
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
+        change: &HistoryChange,
         fired: &OutboxWrite,
     ) -> Result<bool, StorageError> {
         let mut state = self.state();
-        let current = state.fulfillments.get(&value.key).map(|v| v.version);
-        if current != expected {
+        let current = state.fulfillments.get(&value.key);
+        if current.map(|v| v.version) != expected {
             return Ok(false);
         }
+        // The same merge as on Redis: the summary from `value`, the history
+        // as stored plus `change`, whatever `value` itself holds of it.
+        let mut stored = Fulfillment {
+            history: Vec::new(),
+            applied: Default::default(),
+            ..value.clone()
+        };
+        if let Some(current) = current {
+            stored.history = current.value.history.clone();
+            stored.applied = current.value.applied.clone();
+        }
+        stored.absorb(change);
         let version = expected.map_or(1, |v| v + 1);
         state.fulfillments.insert(
             value.key.clone(),
             Versioned {
                 version,
-                value: value.clone(),
+                value: stored,
             },
         );
         state.outbox.record(&value.key, fired);

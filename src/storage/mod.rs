@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
 use crate::config::{Backend, Settings};
 use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
-use crate::fulfillment::{Fulfillment, Order};
+use crate::fulfillment::{Fulfillment, HistoryChange, Order};
 
 /// Why storage could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,16 @@ pub struct LogEntry {
 pub struct Versioned<T> {
     pub version: u64,
     pub value: T,
+}
+
+/// One write of [`Storage::compare_and_set_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct FulfillmentWrite<'a> {
+    /// The version read (`None`: the fulfillment is new).
+    pub expected: Option<u64>,
+    pub value: &'a Fulfillment,
+    pub change: &'a HistoryChange,
+    pub fired: &'a OutboxWrite,
 }
 
 /// How an ingest request ended, for the per-provider stats.
@@ -163,32 +173,87 @@ pub trait Storage: Send + Sync + 'static {
     /// How many entries wait in each partition, applied or not yet.
     async fn backlog(&self) -> Result<Vec<u64>, StorageError>;
 
-    /// A fulfillment's state and its version.
+    /// A fulfillment's state, with its whole history, and its version.
     async fn fulfillment(
         &self,
         key: &FulfillmentKey,
     ) -> Result<Option<Versioned<Fulfillment>>, StorageError>;
 
-    /// Writes `value` if the stored version is still `expected` (`None`:
-    /// if there is none yet). False when someone else wrote first.
+    /// Enough of `event`'s fulfillment to apply the event to it: all but
+    /// the history, which only a retraction needs, and of the applied set
+    /// only whether it holds this event. A backend that keeps the history
+    /// apart reads less this way, so an apply does not cost more as the
+    /// history grows.
+    async fn fulfillment_to_apply(
+        &self,
+        event: &CanonicalEvent,
+    ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+        self.fulfillment(&event.key).await
+    }
+
+    /// Writes `value`, with all its history, if the stored version is
+    /// still `expected` (`None`: if there is none yet). False when someone
+    /// else wrote first.
     async fn compare_and_set_fulfillment(
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
     ) -> Result<bool, StorageError> {
-        self.compare_and_set_with_outbox(expected, value, &OutboxWrite::default())
-            .await
+        self.compare_and_set_with_outbox(
+            expected,
+            value,
+            &HistoryChange::everything(value),
+            &OutboxWrite::default(),
+        )
+        .await
     }
 
-    /// As [`Storage::compare_and_set_fulfillment`], and in the same atomic
-    /// step queues the deliveries the change fired and sets its stall
-    /// watch; nothing of `fired` is written when the version moved.
+    /// Writes `value`'s summary and `change` to its history if the stored
+    /// version is still `expected` (`None`: if there is none yet), and in
+    /// the same atomic step queues the deliveries the change fired and sets
+    /// its stall watch. False, with nothing written, when someone else
+    /// wrote first.
     async fn compare_and_set_with_outbox(
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
+        change: &HistoryChange,
         fired: &OutboxWrite,
     ) -> Result<bool, StorageError>;
+
+    /// [`Storage::fulfillment_to_apply`] for several fulfillments at once,
+    /// each given with the events about to be applied to it in order (none
+    /// a retraction), so a backend can read them all in one round trip.
+    async fn fulfillments_to_apply(
+        &self,
+        groups: &[Vec<&CanonicalEvent>],
+    ) -> Result<Vec<Option<Versioned<Fulfillment>>>, StorageError> {
+        let mut read = Vec::with_capacity(groups.len());
+        for group in groups {
+            read.push(match group.first() {
+                Some(event) => self.fulfillment_to_apply(event).await?,
+                None => None,
+            });
+        }
+        Ok(read)
+    }
+
+    /// Several [`Storage::compare_and_set_with_outbox`] writes, each atomic
+    /// on its own, in one round trip where the backend can; answers which
+    /// were written.
+    async fn compare_and_set_many(
+        &self,
+        writes: &[FulfillmentWrite<'_>],
+    ) -> Result<Vec<bool>, StorageError> {
+        let mut written = Vec::with_capacity(writes.len());
+        for w in writes {
+            written.push(
+                self.compare_and_set_with_outbox(w.expected, w.value, w.change, w.fired)
+                    .await?,
+            );
+        }
+        Ok(written)
+    }
 
     /// The partitions whose lease `worker` holds now: the dispatcher of
     /// the worker's process sends only their deliveries.

@@ -10,10 +10,12 @@
 //! - `P:{P:p<n>}:stats`, `:unmapped`, `:recent`: counters, unmapped words
 //!   and recently accepted events of the partition, merged on read;
 //! - `P:{P:p<n>}:lease`: the worker holding the partition;
-//! - `P:{P:p<n>}:fulfillment:…`: a hash `{v, doc}` changed by a Lua
-//!   compare-and-set on `v`, which also queues the automation deliveries
-//!   the change fired and sets the stall watch, in the partition's outbox
-//!   keys (see [`outbox`]).
+//! - `P:{P:p<n>}:fulfillment:…`: a hash of the version `v`, the summary
+//!   `doc`, a field `e:<event id>` per history entry and `a:<event id>`
+//!   per applied event, changed by a Lua compare-and-set on `v` that
+//!   writes only the fields an apply changed. The same script queues the
+//!   automation deliveries the change fired and sets the stall watch, in
+//!   the partition's outbox keys (see [`outbox`]).
 //!
 //! Outside the partitions: `P:order-fulfillments:…` (a set per order),
 //! `P:{P:orders:<store>}:…` (orders and their two ids), `P:seq:…`,
@@ -21,6 +23,7 @@
 //! lease shares).
 
 mod outbox;
+mod script;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock, Weak};
@@ -33,19 +36,25 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError, Script, Value};
 use tokio::time::Instant;
 
+use self::script::{run_pipeline, ScriptCall};
 use super::{
-    Claim, EventFilter, LogEntry, LogPosition, Outcome, Stats, Storage, StorageError, UnmappedWord,
-    Versioned,
+    Claim, EventFilter, FulfillmentWrite, LogEntry, LogPosition, Outcome, Stats, Storage,
+    StorageError, UnmappedWord, Versioned,
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
 use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
-use crate::fulfillment::{Fulfillment, Order};
+use crate::fulfillment::{Fulfillment, HistoryChange, HistoryEntry, Order};
 
 /// The consumer group every partition stream is read through.
 const GROUP: &str = "workers";
 /// The stream field holding the event's JSON (as CLAIM_AND_APPEND writes it).
 const EVENT_FIELD: &str = "event";
+/// Prefixes of the fulfillment hash's fields besides `v` and `doc`: one
+/// per history entry and one per applied event, so an apply writes its own
+/// fields and never the whole history again.
+const HISTORY_FIELD: &str = "e:";
+const APPLIED_FIELD: &str = "a:";
 /// A dead Redis must turn into a fast 503, never a hung request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -86,12 +95,14 @@ return false
 ";
 
 /// Writes a fulfillment if its version is still the expected one ("" for
-/// none yet), and with it what the change fired: the stall watch and the
-/// deliveries (queued by `outbox::ENQUEUE`, prepended). KEYS: the
-/// partition's outbox, due, next and stall keys, the fulfillment hash,
-/// then a queue and a document per delivery. ARGV: delivery count, stall
-/// ("" to leave, "clear", or the stall time in ms), the fulfillment's
-/// stall member, expected, new version, doc, then the deliveries.
+/// none yet), with the change to its history, and what the change fired:
+/// the stall watch and the deliveries (queued by `outbox::ENQUEUE`,
+/// prepended). KEYS: the partition's outbox, due, next and stall keys, the
+/// fulfillment hash, then a queue and a document per delivery. ARGV:
+/// delivery count, stall ("" to leave, "clear", or the stall time in ms),
+/// the fulfillment's stall member, expected, new version, summary, the
+/// number of history fields to set and to delete, those fields (name and
+/// value pairs, then names), then the deliveries.
 const COMPARE_AND_SET: &str = r"
 local current = redis.call('HGET', KEYS[5], 'v')
 if ARGV[4] == '' then
@@ -99,13 +110,18 @@ if ARGV[4] == '' then
 elseif current ~= ARGV[4] then
   return 0
 end
-redis.call('HSET', KEYS[5], 'v', ARGV[5], 'doc', ARGV[6])
+local sets, dels = tonumber(ARGV[7]), tonumber(ARGV[8])
+local at = 9 + 2 * sets
+redis.call('HSET', KEYS[5], 'v', ARGV[5], 'doc', ARGV[6], unpack(ARGV, 9, at - 1))
+if dels > 0 then
+  redis.call('HDEL', KEYS[5], unpack(ARGV, at, at + dels - 1))
+end
 if ARGV[2] == 'clear' then
   redis.call('ZREM', KEYS[4], ARGV[3])
 elseif ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
 end
-enqueue(7, tonumber(ARGV[1]))
+enqueue(at + dels, tonumber(ARGV[1]))
 return 1
 ";
 
@@ -258,6 +274,77 @@ impl Keys {
 /// An unambiguous text for a fulfillment key inside a Redis key.
 fn fulfillment_id(key: &FulfillmentKey) -> String {
     serde_json::json!([key.store, key.order_ref, key.fulfillment_ref]).to_string()
+}
+
+/// The fulfillment hash's field holding one history entry.
+fn history_field(id: &EventId) -> String {
+    format!("{HISTORY_FIELD}{id}")
+}
+
+/// The fulfillment hash's field marking one event as applied.
+fn applied_field(id: &EventId) -> String {
+    format!("{APPLIED_FIELD}{id}")
+}
+
+/// A fulfillment's summary document, without history.
+fn summary(key: &FulfillmentKey, doc: &str) -> Result<Fulfillment, StorageError> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("fulfillment {key}: {e}")))
+}
+
+/// What applying `group` needs, from `HMGET v doc a:<id>…` (one applied
+/// mark per event of the group): the summary, and which of the events
+/// were applied already.
+fn to_apply(
+    key: &FulfillmentKey,
+    group: &[&CanonicalEvent],
+    fields: Vec<Option<String>>,
+) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+    let mut fields = fields.into_iter();
+    let (Some(Some(version)), Some(Some(doc))) = (fields.next(), fields.next()) else {
+        return Ok(None);
+    };
+    let version = version
+        .parse()
+        .map_err(|e| corrupt(format!("fulfillment {key}: version '{version}': {e}")))?;
+    let mut value = summary(key, &doc)?;
+    for (event, mark) in group.iter().zip(fields) {
+        if mark.is_some() {
+            value.applied.insert(event.id);
+        }
+    }
+    Ok(Some(Versioned { version, value }))
+}
+
+/// A whole fulfillment from all its hash's fields: version, summary,
+/// history entries and applied marks. None when the hash is empty.
+fn whole_fulfillment(
+    key: &FulfillmentKey,
+    fields: HashMap<String, String>,
+) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+    let (Some(version), Some(doc)) = (fields.get("v"), fields.get("doc")) else {
+        return Ok(None);
+    };
+    let version = version
+        .parse()
+        .map_err(|e| corrupt(format!("fulfillment {key}: version '{version}': {e}")))?;
+    let mut value = summary(key, doc)?;
+    for (field, text) in &fields {
+        if let Some(id) = field.strip_prefix(APPLIED_FIELD) {
+            value.applied.insert(
+                id.parse()
+                    .map_err(|e| corrupt(format!("fulfillment {key}: field '{field}': {e}")))?,
+            );
+        } else if field.starts_with(HISTORY_FIELD) {
+            value.history.push(
+                serde_json::from_str(text)
+                    .map_err(|e| corrupt(format!("fulfillment {key}: field '{field}': {e}")))?,
+            );
+        }
+    }
+    value
+        .history
+        .sort_by_key(|h: &HistoryEntry| (h.occurred_at, h.event_id));
+    Ok(Some(Versioned { version, value }))
 }
 
 /// The Redis storage backend.
@@ -426,6 +513,38 @@ impl RedisStorage {
                 self.address
             ))
         })
+    }
+
+    /// The compare-and-set script call for one write (see COMPARE_AND_SET).
+    fn compare_and_set_call(
+        &self,
+        w: &FulfillmentWrite<'_>,
+    ) -> Result<ScriptCall<'_>, StorageError> {
+        let key = &w.value.key;
+        let p = self.partition_of(key);
+        let mut call = ScriptCall::new(&self.scripts.compare_and_set);
+        self.enqueue_keys(p, key, &mut call);
+        let change = w.change;
+        call.arg(w.fired.deliveries.len())
+            .arg(outbox::stall_argument(w.fired))
+            .arg(fulfillment_id(key))
+            .arg(w.expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(w.expected.map_or(1, |v| v + 1))
+            .arg(serde_json::to_string(w.value).map_err(corrupt)?)
+            .arg(change.applied.len() + change.added.len())
+            .arg(change.removed.len());
+        for id in &change.applied {
+            call.arg(applied_field(id)).arg("");
+        }
+        for entry in &change.added {
+            call.arg(history_field(&entry.event_id))
+                .arg(serde_json::to_string(entry).map_err(corrupt)?);
+        }
+        for id in &change.removed {
+            call.arg(history_field(id));
+        }
+        self.enqueue_deliveries(p, w.fired, &mut call)?;
+        Ok(call)
     }
 
     fn partition_of(&self, key: &FulfillmentKey) -> u32 {
@@ -895,52 +1014,100 @@ impl Storage for RedisStorage {
         key: &FulfillmentKey,
     ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
         let mut connection = self.connection()?;
-        let (version, doc): (Option<u64>, Option<String>) = redis::cmd("HMGET")
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(self.keys.fulfillment(self.partition_of(key), key))
-            .arg("v")
-            .arg("doc")
             .query_async(&mut connection)
             .await?;
-        match (version, doc) {
-            (Some(version), Some(doc)) => Ok(Some(Versioned {
-                version,
-                value: serde_json::from_str(&doc)
-                    .map_err(|e| corrupt(format!("fulfillment {key}: {e}")))?,
-            })),
-            _ => Ok(None),
+        whole_fulfillment(key, fields)
+    }
+
+    async fn fulfillment_to_apply(
+        &self,
+        event: &CanonicalEvent,
+    ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+        if event.kind == EventKind::Retraction {
+            return self.fulfillment(&event.key).await;
         }
+        let groups = [vec![event]];
+        let mut read = self.fulfillments_to_apply(&groups).await?;
+        Ok(read.pop().flatten())
     }
 
     async fn compare_and_set_with_outbox(
         &self,
         expected: Option<u64>,
         value: &Fulfillment,
+        change: &HistoryChange,
         fired: &OutboxWrite,
     ) -> Result<bool, StorageError> {
+        let write = FulfillmentWrite {
+            expected,
+            value,
+            change,
+            fired,
+        };
+        let written = self.compare_and_set_many(&[write]).await?;
+        Ok(written.first().copied().unwrap_or(false))
+    }
+
+    async fn fulfillments_to_apply(
+        &self,
+        groups: &[Vec<&CanonicalEvent>],
+    ) -> Result<Vec<Option<Versioned<Fulfillment>>>, StorageError> {
+        let mut pipe = redis::pipe();
+        for group in groups {
+            let Some(first) = group.first() else {
+                continue;
+            };
+            let command = pipe
+                .cmd("HMGET")
+                .arg(
+                    self.keys
+                        .fulfillment(self.partition_of(&first.key), &first.key),
+                )
+                .arg("v")
+                .arg("doc");
+            for event in group {
+                command.arg(applied_field(&event.id));
+            }
+        }
         let mut connection = self.connection()?;
-        let key = &value.key;
-        if expected.is_none() {
-            // Listed before it exists: a crash in between leaves a name
-            // that readers skip, never a fulfillment missing from its order.
-            redis::cmd("SADD")
+        let replies: Vec<Vec<Option<String>>> = pipe.query_async(&mut connection).await?;
+        let mut replies = replies.into_iter();
+        let mut read = Vec::with_capacity(groups.len());
+        for group in groups {
+            let Some(first) = group.first() else {
+                read.push(None);
+                continue;
+            };
+            let fields = replies
+                .next()
+                .ok_or_else(|| corrupt("Redis answered fewer HMGETs than were sent"))?;
+            read.push(to_apply(&first.key, group, fields)?);
+        }
+        Ok(read)
+    }
+
+    async fn compare_and_set_many(
+        &self,
+        writes: &[FulfillmentWrite<'_>],
+    ) -> Result<Vec<bool>, StorageError> {
+        let mut pipe = redis::pipe();
+        for w in writes.iter().filter(|w| w.expected.is_none()) {
+            // Listed before it exists (the pipeline runs in order): a crash
+            // in between leaves a name that readers skip, never a
+            // fulfillment missing from its order.
+            let key = &w.value.key;
+            pipe.cmd("SADD")
                 .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
                 .arg(&key.fulfillment_ref)
-                .query_async::<()>(&mut connection)
-                .await?;
+                .ignore();
         }
-        let doc = serde_json::to_string(value).map_err(corrupt)?;
-        let p = self.partition_of(key);
-        let mut invocation = self.scripts.compare_and_set.prepare_invoke();
-        self.enqueue_keys(p, key, &mut invocation);
-        invocation
-            .arg(fired.deliveries.len())
-            .arg(outbox::stall_argument(fired))
-            .arg(fulfillment_id(key))
-            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
-            .arg(expected.map_or(1, |v| v + 1))
-            .arg(doc);
-        self.enqueue_deliveries(p, fired, &mut invocation)?;
-        Ok(invocation.invoke_async(&mut connection).await?)
+        for w in writes {
+            self.compare_and_set_call(w)?.add_to(&mut pipe);
+        }
+        let mut connection = self.connection()?;
+        Ok(run_pipeline(&self.scripts.compare_and_set, &pipe, &mut connection).await?)
     }
 
     async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError> {
@@ -1015,24 +1182,24 @@ impl Storage for RedisStorage {
             .query_async(&mut connection)
             .await?;
         refs.sort_unstable();
-        let mut pipe = redis::pipe();
-        for fulfillment_ref in &refs {
-            let key = FulfillmentKey {
+        let keys: Vec<FulfillmentKey> = refs
+            .into_iter()
+            .map(|fulfillment_ref| FulfillmentKey {
                 store: store.to_owned(),
                 order_ref: order_ref.to_owned(),
-                fulfillment_ref: fulfillment_ref.clone(),
-            };
-            pipe.hget(self.keys.fulfillment(self.partition_of(&key), &key), "doc");
-        }
-        let docs: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
-        docs.into_iter()
-            .flatten()
-            .map(|doc| {
-                serde_json::from_str(&doc).map_err(|e| {
-                    corrupt(format!("a fulfillment of order {store}/{order_ref}: {e}"))
-                })
+                fulfillment_ref,
             })
-            .collect()
+            .collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.hgetall(self.keys.fulfillment(self.partition_of(key), key));
+        }
+        let replies: Vec<HashMap<String, String>> = pipe.query_async(&mut connection).await?;
+        let mut fulfillments = Vec::with_capacity(keys.len());
+        for (key, fields) in keys.iter().zip(replies) {
+            fulfillments.extend(whole_fulfillment(key, fields)?.map(|v| v.value));
+        }
+        Ok(fulfillments)
     }
 
     async fn create_order(&self, order: &Order) -> Result<bool, StorageError> {

@@ -196,7 +196,7 @@ async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_fo
         Attempt, Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, Settlement,
         StallWatch, Trigger,
     };
-    use shipgate::fulfillment::Fulfillment;
+    use shipgate::fulfillment::{Fulfillment, HistoryChange};
     use shipgate::storage::Storage;
 
     let storage = storage().await;
@@ -231,7 +231,7 @@ async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_fo
     let partitions: Vec<u32> = (0..16).collect();
 
     let moved = storage
-        .compare_and_set_with_outbox(Some(7), &fulfillment, &fired)
+        .compare_and_set_with_outbox(Some(7), &fulfillment, &HistoryChange::default(), &fired)
         .await
         .unwrap();
     assert!(!moved);
@@ -246,7 +246,7 @@ async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_fo
         .is_empty());
 
     assert!(storage
-        .compare_and_set_with_outbox(None, &fulfillment, &fired)
+        .compare_and_set_with_outbox(None, &fulfillment, &HistoryChange::default(), &fired)
         .await
         .unwrap());
     assert_eq!(

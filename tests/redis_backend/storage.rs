@@ -10,9 +10,12 @@ use shipgate::canonical::{
     CanonicalEvent, EventKind, FulfillmentKey, Observation, Provider, ShipmentStatus,
 };
 use shipgate::config::{Settings, StorageSettings};
-use shipgate::fulfillment::{Fulfillment, Order};
+use shipgate::fulfillment::automations::OutboxWrite;
+use shipgate::fulfillment::{Applied, Fulfillment, HistoryChange, Order};
 use shipgate::storage::redis::RedisStorage;
-use shipgate::storage::{Claim, EventFilter, LogEntry, Outcome, Storage, StorageError};
+use shipgate::storage::{
+    Claim, EventFilter, FulfillmentWrite, LogEntry, Outcome, Storage, StorageError,
+};
 
 use crate::helpers::*;
 
@@ -214,6 +217,102 @@ async fn compare_and_set_refuses_a_version_that_moved_on() {
     assert_eq!(stored.version, 2);
     assert_eq!(stored.value, first_update);
     assert!(storage.fulfillment(&key("f9")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_apply_reads_no_history_and_writes_only_its_own_entry() {
+    let storage = small_storage().await;
+    let mut model = Fulfillment::new(key("f1"), Utc::now());
+    let events: Vec<CanonicalEvent> = [30, 10, 20].map(|m| event("f1", m, None)).into();
+    // Out of order, then the second one again.
+    for e in events.iter().chain([&events[1]]) {
+        let current = storage.fulfillment_to_apply(e).await.unwrap();
+        let (expected, mut value) = match current {
+            Some(v) => (Some(v.version), v.value),
+            None => (None, Fulfillment::new(key("f1"), Utc::now())),
+        };
+        assert!(value.history.is_empty(), "an apply reads no history");
+        model.apply(e, Utc::now());
+        match value.apply(e, Utc::now()) {
+            Applied::Recorded(effects) => assert!(storage
+                .compare_and_set_with_outbox(
+                    expected,
+                    &value,
+                    &effects.history,
+                    &OutboxWrite::default()
+                )
+                .await
+                .unwrap()),
+            Applied::AlreadyApplied => assert_eq!(e.id, events[1].id, "only the repeat"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let stored = storage.fulfillment(&key("f1")).await.unwrap().unwrap();
+    assert_eq!(stored.version, 3);
+    assert_eq!(stored.value.history, model.history, "every entry, in order");
+    assert_eq!(stored.value.applied, model.applied);
+    assert_eq!(stored.value.status_at, model.status_at);
+    let listed = storage.fulfillments_of_order("acme", "1001").await.unwrap();
+    assert_eq!(listed[0].history, model.history);
+}
+
+#[tokio::test]
+async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
+    let storage = small_storage().await;
+    let now = Utc::now();
+    for f in ["f1", "f2", "f3"] {
+        let created = Fulfillment::new(key(f), now);
+        assert!(storage
+            .compare_and_set_fulfillment(None, &created)
+            .await
+            .unwrap());
+    }
+    // Redis forgot its scripts (a restart, SCRIPT FLUSH): the batch loads
+    // the script and goes again.
+    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let updated: Vec<Fulfillment> = ["f1", "f2", "f3", "f4"]
+        .map(|f| Fulfillment {
+            carrier: Some(format!("UPS for {f}")),
+            ..Fulfillment::new(key(f), now)
+        })
+        .into();
+    let change = HistoryChange::default();
+    let fired = OutboxWrite::default();
+    let expected = [Some(1), Some(7), Some(1), None];
+    let writes: Vec<FulfillmentWrite<'_>> = updated
+        .iter()
+        .zip(expected)
+        .map(|(value, expected)| FulfillmentWrite {
+            expected,
+            value,
+            change: &change,
+            fired: &fired,
+        })
+        .collect();
+    let written = storage.compare_and_set_many(&writes).await.unwrap();
+    assert_eq!(written, [true, false, true, true], "f2's version moved on");
+    let carriers: Vec<Option<String>> = storage
+        .fulfillments_of_order("acme", "1001")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.carrier)
+        .collect();
+    assert_eq!(
+        carriers,
+        [
+            Some("UPS for f1".into()),
+            None,
+            Some("UPS for f3".into()),
+            Some("UPS for f4".into())
+        ]
+    );
 }
 
 #[tokio::test]

@@ -122,6 +122,15 @@ impl Automations {
         OutboxWrite { deliveries, stall }
     }
 
+    /// Whether an apply with `effects` fires a delivery in `store`. A
+    /// delivery carries the whole fulfillment, history and all, so only
+    /// then does the apply need to have read all of it.
+    pub fn fires_deliveries(&self, store: &str, effects: &Effects) -> bool {
+        derived::triggers(effects, self.core.derive_eta_events)
+            .into_iter()
+            .any(|trigger| self.rules.firing(store, trigger).next().is_some())
+    }
+
     /// One delivery per rule that `trigger` fires for this fulfillment.
     fn deliveries(
         &self,

@@ -17,6 +17,8 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use redis::{Script, ScriptInvocation};
 
+use super::script::ScriptCall;
+
 use super::{corrupt, fulfillment_id, RedisStorage};
 use crate::canonical::FulfillmentKey;
 use crate::fulfillment::automations::{
@@ -173,7 +175,7 @@ impl RedisStorage {
         &self,
         p: u32,
         key: &FulfillmentKey,
-        invocation: &mut ScriptInvocation<'_>,
+        invocation: &mut ScriptCall<'_>,
     ) {
         for what in ["outbox", "due", "next", "stall"] {
             invocation.key(self.outbox_key(p, what));
@@ -186,7 +188,7 @@ impl RedisStorage {
         &self,
         p: u32,
         fired: &OutboxWrite,
-        invocation: &mut ScriptInvocation<'_>,
+        invocation: &mut ScriptCall<'_>,
     ) -> Result<(), StorageError> {
         for d in &fired.deliveries {
             invocation
@@ -500,13 +502,13 @@ impl RedisStorage {
     ) -> Result<bool, StorageError> {
         let mut connection = self.connection()?;
         let p = self.partition_of(key);
-        let mut invocation = FIRE_STALL.prepare_invoke();
+        let mut invocation = ScriptCall::new(&FIRE_STALL);
         self.enqueue_keys(p, key, &mut invocation);
         invocation
             .arg(fired.deliveries.len())
             .arg(ms(until))
             .arg(fulfillment_id(key));
         self.enqueue_deliveries(p, fired, &mut invocation)?;
-        Ok(invocation.invoke_async::<bool>(&mut connection).await?)
+        Ok(invocation.invoke::<bool>(&mut connection).await?)
     }
 }
