@@ -9,12 +9,6 @@ use shipgate::cli::{self, send_sample::SendSampleArgs, sign::SignArgs};
 use shipgate::config::Settings;
 use shipgate::telemetry;
 
-/// Every request allocates a little many times over (headers, JSON, Redis
-/// commands); mimalloc's thread-local free lists cut glibc malloc's share
-/// of the gateway's CPU by half under load (README, "Benchmark").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "shipgate",

@@ -138,6 +138,17 @@ async fn a_status_change_fires_once_an_event_every_time_and_a_stale_status_never
         triggers(&received),
         ["in_transit", "delayed", "delayed", "delivered"]
     );
+    // Each payload carries the whole history as it stood, although the
+    // Redis backend applies from a summary without it.
+    let history_lengths: Vec<usize> = received
+        .iter()
+        .map(|r| {
+            r.json["fulfillment"]["trackingHistory"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    assert_eq!(history_lengths, [1, 3, 4, 5]);
     let types: Vec<_> = received.iter().map(|r| r.json["type"].clone()).collect();
     assert_eq!(types, ["status", "event", "event", "status"]);
     let ids: BTreeSet<_> = received.iter().map(|r| r.header("webhook-id")).collect();
