@@ -162,9 +162,7 @@ impl FulfillmentCore {
                 return None;
             }
             fired = Some(self.automations.plan(&value, event, &effects, now));
-            change.applied.extend(effects.history.applied);
-            change.added.extend(effects.history.added);
-            change.removed.extend(effects.history.removed);
+            change.extend(effects.history);
         }
         Some(fired.map(|fired| PlannedWrite {
             expected,

@@ -144,6 +144,13 @@ pub struct HistoryChange {
 }
 
 impl HistoryChange {
+    /// Adds `later`, a change made after this one.
+    pub fn extend(&mut self, later: HistoryChange) {
+        self.applied.extend(later.applied);
+        self.added.extend(later.added);
+        self.removed.extend(later.removed);
+    }
+
     /// All of `f`'s history and applied set, for writing a new fulfillment.
     pub fn everything(f: &Fulfillment) -> Self {
         Self {

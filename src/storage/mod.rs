@@ -228,10 +228,12 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         groups: &[Vec<&CanonicalEvent>],
     ) -> Result<Vec<Option<Versioned<Fulfillment>>>, StorageError> {
+        // The whole fulfillment: its applied set answers for every event
+        // of the group, which `fulfillment_to_apply` promises for one.
         let mut read = Vec::with_capacity(groups.len());
         for group in groups {
             read.push(match group.first() {
-                Some(event) => self.fulfillment_to_apply(event).await?,
+                Some(event) => self.fulfillment(&event.key).await?,
                 None => None,
             });
         }

@@ -286,9 +286,18 @@ fn applied_field(id: &EventId) -> String {
     format!("{APPLIED_FIELD}{id}")
 }
 
-/// A fulfillment's summary document, without history.
-fn summary(key: &FulfillmentKey, doc: &str) -> Result<Fulfillment, StorageError> {
-    serde_json::from_str(doc).map_err(|e| corrupt(format!("fulfillment {key}: {e}")))
+/// A fulfillment's version and summary document, without history.
+fn summary(
+    key: &FulfillmentKey,
+    version: &str,
+    doc: &str,
+) -> Result<Versioned<Fulfillment>, StorageError> {
+    Ok(Versioned {
+        version: version
+            .parse()
+            .map_err(|e| corrupt(format!("fulfillment {key}: version '{version}': {e}")))?,
+        value: serde_json::from_str(doc).map_err(|e| corrupt(format!("fulfillment {key}: {e}")))?,
+    })
 }
 
 /// What applying `group` needs, from `HMGET v doc a:<id>…` (one applied
@@ -303,16 +312,13 @@ fn to_apply(
     let (Some(Some(version)), Some(Some(doc))) = (fields.next(), fields.next()) else {
         return Ok(None);
     };
-    let version = version
-        .parse()
-        .map_err(|e| corrupt(format!("fulfillment {key}: version '{version}': {e}")))?;
-    let mut value = summary(key, &doc)?;
+    let mut read = summary(key, &version, &doc)?;
     for (event, mark) in group.iter().zip(fields) {
         if mark.is_some() {
-            value.applied.insert(event.id);
+            read.value.applied.insert(event.id);
         }
     }
-    Ok(Some(Versioned { version, value }))
+    Ok(Some(read))
 }
 
 /// A whole fulfillment from all its hash's fields: version, summary,
@@ -324,10 +330,8 @@ fn whole_fulfillment(
     let (Some(version), Some(doc)) = (fields.get("v"), fields.get("doc")) else {
         return Ok(None);
     };
-    let version = version
-        .parse()
-        .map_err(|e| corrupt(format!("fulfillment {key}: version '{version}': {e}")))?;
-    let mut value = summary(key, doc)?;
+    let mut read = summary(key, version, doc)?;
+    let value = &mut read.value;
     for (field, text) in &fields {
         if let Some(id) = field.strip_prefix(APPLIED_FIELD) {
             value.applied.insert(
@@ -344,7 +348,7 @@ fn whole_fulfillment(
     value
         .history
         .sort_by_key(|h: &HistoryEntry| (h.occurred_at, h.event_id));
-    Ok(Some(Versioned { version, value }))
+    Ok(Some(read))
 }
 
 /// The Redis storage backend.
@@ -1047,7 +1051,12 @@ impl Storage for RedisStorage {
             fired,
         };
         let written = self.compare_and_set_many(&[write]).await?;
-        Ok(written.first().copied().unwrap_or(false))
+        // Read as "someone wrote first", a missing answer would have the
+        // caller read and retry for ever.
+        written
+            .first()
+            .copied()
+            .ok_or_else(|| corrupt("Redis answered no compare-and-set"))
     }
 
     async fn fulfillments_to_apply(
