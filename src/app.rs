@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::json;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,8 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error("cannot set up the automation delivery client: {0}")]
     Delivery(#[from] reqwest::Error),
+    #[error("cannot start the workers' thread: {0}")]
+    Background(std::io::Error),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -52,16 +55,14 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    worker: JoinHandle<()>,
-    dispatcher: JoinHandle<()>,
-    stall_scanner: JoinHandle<()>,
+    background: Background,
     stop_worker: CancellationToken,
     shutdown: CancellationToken,
 }
 
 impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
-    /// the worker, the dispatcher and the stall scanner.
+    /// the worker, the dispatcher and the stall scanner on their thread.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
         let storage = storage::open(&settings).await?;
@@ -79,27 +80,14 @@ impl Application {
         let stop_worker = CancellationToken::new();
         let metrics = Metrics::new();
         metrics.keep_up(stop_worker.clone());
-        let worker = Worker::new(
-            core.clone(),
-            storage.clone(),
-            settings.worker.clone(),
-            metrics.clone(),
-        );
-        let dispatcher = automations.dispatcher(
-            &settings.delivery,
-            worker.id(),
-            settings.server.shutdown_timeout,
-            metrics.clone(),
-        )?;
-        let stall_scanner = StallScanner::new(
-            core.clone(),
-            automations.clone(),
-            worker.id(),
-            settings.core.stall_after,
-        );
-        let worker = tokio::spawn(worker.run(stop_worker.clone()));
-        let dispatcher = tokio::spawn(dispatcher.run(stop_worker.clone()));
-        let stall_scanner = tokio::spawn(stall_scanner.run(stop_worker.clone()));
+        let background = Background::start(
+            &settings,
+            &storage,
+            &automations,
+            &metrics,
+            stop_worker.clone(),
+        )
+        .await?;
         let state = web::Data::new(AppState {
             stores: StoreDirectory::new(&settings),
             settings,
@@ -117,7 +105,10 @@ impl Application {
                 .default_service(web::to(no_route))
         })
         .listen(listener)
-        .map_err(bind_error)?
+        .map_err(|e| {
+            stop_worker.cancel();
+            bind_error(e)
+        })?
         .disable_signals()
         .shutdown_timeout(shutdown_timeout)
         .run();
@@ -125,9 +116,7 @@ impl Application {
         Ok(Self {
             port,
             server,
-            worker,
-            dispatcher,
-            stall_scanner,
+            background,
             stop_worker,
             shutdown: CancellationToken::new(),
         })
@@ -156,18 +145,129 @@ impl Application {
         });
         let served = self.server.await;
         self.stop_worker.cancel();
-        for (task, name) in [
-            (self.worker, "worker"),
-            (self.dispatcher, "dispatcher"),
-            (self.stall_scanner, "stall scanner"),
-        ] {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "{name} ended abnormally");
-            }
+        if self.background.stopped.await.is_err() {
+            tracing::error!("the workers' thread ended abnormally");
         }
         tracing::info!("stopped");
         served
     }
+}
+
+/// The worker, the dispatcher and the stall scanner, on a thread and
+/// runtime of their own at `worker.nice`: under a burst the HTTP side gets
+/// the CPU first, and what it accepted waits, durable, in the event log.
+struct Background {
+    /// Resolves when the three have finished (an error if the thread died).
+    stopped: oneshot::Receiver<()>,
+}
+
+impl Background {
+    /// Starts the thread and waits until the three run there.
+    async fn start(
+        settings: &Settings,
+        storage: &Arc<dyn Storage>,
+        automations: &Automations,
+        metrics: &Metrics,
+        stop: CancellationToken,
+    ) -> Result<Self, StartupError> {
+        let (started_tx, started) = oneshot::channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let (settings, storage) = (settings.clone(), storage.clone());
+        let (automations, metrics) = (automations.clone(), metrics.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartupError::Background)?;
+        std::thread::Builder::new()
+            .name("shipgate-worker".into())
+            .spawn(move || {
+                lower_priority(settings.worker.nice);
+                runtime.block_on(async move {
+                    let tasks =
+                        match Self::spawn(&settings, &storage, &automations, metrics, &stop).await {
+                            Ok(tasks) => tasks,
+                            Err(e) => {
+                                let _ = started_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                    let _ = started_tx.send(Ok(()));
+                    for (task, name) in tasks {
+                        if let Err(e) = task.await {
+                            tracing::error!(error = %e, "{name} ended abnormally");
+                        }
+                    }
+                    let _ = stopped_tx.send(());
+                });
+            })
+            .map_err(StartupError::Background)?;
+        match started.await {
+            Ok(Ok(())) => Ok(Self { stopped }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StartupError::Background(std::io::Error::other(
+                "the workers' thread died while starting",
+            ))),
+        }
+    }
+
+    /// Spawns the three on the calling (the background) runtime, with a
+    /// storage handle whose I/O runs there too.
+    async fn spawn(
+        settings: &Settings,
+        storage: &Arc<dyn Storage>,
+        automations: &Automations,
+        metrics: Metrics,
+        stop: &CancellationToken,
+    ) -> Result<[(JoinHandle<()>, &'static str); 3], StartupError> {
+        let storage = storage::reopen(settings, storage).await?;
+        let automations = automations.with_storage(storage.clone());
+        let core = FulfillmentCore::new(storage.clone(), automations.clone());
+        let worker = Worker::new(
+            core.clone(),
+            storage,
+            settings.worker.clone(),
+            metrics.clone(),
+        );
+        let dispatcher = automations.dispatcher(
+            &settings.delivery,
+            worker.id(),
+            settings.server.shutdown_timeout,
+            metrics,
+        )?;
+        let stall_scanner = StallScanner::new(
+            core,
+            automations.clone(),
+            worker.id(),
+            settings.core.stall_after,
+        );
+        Ok([
+            (tokio::spawn(worker.run(stop.clone())), "worker"),
+            (tokio::spawn(dispatcher.run(stop.clone())), "dispatcher"),
+            (tokio::spawn(stall_scanner.run(stop.clone())), "stall scanner"),
+        ])
+    }
+}
+
+/// Gives the calling thread the nice value `nice` (on Linux the nice value
+/// is per thread). Failing to is only worth a warning: the workers then
+/// compete with ingest on equal terms.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its arguments; 0 means this thread.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+            tracing::warn!(
+                nice,
+                error = %std::io::Error::last_os_error(),
+                "cannot lower the workers' priority (worker.nice)"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!(nice, "worker.nice only takes effect on Linux");
 }
 
 fn warn_about_development_setup(settings: &Settings) {

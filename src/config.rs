@@ -119,6 +119,10 @@ pub struct WorkerSettings {
     /// partitions move to another process after this.
     #[serde(deserialize_with = "duration")]
     pub lease_ttl: Duration,
+    /// The nice value (0 to 19) of the thread that applies the log and runs
+    /// automations. Above 0, ingest wins the CPU in a burst and the durable
+    /// log absorbs it; the workers catch up when the burst passes.
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -445,6 +449,9 @@ impl Settings {
         }
         if self.worker.batch_size == 0 {
             return Err(invalid("worker.batch_size", "must be at least 1"));
+        }
+        if !(0..=19).contains(&self.worker.nice) {
+            return Err(invalid("worker.nice", "must be between 0 and 19"));
         }
         if self.admin.tokens.iter().any(|t| t.expose().is_empty()) {
             return Err(invalid(

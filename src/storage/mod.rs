@@ -360,3 +360,18 @@ pub async fn open(settings: &Settings) -> Result<Arc<dyn Storage>, StorageError>
         Backend::Redis => Arc::new(redis::RedisStorage::connect(&settings.storage).await?),
     })
 }
+
+/// Another handle on the store `opened` from the same settings, whose I/O
+/// runs on the calling runtime. The workers run on their own lower-priority
+/// runtime; on Redis they get their own connection, so its traffic is
+/// driven at their priority and never queues ahead of an ingest request's.
+/// The memory store lives in this process and is shared as it is.
+pub async fn reopen(
+    settings: &Settings,
+    opened: &Arc<dyn Storage>,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    match settings.storage.backend {
+        Backend::Memory => Ok(opened.clone()),
+        Backend::Redis => open(settings).await,
+    }
+}

@@ -125,6 +125,41 @@ enqueue(at + dels, tonumber(ARGV[1]))
 return 1
 ";
 
+/// COMPARE_AND_SET for several fulfillments of one partition whose writes
+/// fire no deliveries, in one call: a worker's batch pays the script's
+/// overhead once per partition, not once per fulfillment. KEYS: the
+/// partition's stall key, then the fulfillment hashes. ARGV, per hash in
+/// KEYS order: stall, stall member, expected, new version, summary, the
+/// number of history fields to set and to delete, those fields. Answers 1
+/// (written) or 0 (the version moved) per hash.
+const COMPARE_AND_SET_MANY: &str = r"
+local written, at = {}, 1
+for k = 2, #KEYS do
+  local stall, member, expected = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local sets, dels = tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+  local fields = at + 7
+  local after = fields + 2 * sets + dels
+  local current = redis.call('HGET', KEYS[k], 'v')
+  if (expected == '' and not current) or (expected ~= '' and current == expected) then
+    redis.call('HSET', KEYS[k], 'v', ARGV[at + 3], 'doc', ARGV[at + 4],
+      unpack(ARGV, fields, fields + 2 * sets - 1))
+    if dels > 0 then
+      redis.call('HDEL', KEYS[k], unpack(ARGV, fields + 2 * sets, after - 1))
+    end
+    if stall == 'clear' then
+      redis.call('ZREM', KEYS[1], member)
+    elseif stall ~= '' then
+      redis.call('ZADD', KEYS[1], stall, member)
+    end
+    written[k - 1] = 1
+  else
+    written[k - 1] = 0
+  end
+  at = after
+end
+return written
+";
+
 /// Stores an order under both its ids unless either is taken. KEYS: the
 /// index of our id, the index of the client's id, the order document.
 /// ARGV: our id, the order JSON.
@@ -175,6 +210,7 @@ return 1
 struct Scripts {
     claim_and_append: Script,
     compare_and_set: Script,
+    compare_and_set_many: Script,
     create_order: Script,
     register_worker: Script,
     renew_lease: Script,
@@ -186,6 +222,7 @@ impl Scripts {
         Self {
             claim_and_append: Script::new(CLAIM_AND_APPEND),
             compare_and_set: Script::new(&format!("{}{COMPARE_AND_SET}", outbox::ENQUEUE)),
+            compare_and_set_many: Script::new(COMPARE_AND_SET_MANY),
             create_order: Script::new(CREATE_ORDER),
             register_worker: Script::new(REGISTER_WORKER),
             renew_lease: Script::new(RENEW_LEASE),
@@ -284,6 +321,31 @@ fn history_field(id: &EventId) -> String {
 /// The fulfillment hash's field marking one event as applied.
 fn applied_field(id: &EventId) -> String {
     format!("{APPLIED_FIELD}{id}")
+}
+
+/// A write's arguments as both compare-and-set scripts take them: stall,
+/// stall member, expected version ("" for none), new version, summary, the
+/// number of history fields to set and to delete, then those fields.
+fn write_arguments(w: &FulfillmentWrite<'_>, call: &mut ScriptCall<'_>) -> Result<(), StorageError> {
+    let change = w.change;
+    call.arg(outbox::stall_argument(w.fired))
+        .arg(fulfillment_id(&w.value.key))
+        .arg(w.expected.map(|v| v.to_string()).unwrap_or_default())
+        .arg(w.expected.map_or(1, |v| v + 1))
+        .arg(serde_json::to_string(w.value).map_err(corrupt)?)
+        .arg(change.applied.len() + change.added.len())
+        .arg(change.removed.len());
+    for id in &change.applied {
+        call.arg(applied_field(id)).arg("");
+    }
+    for entry in &change.added {
+        call.arg(history_field(&entry.event_id))
+            .arg(serde_json::to_string(entry).map_err(corrupt)?);
+    }
+    for id in &change.removed {
+        call.arg(history_field(id));
+    }
+    Ok(())
 }
 
 /// A fulfillment's version and summary document, without history.
@@ -519,7 +581,8 @@ impl RedisStorage {
         })
     }
 
-    /// The compare-and-set script call for one write (see COMPARE_AND_SET).
+    /// The compare-and-set script call for one write that fires
+    /// deliveries (see COMPARE_AND_SET).
     fn compare_and_set_call(
         &self,
         w: &FulfillmentWrite<'_>,
@@ -528,26 +591,25 @@ impl RedisStorage {
         let p = self.partition_of(key);
         let mut call = ScriptCall::new(&self.scripts.compare_and_set);
         self.enqueue_keys(p, key, &mut call);
-        let change = w.change;
-        call.arg(w.fired.deliveries.len())
-            .arg(outbox::stall_argument(w.fired))
-            .arg(fulfillment_id(key))
-            .arg(w.expected.map(|v| v.to_string()).unwrap_or_default())
-            .arg(w.expected.map_or(1, |v| v + 1))
-            .arg(serde_json::to_string(w.value).map_err(corrupt)?)
-            .arg(change.applied.len() + change.added.len())
-            .arg(change.removed.len());
-        for id in &change.applied {
-            call.arg(applied_field(id)).arg("");
-        }
-        for entry in &change.added {
-            call.arg(history_field(&entry.event_id))
-                .arg(serde_json::to_string(entry).map_err(corrupt)?);
-        }
-        for id in &change.removed {
-            call.arg(history_field(id));
-        }
+        call.arg(w.fired.deliveries.len());
+        write_arguments(w, &mut call)?;
         self.enqueue_deliveries(p, w.fired, &mut call)?;
+        Ok(call)
+    }
+
+    /// One call of COMPARE_AND_SET_MANY for `writes`, all of partition `p`
+    /// and firing no deliveries.
+    fn compare_and_set_many_call(
+        &self,
+        p: u32,
+        writes: &[&FulfillmentWrite<'_>],
+    ) -> Result<ScriptCall<'_>, StorageError> {
+        let mut call = ScriptCall::new(&self.scripts.compare_and_set_many);
+        call.key(self.keys.partition(p, "stall"));
+        for w in writes {
+            call.key(self.keys.fulfillment(p, &w.value.key));
+            write_arguments(w, &mut call)?;
+        }
         Ok(call)
     }
 
@@ -1112,11 +1174,56 @@ impl Storage for RedisStorage {
                 .arg(&key.fulfillment_ref)
                 .ignore();
         }
-        for w in writes {
-            self.compare_and_set_call(w)?.add_to(&mut pipe);
+        // Which writes each reply answers: a write that fires deliveries
+        // goes alone; the others go together per partition.
+        let mut answers: Vec<Vec<usize>> = Vec::new();
+        let mut quiet: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            if w.fired.deliveries.is_empty() {
+                quiet
+                    .entry(self.partition_of(&w.value.key))
+                    .or_default()
+                    .push(i);
+            } else {
+                self.compare_and_set_call(w)?.add_to(&mut pipe);
+                answers.push(vec![i]);
+            }
+        }
+        for (p, indexes) in quiet {
+            let group: Vec<&FulfillmentWrite<'_>> = indexes.iter().map(|&i| &writes[i]).collect();
+            self.compare_and_set_many_call(p, &group)?.add_to(&mut pipe);
+            answers.push(indexes);
         }
         let mut connection = self.connection()?;
-        Ok(run_pipeline(&self.scripts.compare_and_set, &pipe, &mut connection).await?)
+        let scripts = [
+            &self.scripts.compare_and_set,
+            &self.scripts.compare_and_set_many,
+        ];
+        let replies: Vec<Value> = run_pipeline(&scripts, &pipe, &mut connection).await?;
+        if replies.len() != answers.len() {
+            return Err(corrupt(format!(
+                "Redis answered {} of {} compare-and-set calls",
+                replies.len(),
+                answers.len()
+            )));
+        }
+        let mut written = vec![false; writes.len()];
+        for (reply, indexes) in replies.iter().zip(answers) {
+            let flags: Vec<bool> = match reply {
+                Value::Array(_) => redis::from_redis_value(reply)?,
+                _ => vec![redis::from_redis_value(reply)?],
+            };
+            if flags.len() != indexes.len() {
+                return Err(corrupt(format!(
+                    "a compare-and-set call answered {reply:?} for {} writes",
+                    indexes.len()
+                )));
+            }
+            for (i, flag) in indexes.into_iter().zip(flags) {
+                written[i] = flag;
+            }
+        }
+        Ok(written)
     }
 
     async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError> {

@@ -258,17 +258,27 @@ async fn an_apply_reads_no_history_and_writes_only_its_own_entry() {
 
 #[tokio::test]
 async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
+    use shipgate::fulfillment::automations::{
+        Delivery, DeliveryFilter, DeliveryState, StallWatch, Trigger,
+    };
     let storage = small_storage().await;
     let now = Utc::now();
-    for f in ["f1", "f2", "f3"] {
+    let names = ["f1", "f2", "f3", "f4", "f5", "f6", "f7"];
+    for f in ["f1", "f2", "f3", "f6", "f7"] {
         let created = Fulfillment::new(key(f), now);
         assert!(storage
             .compare_and_set_fulfillment(None, &created)
             .await
             .unwrap());
     }
+    let partitions: Vec<u32> = (0..4).collect();
+    let by_partition = |p: u32| names.iter().filter(|f| key(f).partition(4) == p).count();
+    assert!(
+        partitions.iter().any(|&p| by_partition(p) > 1),
+        "some writes share a partition's call"
+    );
     // Redis forgot its scripts (a restart, SCRIPT FLUSH): the batch loads
-    // the script and goes again.
+    // them and goes again.
     let client = redis::Client::open(shared_redis_url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("SCRIPT")
@@ -276,27 +286,58 @@ async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
         .query_async::<()>(&mut raw)
         .await
         .unwrap();
-    let updated: Vec<Fulfillment> = ["f1", "f2", "f3", "f4"]
+    let updated: Vec<Fulfillment> = names
         .map(|f| Fulfillment {
             carrier: Some(format!("UPS for {f}")),
             ..Fulfillment::new(key(f), now)
         })
         .into();
     let change = HistoryChange::default();
-    let fired = OutboxWrite::default();
-    let expected = [Some(1), Some(7), Some(1), None];
+    let quiet = OutboxWrite::default();
+    // f3's write fires a delivery (a call of its own); f5's and f6's set
+    // their stall watches; f7's version moved on, so its watch stays unset.
+    let until = now - chrono::Duration::seconds(1);
+    let watched = OutboxWrite {
+        deliveries: Vec::new(),
+        stall: Some(StallWatch::Until(until)),
+    };
+    let delivery = Delivery {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        rule: "r".into(),
+        fulfillment: key("f3"),
+        trigger: Trigger::Status(ShipmentStatus::InTransit),
+        created_at: now,
+        state: DeliveryState::Pending,
+        next_attempt_at: Some(now),
+        attempts: Vec::new(),
+        round_start: 0,
+        body: "{}".into(),
+    };
+    let firing = OutboxWrite {
+        deliveries: vec![delivery.clone()],
+        stall: None,
+    };
+    let expected = [Some(1), Some(7), Some(1), None, None, Some(1), Some(2)];
+    let fired = [
+        &quiet, &quiet, &firing, &quiet, &watched, &watched, &watched,
+    ];
     let writes: Vec<FulfillmentWrite<'_>> = updated
         .iter()
         .zip(expected)
-        .map(|(value, expected)| FulfillmentWrite {
+        .zip(fired)
+        .map(|((value, expected), fired)| FulfillmentWrite {
             expected,
             value,
             change: &change,
-            fired: &fired,
+            fired,
         })
         .collect();
     let written = storage.compare_and_set_many(&writes).await.unwrap();
-    assert_eq!(written, [true, false, true, true], "f2's version moved on");
+    assert_eq!(
+        written,
+        [true, false, true, true, true, true, false],
+        "f2's and f7's versions moved on"
+    );
     let carriers: Vec<Option<String>> = storage
         .fulfillments_of_order("acme", "1001")
         .await
@@ -304,15 +345,33 @@ async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
         .into_iter()
         .map(|f| f.carrier)
         .collect();
+    let expect = |f: &str| Some(format!("UPS for {f}"));
     assert_eq!(
         carriers,
         [
-            Some("UPS for f1".into()),
+            expect("f1"),
             None,
-            Some("UPS for f3".into()),
-            Some("UPS for f4".into())
+            expect("f3"),
+            expect("f4"),
+            expect("f5"),
+            expect("f6"),
+            None
         ]
     );
+    let all = DeliveryFilter {
+        limit: 10,
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(storage.deliveries(&all).await.unwrap(), [delivery]);
+    let mut stalled: Vec<FulfillmentKey> = storage
+        .stalled(&partitions, now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    stalled.sort_by(|a, b| a.fulfillment_ref.cmp(&b.fulfillment_ref));
+    assert_eq!(stalled, [key("f5"), key("f6")]);
 }
 
 #[tokio::test]

@@ -84,6 +84,16 @@ impl Automations {
         }
     }
 
+    /// The same automations keeping deliveries through another handle on
+    /// the same store (see [`crate::storage::reopen`]); deliveries queued
+    /// through either still wake the one dispatcher.
+    pub fn with_storage(&self, storage: Arc<dyn Storage>) -> Self {
+        Self {
+            storage,
+            ..self.clone()
+        }
+    }
+
     /// The configured rules.
     pub fn rules(&self) -> &Rules {
         &self.rules

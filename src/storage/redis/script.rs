@@ -63,18 +63,20 @@ impl<'a> ScriptCall<'a> {
     }
 }
 
-/// Sends a pipeline holding calls of `script`, loading the script and
-/// sending it again if Redis lost it (a restart, a flush): Redis refuses
-/// every EVALSHA of an unknown script, so nothing of it ran, and whatever
-/// else the pipeline holds must be safe to repeat.
+/// Sends a pipeline holding calls of `scripts`, loading them and sending it
+/// again if Redis lost them (a restart, a flush). Redis refuses an EVALSHA
+/// of an unknown script, so none of those ran; the others did, so all the
+/// pipeline holds must be safe to repeat.
 pub(super) async fn run_pipeline<T: FromRedisValue>(
-    script: &Script,
+    scripts: &[&Script],
     pipe: &Pipeline,
     connection: &mut impl ConnectionLike,
 ) -> RedisResult<T> {
     match pipe.query_async(connection).await {
         Err(e) if e.kind() == ErrorKind::NoScriptError => {
-            script.load_async(connection).await?;
+            for script in scripts {
+                script.load_async(connection).await?;
+            }
             pipe.query_async(connection).await
         }
         other => other,
