@@ -70,27 +70,40 @@ const RECENT_PAGE: usize = 64;
 /// duplicate. KEYS: log, stats, unmapped, recent, then the dedup keys
 /// (delivery first, as the memory backend checks). ARGV: event id, dedup
 /// ttl ms, event JSON, provider, "1" if unmapped, raw word, recent cap.
-/// The append goes first: the only write that can fail on a sound key
-/// space, so a failure writes nothing.
+/// `SET NX GET` (Redis 7) claims a key and reads a holder in one call; a
+/// claim made before a later key turns out taken is undone, so a duplicate
+/// writes nothing; so is every claim if the append fails (the only write
+/// that can fail on a sound key space), so that the sender's retry is not
+/// taken for a duplicate of an event never recorded. The recent list is
+/// trimmed once it is a slack over its cap, not on every push; readers
+/// stop at the cap.
 const CLAIM_AND_APPEND: &str = r"
 for i = 5, #KEYS do
-  local original = redis.call('GET', KEYS[i])
+  local original = redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2], 'GET')
   if original then
+    for j = 5, i - 1 do
+      redis.call('DEL', KEYS[j])
+    end
     redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':duplicate', 1)
     return original
   end
 end
-redis.call('XADD', KEYS[1], '*', 'event', ARGV[3])
-for i = 5, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+local appended = redis.pcall('XADD', KEYS[1], '*', 'event', ARGV[3])
+if type(appended) == 'table' and appended.err then
+  for j = 5, #KEYS do
+    redis.call('DEL', KEYS[j])
+  end
+  return appended
 end
 redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':accepted', 1)
 if ARGV[5] == '1' then
   redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':unmapped', 1)
   redis.call('ZINCRBY', KEYS[3], 1, ARGV[4] .. ':' .. ARGV[6])
 end
-redis.call('LPUSH', KEYS[4], ARGV[3])
-redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[7]) - 1)
+local cap = tonumber(ARGV[7])
+if redis.call('LPUSH', KEYS[4], ARGV[3]) > cap + math.max(64, math.floor(cap / 8)) then
+  redis.call('LTRIM', KEYS[4], 0, cap - 1)
+end
 return false
 ";
 
@@ -815,19 +828,23 @@ impl RedisStorage {
         if wanted.is_empty() {
             return Ok(());
         }
+        // The lists run up to a slack over their cap between trims.
+        let cap = self.recent_per_partition;
+        let page_end = |from: usize| (from + RECENT_PAGE).min(cap);
         let mut pipe = redis::pipe();
         for &i in &wanted {
             let from = cursors[i].offset;
             pipe.cmd("LRANGE")
                 .arg(self.keys.recent(cursors[i].partition))
                 .arg(from)
-                .arg(from + RECENT_PAGE - 1);
+                .arg(page_end(from) - 1);
         }
         let pages: Vec<Vec<String>> = pipe.query_async(connection).await?;
         for (i, page) in wanted.into_iter().zip(pages) {
             let cursor = &mut cursors[i];
-            cursor.offset += RECENT_PAGE;
-            cursor.exhausted = page.len() < RECENT_PAGE;
+            let end = page_end(cursor.offset);
+            cursor.exhausted = end == cap || page.len() < end - cursor.offset;
+            cursor.offset = end;
             for json in page {
                 cursor.buffer.push_back(
                     serde_json::from_str(&json)

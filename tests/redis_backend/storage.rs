@@ -113,8 +113,10 @@ async fn a_claim_is_taken_once_by_delivery_id_or_by_content() {
         );
     }
     assert_eq!(backlog_total(&storage).await, 1);
+    // The content duplicate claimed nothing: its delivery id is free.
+    accept(&storage, &event("f1", 2, Some("d2"))).await;
     let stats = storage.stats().await.unwrap();
-    assert_eq!(stats[&Provider::Shopify][&Outcome::Accepted], 1);
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Accepted], 2);
     assert_eq!(stats[&Provider::Shopify][&Outcome::Duplicate], 3);
     let recent = storage
         .recent_events(&EventFilter {
@@ -123,7 +125,32 @@ async fn a_claim_is_taken_once_by_delivery_id_or_by_content() {
         })
         .await
         .unwrap();
-    assert_eq!(recent, [first]);
+    assert_eq!(recent[1..], [first]);
+}
+
+#[tokio::test]
+async fn a_failed_append_claims_nothing_so_the_retry_is_recorded() {
+    use redis::AsyncCommands;
+    let settings = settings(&shared_redis_url(), &[("SHIPGATE__STORAGE__PARTITIONS", "4")]);
+    let storage = open(&settings).await;
+    let e = event("f1", 0, Some("d1"));
+    let log = format!(
+        "{0}:{{{0}:p{1}}}:log",
+        settings.key_prefix,
+        e.key.partition(4)
+    );
+    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = raw.del(&log).await.unwrap();
+    let () = raw.set(&log, "not a stream").await.unwrap();
+    let refused = storage.claim_and_append(&e).await;
+    assert!(
+        matches!(refused, Err(StorageError::Corrupt(_))),
+        "{refused:?}"
+    );
+    let () = raw.del(&log).await.unwrap();
+    accept(&storage, &e).await;
+    assert_eq!(backlog_total(&storage).await, 1);
 }
 
 #[tokio::test]
@@ -605,6 +632,46 @@ async fn recent_events_merge_every_partition_newest_first() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn recent_events_keep_only_the_newest_up_to_the_cap() {
+    let settings = settings(
+        &shared_redis_url(),
+        &[
+            ("SHIPGATE__STORAGE__PARTITIONS", "1"),
+            ("SHIPGATE__STORAGE__RECENT_EVENTS", "3"),
+        ],
+    );
+    let storage = open(&settings).await;
+    let events: Vec<CanonicalEvent> = (0..70).map(|i| event(&format!("f{i}"), 0, None)).collect();
+    let mut lengths = Vec::new();
+    use redis::AsyncCommands;
+    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let list = format!("{0}:{{{0}:p0}}:recent", settings.key_prefix);
+    for e in &events {
+        accept(&storage, e).await;
+        lengths.push(raw.llen::<_, usize>(&list).await.unwrap());
+    }
+    let recent = storage
+        .recent_events(&EventFilter {
+            limit: 100,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let newest: Vec<&CanonicalEvent> = events.iter().rev().take(3).collect();
+    assert_eq!(
+        recent.iter().map(|e| e.id.to_string()).collect::<Vec<_>>(),
+        event_ids(&newest),
+        "the newest, no more than the cap, trimmed or not"
+    );
+    assert!(
+        lengths.iter().all(|&n| n <= 3 + 64),
+        "trimmed once a slack over the cap: {lengths:?}"
+    );
+    assert!(lengths.last() < lengths.iter().max(), "{lengths:?}");
 }
 
 #[tokio::test]
