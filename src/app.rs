@@ -183,22 +183,25 @@ impl Background {
             .spawn(move || {
                 lower_priority(settings.worker.nice);
                 runtime.block_on(async move {
-                    let tasks =
-                        match Self::spawn(&settings, &storage, &automations, metrics, &stop).await {
-                            Ok(tasks) => tasks,
-                            Err(e) => {
-                                let _ = started_tx.send(Err(e));
-                                return;
-                            }
-                        };
+                    let tasks = match Self::spawn(&settings, &storage, &automations, metrics, &stop)
+                        .await
+                    {
+                        Ok(tasks) => tasks,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                            return;
+                        }
+                    };
                     let _ = started_tx.send(Ok(()));
                     for (task, name) in tasks {
                         if let Err(e) = task.await {
                             tracing::error!(error = %e, "{name} ended abnormally");
                         }
                     }
-                    let _ = stopped_tx.send(());
                 });
+                // After the runtime, and so its connections, are gone.
+                drop(runtime);
+                let _ = stopped_tx.send(());
             })
             .map_err(StartupError::Background)?;
         match started.await {
@@ -243,7 +246,10 @@ impl Background {
         Ok([
             (tokio::spawn(worker.run(stop.clone())), "worker"),
             (tokio::spawn(dispatcher.run(stop.clone())), "dispatcher"),
-            (tokio::spawn(stall_scanner.run(stop.clone())), "stall scanner"),
+            (
+                tokio::spawn(stall_scanner.run(stop.clone())),
+                "stall scanner",
+            ),
         ])
     }
 }

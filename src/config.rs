@@ -667,6 +667,8 @@ mod tests {
             ("SHIPGATE__STORAGE__DEDUP_TTL", "a week", "dedup_ttl"),
             ("SHIPGATE__SERVER__BODY_LIMIT", "lots", "body_limit"),
             ("SHIPGATE__STORAGE__BACKEND", "postgres", "backend"),
+            ("SHIPGATE__WORKER__NICE", "20", "worker.nice"),
+            ("SHIPGATE__WORKER__NICE", "-5", "worker.nice"),
             (
                 "SHIPGATE__STORES__ACME__CARRIYO__API_KEYS",
                 "",

@@ -339,7 +339,10 @@ fn applied_field(id: &EventId) -> String {
 /// A write's arguments as both compare-and-set scripts take them: stall,
 /// stall member, expected version ("" for none), new version, summary, the
 /// number of history fields to set and to delete, then those fields.
-fn write_arguments(w: &FulfillmentWrite<'_>, call: &mut ScriptCall<'_>) -> Result<(), StorageError> {
+fn write_arguments(
+    w: &FulfillmentWrite<'_>,
+    call: &mut ScriptCall<'_>,
+) -> Result<(), StorageError> {
     let change = w.change;
     call.arg(outbox::stall_argument(w.fired))
         .arg(fulfillment_id(&w.value.key))

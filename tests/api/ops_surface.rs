@@ -763,3 +763,56 @@ async fn delivery_counters_move_by_exactly_the_attempts_made() {
     app.stop().await;
     receiver.stop().await;
 }
+
+/// The workers' threads, by nice value, from /proc (Linux keeps a nice
+/// value per thread).
+#[cfg(target_os = "linux")]
+fn worker_thread_nice_values() -> Vec<i32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != "shipgate-worker" {
+            continue;
+        }
+        // Fields after the name start at the third, the state; the nice
+        // value is the nineteenth.
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        found.push(fields[16].parse().unwrap());
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_workers_apply_from_a_thread_at_the_configured_nice_value() {
+    // 13: no other test's app runs at it (the default is 10).
+    let app = spawn_app_with(&[("SHIPGATE__WORKER__NICE", "13")]).await;
+    assert!(
+        worker_thread_nice_values().contains(&13),
+        "a shipgate-worker thread at nice 13: {:?}",
+        worker_thread_nice_values()
+    );
+    let body = sample("shopify", "fulfillment_event_create");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.wait_for_fulfillment(("acme", "450789469", "255858046"), |f| {
+        f["status"] == "in_transit"
+    })
+    .await;
+    app.stop().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while worker_thread_nice_values().contains(&13) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the thread ends when the app stops"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

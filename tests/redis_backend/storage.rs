@@ -131,7 +131,10 @@ async fn a_claim_is_taken_once_by_delivery_id_or_by_content() {
 #[tokio::test]
 async fn a_failed_append_claims_nothing_so_the_retry_is_recorded() {
     use redis::AsyncCommands;
-    let settings = settings(&shared_redis_url(), &[("SHIPGATE__STORAGE__PARTITIONS", "4")]);
+    let settings = settings(
+        &shared_redis_url(),
+        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
+    );
     let storage = open(&settings).await;
     let e = event("f1", 0, Some("d1"));
     let log = format!(
