@@ -22,7 +22,9 @@ use crate::providers::status_map::{StatusMapError, StatusMaps};
 use crate::routes;
 use crate::storage::{self, Storage, StorageError};
 
-/// What every request handler shares.
+/// What every request handler shares. Each HTTP worker thread has its
+/// own copy, with its own storage handle (see [`AppState::on_this_thread`]).
+#[derive(Clone)]
 pub struct AppState {
     pub settings: Settings,
     pub stores: StoreDirectory,
@@ -31,6 +33,23 @@ pub struct AppState {
     pub core: FulfillmentCore,
     pub metrics: Metrics,
     pub automations: Automations,
+}
+
+impl AppState {
+    /// This state with a storage handle whose I/O runs on the calling
+    /// thread's runtime: on Redis, each HTTP worker thread gets its own
+    /// connection, so a request's round trip never hops to another thread
+    /// and back.
+    async fn on_this_thread(self) -> Result<Self, StorageError> {
+        let storage = storage::reopen(&self.settings, &self.storage).await?;
+        let automations = self.automations.with_storage(storage.clone());
+        Ok(Self {
+            core: FulfillmentCore::new(storage.clone(), automations.clone()),
+            storage,
+            automations,
+            ..self
+        })
+    }
 }
 
 /// Why the application could not start.
@@ -88,7 +107,7 @@ impl Application {
             stop_worker.clone(),
         )
         .await?;
-        let state = web::Data::new(AppState {
+        let state = AppState {
             stores: StoreDirectory::new(&settings),
             settings,
             maps,
@@ -96,10 +115,11 @@ impl Application {
             core,
             metrics,
             automations,
-        });
+        };
         let server = HttpServer::new(move || {
+            let state = state.clone();
             App::new()
-                .app_data(state.clone())
+                .data_factory(move || state.clone().on_this_thread())
                 .wrap(actix_web::middleware::from_fn(metrics::time_requests))
                 .configure(routes::serve)
                 .default_service(web::to(no_route))

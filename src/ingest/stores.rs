@@ -24,7 +24,7 @@ impl<T: Clone> StoreRef<T> {
 }
 
 /// The enabled stores, indexed by what each provider identifies them by.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct StoreDirectory {
     shopify: HashMap<String, StoreRef<ShopifySettings>>,
     carriyo: HashMap<String, StoreRef<CarriyoSettings>>,
