@@ -1,7 +1,8 @@
 //! Builds the application from settings: storage, status maps, the HTTP
-//! server, the worker and the automations' dispatcher and stall scanner;
-//! `build` binds (port 0 in tests), `port` says
-//! where, `run_until_stopped` serves until the shutdown token fires.
+//! server (each of its threads with its own storage handle), and the
+//! worker, the automations' dispatcher and the stall scanner on a thread
+//! of lower priority; `build` binds (port 0 in tests), `port` says where,
+//! `run_until_stopped` serves until the shutdown token fires.
 
 use std::net::TcpListener;
 use std::sync::Arc;

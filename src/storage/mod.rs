@@ -362,10 +362,11 @@ pub async fn open(settings: &Settings) -> Result<Arc<dyn Storage>, StorageError>
 }
 
 /// Another handle on the store `opened` from the same settings, whose I/O
-/// runs on the calling runtime. The workers run on their own lower-priority
-/// runtime; on Redis they get their own connection, so its traffic is
-/// driven at their priority and never queues ahead of an ingest request's.
-/// The memory store lives in this process and is shared as it is.
+/// runs on the calling runtime. On Redis each HTTP worker thread and the
+/// workers' lower-priority thread get their own connection: a request's
+/// round trip stays on its thread, and a worker's batch never queues ahead
+/// of a webhook's claim. The memory store lives in this process and is
+/// shared as it is.
 pub async fn reopen(
     settings: &Settings,
     opened: &Arc<dyn Storage>,

@@ -1,5 +1,7 @@
-//! The production backend: one Redis (or Redis Cluster) shared by every
-//! gateway process, reached over one multiplexed connection per process.
+//! The production backend: one Redis 7 (or Redis Cluster) shared by every
+//! gateway process, reached over a multiplexed connection per thread that
+//! opens it (each HTTP worker thread and the workers' thread; see
+//! [`crate::storage::reopen`]).
 //!
 //! Key layout, all under `storage.key_prefix` (`P` below). Everything one
 //! event touches atomically lives in its partition's hash-tag slot
