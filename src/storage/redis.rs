@@ -623,7 +623,7 @@ impl RedisStorage {
         writes: &[&FulfillmentWrite<'_>],
     ) -> Result<ScriptCall<'_>, StorageError> {
         let mut call = ScriptCall::new(&self.scripts.compare_and_set_many);
-        call.key(self.keys.partition(p, "stall"));
+        call.key(self.stall_key(p));
         for w in writes {
             call.key(self.keys.fulfillment(p, &w.value.key));
             write_arguments(w, &mut call)?;

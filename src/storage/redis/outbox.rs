@@ -166,6 +166,11 @@ impl RedisStorage {
         self.keys.partition(p, what)
     }
 
+    /// The partition's stall watches: fulfillment → when it stalls.
+    pub(super) fn stall_key(&self, p: u32) -> String {
+        self.outbox_key(p, "stall")
+    }
+
     fn delivery_key(&self, p: u32, id: &str) -> String {
         self.keys.partition(p, &format!("delivery:{id}"))
     }
@@ -177,9 +182,10 @@ impl RedisStorage {
         key: &FulfillmentKey,
         invocation: &mut ScriptCall<'_>,
     ) {
-        for what in ["outbox", "due", "next", "stall"] {
+        for what in ["outbox", "due", "next"] {
             invocation.key(self.outbox_key(p, what));
         }
+        invocation.key(self.stall_key(p));
         invocation.key(self.keys.fulfillment(p, key));
     }
 
@@ -466,7 +472,7 @@ impl RedisStorage {
         let mut pipe = redis::pipe();
         for &p in partitions {
             pipe.cmd("ZRANGEBYSCORE")
-                .arg(self.outbox_key(p, "stall"))
+                .arg(self.stall_key(p))
                 .arg("-inf")
                 .arg(ms(now))
                 .arg("WITHSCORES")
