@@ -188,13 +188,33 @@ async fn storage() -> shipgate::storage::redis::RedisStorage {
         .expect("the Redis backend opens")
 }
 
+/// A delivery of `fulfillment`, fresh and due at `now`.
+pub(crate) fn pending_delivery(
+    fulfillment: shipgate::canonical::FulfillmentKey,
+    now: chrono::DateTime<chrono::Utc>,
+) -> shipgate::fulfillment::automations::Delivery {
+    use shipgate::canonical::ShipmentStatus;
+    use shipgate::fulfillment::automations::{Delivery, DeliveryState, Trigger};
+    Delivery {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        rule: "r".into(),
+        fulfillment,
+        trigger: Trigger::Status(ShipmentStatus::InTransit),
+        created_at: now,
+        state: DeliveryState::Pending,
+        next_attempt_at: Some(now),
+        attempts: Vec::new(),
+        round_start: 0,
+        body: "{}".into(),
+    }
+}
+
 #[tokio::test]
 async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_forgotten() {
     use chrono::Utc;
-    use shipgate::canonical::{FulfillmentKey, ShipmentStatus};
+    use shipgate::canonical::FulfillmentKey;
     use shipgate::fulfillment::automations::{
-        Attempt, Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, Settlement,
-        StallWatch, Trigger,
+        Attempt, DeliveryFilter, OutboxWrite, Requeued, Settlement, StallWatch,
     };
     use shipgate::fulfillment::{Fulfillment, HistoryChange};
     use shipgate::storage::Storage;
@@ -206,18 +226,7 @@ async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_fo
         order_ref: "1001".into(),
         fulfillment_ref: "f1".into(),
     };
-    let delivery = Delivery {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        rule: "r".into(),
-        fulfillment: key.clone(),
-        trigger: Trigger::Status(ShipmentStatus::InTransit),
-        created_at: now,
-        state: DeliveryState::Pending,
-        next_attempt_at: Some(now),
-        attempts: Vec::new(),
-        round_start: 0,
-        body: "{}".into(),
-    };
+    let delivery = pending_delivery(key.clone(), now);
     let until = now - chrono::Duration::seconds(1);
     let fired = OutboxWrite {
         deliveries: vec![delivery.clone()],

@@ -288,9 +288,7 @@ async fn an_apply_reads_no_history_and_writes_only_its_own_entry() {
 
 #[tokio::test]
 async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
-    use shipgate::fulfillment::automations::{
-        Delivery, DeliveryFilter, DeliveryState, StallWatch, Trigger,
-    };
+    use shipgate::fulfillment::automations::{DeliveryFilter, StallWatch};
     let storage = small_storage().await;
     let now = Utc::now();
     let names = ["f1", "f2", "f3", "f4", "f5", "f6", "f7"];
@@ -331,18 +329,7 @@ async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
         deliveries: Vec::new(),
         stall: Some(StallWatch::Until(until)),
     };
-    let delivery = Delivery {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        rule: "r".into(),
-        fulfillment: key("f3"),
-        trigger: Trigger::Status(ShipmentStatus::InTransit),
-        created_at: now,
-        state: DeliveryState::Pending,
-        next_attempt_at: Some(now),
-        attempts: Vec::new(),
-        round_start: 0,
-        body: "{}".into(),
-    };
+    let delivery = crate::automations::pending_delivery(key("f3"), now);
     let firing = OutboxWrite {
         deliveries: vec![delivery.clone()],
         stall: None,
