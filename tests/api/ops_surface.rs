@@ -2,7 +2,6 @@
 //! routes, and the binary's integrator tools (`check-config`, `sign`,
 //! `send-sample`) run as a user runs them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -10,53 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// One scrape of `/metrics`: every sample by name and labels.
-struct Scrape(BTreeMap<String, f64>);
-
 impl Scrape {
-    async fn of(app: &TestApp) -> Self {
-        let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        let content_type = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(content_type.starts_with("text/plain"), "{content_type}");
-        let text = response.text().await.unwrap();
-        let samples = text
-            .lines()
-            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-            .map(|line| {
-                let (series, value) = line.rsplit_once(' ').unwrap();
-                (series.to_owned(), value.parse::<f64>().unwrap())
-            })
-            .collect();
-        Self(samples)
-    }
-
-    /// The value of `name` with exactly `labels` (in any order), 0 if absent.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        wanted.sort();
-        self.0
-            .iter()
-            .find(|(series, _)| {
-                let Some(rest) = series.strip_prefix(name) else {
-                    return false;
-                };
-                let mut have: Vec<String> = rest
-                    .trim_start_matches('{')
-                    .trim_end_matches('}')
-                    .split(',')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                have.sort();
-                (rest.is_empty() || rest.starts_with('{')) && have == wanted
-            })
-            .map_or(0.0, |(_, v)| *v)
-    }
-
     fn webhooks(&self, provider: &str, outcome: &str) -> f64 {
         self.value(
             "shipgate_webhooks_received_total",

@@ -512,30 +512,16 @@ async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
     assert_applied_once_in_order(&gateway.app, &plan).await;
     let stats = gateway.app.stats("shopify").await;
     assert_eq!(stats["accepted"], total(&plan), "{stats}");
-    let ingest_errors = storage_errors(&gateway.app, "ingest").await;
+    let ingest_errors = Scrape::of(&gateway.app)
+        .await
+        .value("shipgate_storage_errors_total", &[("operation", "ingest")])
+        as u64;
     assert_eq!(
         ingest_errors,
         tally.unavailable() as u64,
         "one storage error per 503"
     );
     gateway.stop().await;
-}
-
-/// `shipgate_storage_errors_total` for one operation, from `/metrics`.
-async fn storage_errors(app: &TestApp, operation: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("shipgate_storage_errors_total{{operation=\"{operation}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .map_or(0, |value| value.trim().parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
