@@ -42,13 +42,41 @@ impl AppState {
     /// connection, so a request's round trip never hops to another thread
     /// and back.
     async fn on_this_thread(self) -> Result<Self, StorageError> {
-        let storage = storage::reopen(&self.settings, &self.storage).await?;
-        let automations = self.automations.with_storage(storage.clone());
-        Ok(Self {
-            core: FulfillmentCore::new(storage.clone(), automations.clone()),
+        let Handles {
             storage,
             automations,
+            core,
+        } = Handles::on_this_thread(&self.settings, &self.storage, &self.automations).await?;
+        Ok(Self {
+            storage,
+            automations,
+            core,
             ..self
+        })
+    }
+}
+
+/// The storage, automations and core a thread works through, with the
+/// storage's I/O on that thread's runtime (see [`storage::reopen`]).
+struct Handles {
+    storage: Arc<dyn Storage>,
+    automations: Automations,
+    core: FulfillmentCore,
+}
+
+impl Handles {
+    async fn on_this_thread(
+        settings: &Settings,
+        storage: &Arc<dyn Storage>,
+        automations: &Automations,
+    ) -> Result<Self, StorageError> {
+        let storage = storage::reopen(settings, storage).await?;
+        let automations = automations.with_storage(storage.clone());
+        let core = FulfillmentCore::new(storage.clone(), automations.clone());
+        Ok(Self {
+            storage,
+            automations,
+            core,
         })
     }
 }
@@ -243,9 +271,11 @@ impl Background {
         metrics: Metrics,
         stop: &CancellationToken,
     ) -> Result<[(JoinHandle<()>, &'static str); 3], StartupError> {
-        let storage = storage::reopen(settings, storage).await?;
-        let automations = automations.with_storage(storage.clone());
-        let core = FulfillmentCore::new(storage.clone(), automations.clone());
+        let Handles {
+            storage,
+            automations,
+            core,
+        } = Handles::on_this_thread(settings, storage, automations).await?;
         let worker = Worker::new(
             core.clone(),
             storage,
