@@ -219,6 +219,7 @@ pub struct CanonicalEvent {
     pub id: EventId,
     pub provider: Provider,
     pub dedup_key: DedupKey,
+    #[serde(with = "super::time::rfc3339")]
     pub received_at: DateTime<Utc>,
     pub key: FulfillmentKey,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,6 +230,7 @@ pub struct CanonicalEvent {
     pub raw_status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    #[serde(with = "super::time::rfc3339")]
     pub occurred_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_delivery: Option<NaiveDate>,

@@ -48,6 +48,7 @@ pub struct HistoryEntry {
     pub raw_status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    #[serde(with = "crate::canonical::time::rfc3339")]
     pub occurred_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
@@ -59,6 +60,7 @@ pub struct HistoryEntry {
     /// The provider's own id for the event (Shopify's FulfillmentEvent id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    #[serde(with = "crate::canonical::time::rfc3339")]
     pub received_at: DateTime<Utc>,
 }
 
@@ -74,18 +76,32 @@ pub struct Retracted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fulfillment {
     pub key: FulfillmentKey,
+    #[serde(with = "crate::canonical::time::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::canonical::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub status: ShipmentStatus,
     /// When the current status happened: the stale guard compares to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::canonical::time::rfc3339_option"
+    )]
     pub status_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_delivery_date: Option<NaiveDate>,
     /// When the news that set the ETA happened, so older news cannot undo it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::canonical::time::rfc3339_option"
+    )]
     pub eta_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::canonical::time::rfc3339_option"
+    )]
     pub delivered_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,

@@ -253,7 +253,9 @@ struct Keys {
 }
 
 impl Keys {
-    fn partition(&self, partition: u32, what: &str) -> String {
+    /// `what` is formatted straight into the key: these are built on
+    /// every ingest and apply.
+    fn partition(&self, partition: u32, what: impl std::fmt::Display) -> String {
         format!("{0}:{{{0}:p{partition}}}:{what}", self.prefix)
     }
 
@@ -278,20 +280,19 @@ impl Keys {
     }
 
     fn content_seen(&self, partition: u32, fingerprint: &str) -> String {
-        self.partition(partition, &format!("seen:{fingerprint}"))
+        self.partition(partition, format_args!("seen:{fingerprint}"))
     }
 
     /// A delivery id is scoped to its fulfillment: the only scope Redis can
     /// check atomically with the append on a Cluster.
     fn delivery_seen(&self, partition: u32, key: &FulfillmentKey, delivery: &str) -> String {
-        self.partition(
-            partition,
-            &format!("seen:{}:{delivery}", fulfillment_id(key)),
-        )
+        let id = fulfillment_id(key);
+        self.partition(partition, format_args!("seen:{id}:{delivery}"))
     }
 
     fn fulfillment(&self, partition: u32, key: &FulfillmentKey) -> String {
-        self.partition(partition, &format!("fulfillment:{}", fulfillment_id(key)))
+        let id = fulfillment_id(key);
+        self.partition(partition, format_args!("fulfillment:{id}"))
     }
 
     fn order_fulfillments(&self, store: &str, order_ref: &str) -> String {
@@ -325,7 +326,13 @@ impl Keys {
 
 /// An unambiguous text for a fulfillment key inside a Redis key.
 fn fulfillment_id(key: &FulfillmentKey) -> String {
-    serde_json::json!([key.store, key.order_ref, key.fulfillment_ref]).to_string()
+    let FulfillmentKey {
+        store,
+        order_ref,
+        fulfillment_ref,
+    } = key;
+    // A JSON array of three strings; serialising strings cannot fail.
+    serde_json::to_string(&(store, order_ref, fulfillment_ref)).unwrap_or_default()
 }
 
 /// The fulfillment hash's field holding one history entry.

@@ -172,7 +172,7 @@ impl RedisStorage {
     }
 
     fn delivery_key(&self, p: u32, id: &str) -> String {
-        self.keys.partition(p, &format!("delivery:{id}"))
+        self.keys.partition(p, format_args!("delivery:{id}"))
     }
 
     /// KEYS 1-5 of the scripts that queue deliveries (see [`ENQUEUE`]).
@@ -200,7 +200,7 @@ impl RedisStorage {
             invocation
                 .key(
                     self.keys
-                        .partition(p, &format!("queue:{}", queue_member(d))),
+                        .partition(p, format_args!("queue:{}", queue_member(d))),
                 )
                 .key(self.delivery_key(p, &d.id))
                 .arg(&d.id)
@@ -219,7 +219,7 @@ impl RedisStorage {
         invocation
             .key(
                 self.keys
-                    .partition(p, &format!("queue:{}", queue_member(d))),
+                    .partition(p, format_args!("queue:{}", queue_member(d))),
             )
             .key(self.delivery_key(p, &d.id));
     }
@@ -279,7 +279,7 @@ impl RedisStorage {
         }
         let mut pipe = redis::pipe();
         for (p, member) in &queues {
-            pipe.lindex(self.keys.partition(*p, &format!("queue:{member}")), 0);
+            pipe.lindex(self.keys.partition(*p, format_args!("queue:{member}")), 0);
         }
         let heads: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
         let wanted: Vec<(u32, String)> = queues

@@ -1,0 +1,228 @@
+//! Stored times, written and read back fast.
+//!
+//! Every event and fulfillment the gateway stores carries a handful of
+//! RFC 3339 times, and every apply reads and writes them again. chrono's
+//! general parser and its formatting machinery cost about as much as the
+//! rest of the JSON around them, so the shape shipgate itself writes
+//! (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`) takes a direct path; anything else
+//! (an offset, a leap second, a year outside 0–9999) goes through chrono
+//! exactly as before. Output is byte for byte what chrono's serde writes.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, ParseResult, Timelike, Utc};
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// `t` as chrono's serde writes it: UTC with `Z`, and a fraction of 3, 6
+/// or 9 digits only when the time has one.
+pub fn format(t: &DateTime<Utc>) -> String {
+    let naive = t.naive_utc();
+    let nanos = naive.nanosecond();
+    if !(0..=9999).contains(&naive.year()) || nanos >= 1_000_000_000 {
+        return t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    }
+    let mut text = String::with_capacity(30);
+    let digits = |text: &mut String, value: u32, width: usize| {
+        let _ = write!(text, "{value:0width$}");
+    };
+    // Writing to a String cannot fail.
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        naive.year(),
+        naive.month(),
+        naive.day(),
+        naive.hour(),
+        naive.minute(),
+        naive.second()
+    );
+    if nanos != 0 {
+        text.push('.');
+        if nanos % 1_000_000 == 0 {
+            digits(&mut text, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            digits(&mut text, nanos / 1_000, 6);
+        } else {
+            digits(&mut text, nanos, 9);
+        }
+    }
+    text.push('Z');
+    text
+}
+
+/// An RFC 3339 time, as chrono's serde reads one (relaxed: any offset,
+/// `t` or a space for `T`), converted to UTC.
+pub fn parse(text: &str) -> ParseResult<DateTime<Utc>> {
+    match parse_own(text.as_bytes()) {
+        Some(t) => Ok(t),
+        None => text
+            .parse::<DateTime<FixedOffset>>()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// The shape [`format`] writes, or `None` for chrono to judge (which
+/// includes second 60: chrono places leap seconds in the fraction).
+fn parse_own(b: &[u8]) -> Option<DateTime<Utc>> {
+    let (head, rest) = (b.get(..19)?, b.get(19..)?);
+    if head[4] != b'-' || head[7] != b'-' || head[10] != b'T' || head[13] != b':' {
+        return None;
+    }
+    if head[16] != b':' || rest.last() != Some(&b'Z') {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        head[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let fraction = &rest[..rest.len() - 1];
+    let nanos = match fraction {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let value = digits.iter().try_fold(0u32, |n, &c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })?;
+            value * 10u32.pow(9 - u32::try_from(digits.len()).ok()?)
+        }
+        _ => return None,
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?
+        .and_hms_nano_opt(number(11, 13)?, number(14, 16)?, number(17, 19)?, nanos)
+        .map(|t| t.and_utc())
+}
+
+/// `#[serde(with = "crate::canonical::time::rfc3339")]` for `DateTime<Utc>`.
+pub mod rfc3339 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`rfc3339`] for `Option<DateTime<Utc>>`.
+pub mod rfc3339_option {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&format(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+        text.map(|text| parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// What chrono's own serde writes and reads, to compare against.
+    fn chrono_json(t: &DateTime<Utc>) -> String {
+        serde_json::to_string(t).expect("a time serialises")
+    }
+
+    #[test]
+    fn writes_what_chrono_writes() {
+        let base = Utc.with_ymd_and_hms(2026, 11, 1, 7, 5, 9).unwrap();
+        for nanos in [
+            0,
+            1,
+            120,
+            5_000,
+            123_000,
+            7_000_000,
+            120_000_000,
+            999_999_999,
+        ] {
+            let t = base + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(format!("\"{}\"", format(&t)), chrono_json(&t), "{nanos} ns");
+        }
+        let early = Utc.with_ymd_and_hms(12, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(format!("\"{}\"", format(&early)), chrono_json(&early));
+        let far = Utc.with_ymd_and_hms(12026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(format!("\"{}\"", format(&far)), chrono_json(&far));
+    }
+
+    #[test]
+    fn reads_its_own_shape_and_everything_chrono_reads() {
+        for text in [
+            "2026-11-01T07:05:09Z",
+            "2026-11-01T07:05:09.1Z",
+            "2026-11-01T07:05:09.120Z",
+            "2026-11-01T07:05:09.000005Z",
+            "2026-11-01T07:05:09.999999999Z",
+            "2026-11-01T14:36:19-05:00",
+            "2026-11-01t07:05:09z",
+            "2026-11-01 07:05:09+00:00",
+            "2016-12-31T23:59:60Z",
+            "2024-02-29T00:00:00Z",
+            "2026-11-01T07:05:09.1234567891Z",
+        ] {
+            let expected: DateTime<Utc> =
+                serde_json::from_str(&format!("\"{text}\"")).expect("chrono reads it");
+            assert_eq!(parse(text).ok(), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_chrono_refuses() {
+        for text in [
+            "",
+            "2026-11-01",
+            "2026-13-01T07:05:09Z",
+            "2025-02-29T00:00:00Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T07:05:09.Z",
+            "2026-11-01T07:05:09",
+            "2026-11-01T07:05:+9Z",
+            "２026-11-01T07:05:09Z",
+        ] {
+            assert!(
+                serde_json::from_str::<DateTime<Utc>>(&format!("\"{text}\"")).is_err(),
+                "chrono takes '{text}'"
+            );
+            assert!(parse(text).is_err(), "'{text}' was taken");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_serde_attributes() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Times {
+            #[serde(with = "rfc3339")]
+            at: DateTime<Utc>,
+            #[serde(default, with = "rfc3339_option")]
+            maybe: Option<DateTime<Utc>>,
+        }
+        let at = Utc.with_ymd_and_hms(2026, 11, 1, 7, 5, 9).unwrap()
+            + chrono::Duration::microseconds(15);
+        for times in [
+            Times { at, maybe: None },
+            Times {
+                at,
+                maybe: Some(at),
+            },
+        ] {
+            let json = serde_json::to_string(&times).expect("serialises");
+            assert_eq!(serde_json::from_str::<Times>(&json).ok(), Some(times));
+        }
+        let json =
+            r#"{"at":"2026-11-01T07:05:09.000015Z","maybe":"2026-11-01T09:05:09.000015+02:00"}"#;
+        let read: Times = serde_json::from_str(json).expect("reads");
+        assert_eq!(read.maybe, Some(at));
+    }
+}
