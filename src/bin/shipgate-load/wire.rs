@@ -48,6 +48,33 @@ pub struct Credentials {
     pub redo_token: String,
 }
 
+impl Credentials {
+    /// Whether they can be written raw into a request, as the load does:
+    /// header values without control characters (a line break would end
+    /// the field), the Redo store id as a single path segment.
+    fn check(&self) -> Result<(), String> {
+        let headers = [
+            ("--shop", &self.shop),
+            ("--carriyo-tenant", &self.carriyo_tenant),
+            ("--carriyo-key", &self.carriyo_key),
+            ("--redo-token", &self.redo_token),
+        ];
+        for (flag, value) in headers {
+            if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(format!("{flag} holds a control character"));
+            }
+        }
+        let segment = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+        if self.redo_store_id.is_empty() || !self.redo_store_id.chars().all(segment) {
+            return Err(format!(
+                "--redo-store-id '{}' is not letters, digits and -._~",
+                self.redo_store_id
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One request, ready to send.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -116,6 +143,7 @@ fn sample(provider: Provider, name: &str) -> Result<Value, String> {
 
 impl Wire {
     pub fn new(run: RunId, credentials: Credentials) -> Result<Self, String> {
+        credentials.check()?;
         Ok(Self {
             run,
             credentials,
