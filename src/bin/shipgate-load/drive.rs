@@ -6,16 +6,18 @@
 //! request scheduled during it would have seen (no coordinated omission).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use shipgate::canonical::Provider;
 use tokio::sync::Semaphore;
 
+use crate::http;
 use crate::plan::Plan;
-use crate::wire::{Delivery, Wire};
+use crate::wire::Wire;
 
 /// How requests are paced.
 #[derive(Debug, Clone, Copy)]
@@ -33,10 +35,39 @@ pub enum Bound {
     Requests(u64),
 }
 
+/// How many requests a run sends, when that is known before it starts:
+/// always but for a closed loop for a time.
+pub fn known_count(pace: Pace, bound: Bound) -> Option<u64> {
+    match (pace, bound) {
+        (_, Bound::Requests(n)) => Some(n),
+        (Pace::Open { rate, .. }, Bound::For(duration)) => Some(scheduled(rate, duration)),
+        (Pace::Closed { .. }, Bound::For(_)) => None,
+    }
+}
+
+/// The open loop's time between two intended sends.
+fn interval(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate)
+}
+
+/// Intended send times within `duration` at `rate`: `i * interval`
+/// below `duration`, from `i = 0`.
+fn scheduled(rate: f64, duration: Duration) -> u64 {
+    let every = interval(rate).as_nanos().max(1);
+    u64::try_from(duration.as_nanos().div_ceil(every)).unwrap_or(u64::MAX)
+}
+
+/// A delivery rendered to the bytes of its request, and what it carries.
+struct Planned {
+    n: usize,
+    retry: bool,
+    provider: Provider,
+    request: Bytes,
+}
+
 /// Everything the senders share.
 pub struct Load {
-    pub client: reqwest::Client,
-    pub base_url: String,
+    pub http: http::Client,
     pub wire: Wire,
     pub plan: Mutex<Plan>,
     pub tally: Mutex<Tally>,
@@ -53,54 +84,51 @@ impl Load {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Plans the next delivery and builds it.
+    /// Plans the next delivery and renders it.
     fn next_delivery(&self) -> Planned {
         let mut plan = self.plan();
         let next = plan.next();
         let update = plan.update(next.n);
         let fulfillment = plan.fulfillment_of(update);
+        let mut request = BytesMut::new();
+        http::render(
+            self.http.target(),
+            &self.wire.delivery(next.n, update, fulfillment),
+            &mut request,
+        );
         Planned {
             n: next.n,
             retry: next.retry,
             provider: fulfillment.provider,
-            delivery: self.wire.delivery(next.n, update, fulfillment),
+            request: request.freeze(),
         }
     }
 
-    /// Sends one delivery; its latency runs from `since`.
+    /// Sends one delivery; its latency runs from `since` to the answer's
+    /// last byte.
     async fn send(&self, planned: Planned, since: Instant) {
-        let Delivery {
-            path,
-            headers,
-            body,
-        } = planned.delivery;
-        let mut request = self.client.post(format!("{}{path}", self.base_url));
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let answer = match request.body(body).send().await {
-            // The answer is read whole: the latency ends with its last byte.
-            Ok(response) => {
-                let status = response.status();
-                response.bytes().await.map(|_| status)
-            }
-            Err(e) => Err(e),
-        };
+        let answer = self.http.send(&planned.request).await;
         let latency = since.elapsed();
-        if matches!(&answer, Ok(status) if status.is_success()) {
+        if matches!(answer, Ok(status) if (200..300).contains(&status)) {
             self.plan().acknowledge(planned.n);
         }
-        self.tally()
-            .record(planned.provider, planned.retry, answer, latency);
+        let mut tally = self.tally();
+        tally.record(
+            planned.provider,
+            planned.retry,
+            answer.as_ref().copied().map_err(http::Failure::kind),
+            latency,
+        );
+        if let Err(e) = &answer {
+            tally.first_error.get_or_insert_with(|| {
+                format!(
+                    "{}: {}",
+                    self.http.describe(&planned.request),
+                    with_causes(e)
+                )
+            });
+        }
     }
-}
-
-/// A delivery and what it carries.
-struct Planned {
-    n: usize,
-    retry: bool,
-    provider: Provider,
-    delivery: Delivery,
 }
 
 /// Latencies in microseconds, from 1 µs to 10 minutes, 3 significant digits.
@@ -144,29 +172,21 @@ impl Default for Tally {
 }
 
 impl Tally {
+    /// Counts one request: its answer's status, or the kind of failure
+    /// it met.
     fn record(
         &mut self,
         provider: Provider,
         retry: bool,
-        answer: Result<reqwest::StatusCode, reqwest::Error>,
+        answer: Result<u16, &'static str>,
         latency: Duration,
     ) {
         self.sent += 1;
         self.retries += u64::from(retry);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         match answer {
-            Ok(status) => *self.by_status.entry(status.as_u16()).or_default() += 1,
-            Err(e) => {
-                let kind = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connect"
-                } else {
-                    "other"
-                };
-                *self.errors.entry(kind).or_default() += 1;
-                self.first_error.get_or_insert_with(|| with_causes(&e));
-            }
+            Ok(status) => *self.by_status.entry(status).or_default() += 1,
+            Err(kind) => *self.errors.entry(kind).or_default() += 1,
         }
         self.latency.saturating_record(micros);
         let by_provider = self
@@ -201,42 +221,48 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Claims request slots up to the bound.
+/// Claims the closed loop's requests up to the bound.
 struct Slots {
     bound: Bound,
     started: Instant,
-    claimed: AtomicU64,
+    claimed: AtomicUsize,
 }
 
 impl Slots {
-    /// Whether one more request may go; for `Requests` it claims one.
-    fn claim(&self) -> bool {
-        match self.bound {
+    /// The index of one more request, if it may go.
+    fn claim(&self) -> Option<usize> {
+        let i = self.claimed.fetch_add(1, Ordering::Relaxed);
+        let within = match self.bound {
             Bound::For(duration) => self.started.elapsed() < duration,
-            Bound::Requests(n) => self.claimed.fetch_add(1, Ordering::Relaxed) < n,
-        }
+            Bound::Requests(n) => (i as u64) < n,
+        };
+        within.then_some(i)
     }
 }
 
 /// Runs the load to its bound and waits for every answer.
 pub async fn drive(load: Arc<Load>, pace: Pace, bound: Bound) {
-    let slots = Slots {
-        bound,
-        started: Instant::now(),
-        claimed: AtomicU64::new(0),
-    };
     match pace {
-        Pace::Closed { concurrency } => closed_loop(&load, concurrency, &slots).await,
+        Pace::Closed { concurrency } => closed_loop(&load, concurrency, bound).await,
         Pace::Open {
             rate,
             max_in_flight,
-        } => open_loop(&load, rate, max_in_flight, slots).await,
+        } => {
+            // An open loop always knows its count.
+            let count = known_count(pace, bound).unwrap_or_default();
+            open_loop(&load, rate, max_in_flight, count).await
+        }
     }
 }
 
-async fn closed_loop(load: &Arc<Load>, concurrency: usize, slots: &Slots) {
+async fn closed_loop(load: &Arc<Load>, concurrency: usize, bound: Bound) {
+    let slots = Slots {
+        bound,
+        started: Instant::now(),
+        claimed: AtomicUsize::new(0),
+    };
     let senders = (0..concurrency).map(|_| async {
-        while slots.claim() {
+        while slots.claim().is_some() {
             let planned = load.next_delivery();
             load.send(planned, Instant::now()).await;
         }
@@ -245,22 +271,19 @@ async fn closed_loop(load: &Arc<Load>, concurrency: usize, slots: &Slots) {
     load.tally().elapsed = slots.started.elapsed();
 }
 
-/// A scheduling thread wakes at each request's intended time (plain
-/// thread sleeps are finer than the runtime's 1 ms timer) and hands the
-/// delivery, built beforehand, to the runtime to send.
-async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, slots: Slots) {
-    let interval = Duration::from_secs_f64(1.0 / rate);
+/// A scheduling thread wakes at each of the `count` requests' intended
+/// times (plain thread sleeps are finer than the runtime's 1 ms timer) and
+/// hands the delivery, built beforehand, to the runtime to send.
+async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, count: u64) {
+    let interval = interval(rate);
     let in_flight = Arc::new(Semaphore::new(max_in_flight));
     let runtime = tokio::runtime::Handle::current();
+    let started = Instant::now();
     let scheduler = {
         let (load, in_flight) = (Arc::clone(load), Arc::clone(&in_flight));
         std::thread::spawn(move || {
-            let mut i: u32 = 0;
-            loop {
-                let intended = slots.started + interval * i;
-                if !slots.claim_at(intended) {
-                    break;
-                }
+            for i in 0..count {
+                let intended = started + interval * u32::try_from(i).unwrap_or(u32::MAX);
                 let planned = load.next_delivery();
                 if let Some(wait) = intended.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
@@ -279,29 +302,41 @@ async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, slots: Slo
                     load.send(planned, intended).await;
                     drop(permit);
                 });
-                i = i.saturating_add(1);
             }
-            slots.started
         })
     };
-    let started = tokio::task::spawn_blocking(move || scheduler.join())
-        .await
-        .ok()
-        .and_then(Result::ok);
+    let scheduled = tokio::task::spawn_blocking(move || scheduler.join()).await;
     // Every permit back: every request answered.
     let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
     let _ = in_flight.acquire_many(all).await;
-    if let Some(started) = started {
+    if matches!(scheduled, Ok(Ok(()))) {
         load.tally().elapsed = started.elapsed();
     }
 }
 
-impl Slots {
-    /// Whether a request intended at `intended` is within the bound.
-    fn claim_at(&self, intended: Instant) -> bool {
-        match self.bound {
-            Bound::For(duration) => intended < self.started + duration,
-            Bound::Requests(_) => self.claim(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_loop_counts_every_intended_time_within_its_duration() {
+        for (rate, duration) in [(3000.0, 10.0), (5000.0, 60.0), (400.0, 2.0), (7.0, 1.5)] {
+            let duration = Duration::from_secs_f64(duration);
+            let every = interval(rate);
+            let mut times = 0u32;
+            while every * times < duration {
+                times += 1;
+            }
+            assert_eq!(scheduled(rate, duration), u64::from(times), "{rate}/s");
         }
+        let open = Pace::Open {
+            rate: 3000.0,
+            max_in_flight: 1,
+        };
+        let closed = Pace::Closed { concurrency: 1 };
+        let ten = Bound::For(Duration::from_secs(10));
+        assert_eq!(known_count(open, ten), Some(30_001));
+        assert_eq!(known_count(closed, Bound::Requests(5)), Some(5));
+        assert_eq!(known_count(closed, ten), None);
     }
 }

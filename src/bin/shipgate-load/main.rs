@@ -14,11 +14,13 @@
 //! - [`plan`]: what to send (providers, fulfillments, retries, late news);
 //! - [`wire`]: how it looks on the wire (the real samples, signed);
 //! - [`drive`]: sending and measuring;
+//! - [`http`]: the load's lean HTTP/1.1 client;
 //! - [`gateway`]: reading the ops API and sampling backlog and memory;
 //! - [`verify`]: the check.
 
 mod drive;
 mod gateway;
+mod http;
 mod plan;
 mod verify;
 mod wire;
@@ -37,12 +39,15 @@ use tokio_util::sync::CancellationToken;
 
 use drive::{Bound, Load, Pace, Tally};
 use gateway::{Peaks, ReadApi};
+use http::Target;
 use plan::{Mix, Plan, Shape};
 use verify::Verdict;
 use wire::{Credentials, Delivery, RunId, Wire, MAX_FULFILLMENTS};
 
 /// Redo setup requests in flight at once.
 const SETUP_IN_FLIGHT: usize = 16;
+/// The highest `--rate`: a nanosecond's schedule is already fiction.
+const MAX_RATE: f64 = 1e6;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -143,11 +148,13 @@ fn share(text: &str) -> Result<f64, String> {
 impl Cli {
     fn pace(&self) -> Result<Pace, String> {
         match self.rate {
-            Some(rate) if rate.is_finite() && rate > 0.0 => Ok(Pace::Open {
+            Some(rate) if rate > 0.0 && rate <= MAX_RATE => Ok(Pace::Open {
                 rate,
                 max_in_flight: self.max_in_flight.clamp(1, u32::MAX as usize),
             }),
-            Some(rate) => Err(format!("--rate {rate} is not a positive number")),
+            Some(rate) => Err(format!(
+                "--rate {rate} is not a positive number up to {MAX_RATE}"
+            )),
             None => match self.concurrency.unwrap_or(16) {
                 0 => Err("--concurrency 0 sends nothing".into()),
                 concurrency => Ok(Pace::Closed { concurrency }),
@@ -213,6 +220,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<Verdict, String> {
     let (pace, bound, shape) = (cli.pace()?, cli.bound(), cli.shape()?);
     let base_url = cli.target.trim_end_matches('/').to_owned();
+    let target = Target::resolve(&base_url)?;
     let client = reqwest::Client::builder()
         .timeout(cli.timeout)
         .build()
@@ -222,27 +230,21 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
-    let load = Arc::new(Load {
+    let wire = Wire::new(run, cli.credentials())?;
+    let plan = Plan::new(shape.clone(), rng);
+    let api = ReadApi {
         client: client.clone(),
         base_url: base_url.clone(),
-        wire: Wire::new(run, cli.credentials())?,
-        plan: Mutex::new(Plan::new(shape.clone(), rng)),
-        tally: Mutex::new(Tally::default()),
-    });
-    let api = ReadApi {
-        client,
-        base_url,
         admin_token: cli.admin_token.clone(),
         store: cli.store.clone(),
     };
     println!(
-        "shipgate-load: run {run} against {}: {}, {}; mix {}, {} fulfillments, \
+        "shipgate-load: run {run} against {base_url}: {}, {}; mix {}, {} fulfillments, \
          duplicates {:.0}%, out-of-order {:.0}%",
-        load.base_url,
         describe_pace(pace),
         describe_bound(bound),
         shape.mix,
-        load.plan().fulfillments().len(),
+        plan.fulfillments().len(),
         shape.duplicates * 100.0,
         shape.out_of_order * 100.0,
     );
@@ -250,10 +252,16 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
         .await
         .map_err(|e| format!("the ops API does not answer (check --admin-token): {e}"))?;
 
-    let setup = set_up_redo(&load).await?;
+    let setup = set_up_redo(&client, &base_url, &wire, &plan).await?;
     if let Some(took) = setup {
         println!("setup      Redo orders and fulfillments created in {took:.1?}");
     }
+    let load = Arc::new(Load {
+        http: http::Client::new(target, cli.timeout),
+        wire,
+        plan: Mutex::new(plan),
+        tally: Mutex::new(Tally::default()),
+    });
 
     let peaks = Arc::new(Peaks::default());
     let stop_watching = CancellationToken::new();
@@ -300,21 +308,25 @@ fn describe_bound(bound: Bound) -> String {
 
 /// Creates the order and fulfillment of every Redo fulfillment of the
 /// plan; how long it took, or `None` when the mix has no Redo.
-async fn set_up_redo(load: &Load) -> Result<Option<Duration>, String> {
+async fn set_up_redo(
+    client: &reqwest::Client,
+    base_url: &str,
+    wire: &Wire,
+    plan: &Plan,
+) -> Result<Option<Duration>, String> {
     let started = Instant::now();
-    let setups: Vec<[Delivery; 2]> = load
-        .plan()
+    let setups: Vec<[Delivery; 2]> = plan
         .fulfillments()
         .iter()
         .filter(|f| f.provider == Provider::Redo)
-        .map(|f| load.wire.redo_setup(f))
+        .map(|f| wire.redo_setup(f))
         .collect();
     if setups.is_empty() {
         return Ok(None);
     }
     let mut done = stream::iter(setups.into_iter().map(|[order, fulfillment]| async move {
-        post(load, order).await?;
-        post(load, fulfillment).await
+        post(client, base_url, order).await?;
+        post(client, base_url, fulfillment).await
     }))
     .buffer_unordered(SETUP_IN_FLIGHT);
     while let Some(result) = done.next().await {
@@ -324,9 +336,9 @@ async fn set_up_redo(load: &Load) -> Result<Option<Duration>, String> {
 }
 
 /// Posts a setup request, which must succeed.
-async fn post(load: &Load, delivery: Delivery) -> Result<(), String> {
-    let url = format!("{}{}", load.base_url, delivery.path);
-    let mut request = load.client.post(&url);
+async fn post(client: &reqwest::Client, base_url: &str, delivery: Delivery) -> Result<(), String> {
+    let url = format!("{base_url}{}", delivery.path);
+    let mut request = client.post(&url);
     for (name, value) in delivery.headers {
         request = request.header(name, value);
     }
