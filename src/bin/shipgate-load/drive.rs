@@ -4,6 +4,9 @@
 //! gateway does). The open loop measures each latency from the request's
 //! intended send time, so a gateway stall shows as the latency every
 //! request scheduled during it would have seen (no coordinated omission).
+//! When the run's count is known beforehand (always but for a closed loop
+//! for a time), its requests are rendered to bytes before it starts, so
+//! that the load itself only writes them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +18,16 @@ use hdrhistogram::Histogram;
 use shipgate::canonical::Provider;
 use tokio::sync::Semaphore;
 
-use crate::http;
+use crate::http::{self, Target};
 use crate::plan::Plan;
 use crate::wire::Wire;
+
+/// Most bytes of requests rendered before the load (about 480,000 of
+/// ~1.1 KB); past it the rest are built while sending.
+const PREBUILD_BYTES: usize = 512 << 20;
+/// Prebuilt requests share allocations of this size: fewer mallocs, and
+/// neighbours in the schedule are neighbours in memory.
+const ARENA_BYTES: usize = 64 << 10;
 
 /// How requests are paced.
 #[derive(Debug, Clone, Copy)]
@@ -58,11 +68,48 @@ fn scheduled(rate: f64, duration: Duration) -> u64 {
 }
 
 /// A delivery rendered to the bytes of its request, and what it carries.
-struct Planned {
+#[derive(Clone)]
+pub struct Planned {
     n: usize,
     retry: bool,
     provider: Provider,
     request: Bytes,
+}
+
+impl Planned {
+    /// Plans the next delivery and renders it into `arena`, whose
+    /// allocations the requests share (a new one when it is full).
+    fn next(wire: &Wire, plan: &mut Plan, target: &Target, arena: &mut BytesMut) -> Self {
+        let next = plan.next();
+        let update = plan.update(next.n);
+        let fulfillment = plan.fulfillment_of(update);
+        http::render(target, &wire.delivery(next.n, update, fulfillment), arena);
+        Self {
+            n: next.n,
+            retry: next.retry,
+            provider: fulfillment.provider,
+            request: arena.split().freeze(),
+        }
+    }
+}
+
+/// Plans and renders the first `count` deliveries, or as many as fit in
+/// `PREBUILD_BYTES`, so that the load itself only writes bytes: the plan
+/// never depends on the answers. Their size in bytes comes with them.
+pub fn prebuild(
+    wire: &Wire,
+    plan: &mut Plan,
+    target: &Target,
+    count: u64,
+) -> (Vec<Planned>, usize) {
+    let mut arena = BytesMut::with_capacity(ARENA_BYTES);
+    let (mut prebuilt, mut bytes) = (Vec::new(), 0);
+    while (prebuilt.len() as u64) < count && bytes < PREBUILD_BYTES {
+        let planned = Planned::next(wire, plan, target, &mut arena);
+        bytes += planned.request.len();
+        prebuilt.push(planned);
+    }
+    (prebuilt, bytes)
 }
 
 /// Everything the senders share.
@@ -84,23 +131,18 @@ impl Load {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Plans the next delivery and renders it.
-    fn next_delivery(&self) -> Planned {
-        let mut plan = self.plan();
-        let next = plan.next();
-        let update = plan.update(next.n);
-        let fulfillment = plan.fulfillment_of(update);
-        let mut request = BytesMut::new();
-        http::render(
-            self.http.target(),
-            &self.wire.delivery(next.n, update, fulfillment),
-            &mut request,
-        );
-        Planned {
-            n: next.n,
-            retry: next.retry,
-            provider: fulfillment.provider,
-            request: request.freeze(),
+    /// The run's `i`-th delivery: prebuilt, or planned and built now when
+    /// past the prebuilt ones (in the order senders ask, which is the
+    /// plan's order all the same).
+    fn delivery(&self, prebuilt: &[Planned], i: usize) -> Planned {
+        match prebuilt.get(i) {
+            Some(planned) => planned.clone(),
+            None => Planned::next(
+                &self.wire,
+                &mut self.plan(),
+                self.http.target(),
+                &mut BytesMut::new(),
+            ),
         }
     }
 
@@ -240,30 +282,31 @@ impl Slots {
     }
 }
 
-/// Runs the load to its bound and waits for every answer.
-pub async fn drive(load: Arc<Load>, pace: Pace, bound: Bound) {
+/// Runs the load to its bound and waits for every answer; the run's first
+/// requests come `prebuilt` (see [`prebuild`]), freed when it ends.
+pub async fn drive(load: Arc<Load>, pace: Pace, bound: Bound, prebuilt: Vec<Planned>) {
     match pace {
-        Pace::Closed { concurrency } => closed_loop(&load, concurrency, bound).await,
+        Pace::Closed { concurrency } => closed_loop(&load, concurrency, bound, &prebuilt).await,
         Pace::Open {
             rate,
             max_in_flight,
         } => {
             // An open loop always knows its count.
             let count = known_count(pace, bound).unwrap_or_default();
-            open_loop(&load, rate, max_in_flight, count).await
+            open_loop(&load, rate, max_in_flight, count, prebuilt).await
         }
     }
 }
 
-async fn closed_loop(load: &Arc<Load>, concurrency: usize, bound: Bound) {
+async fn closed_loop(load: &Arc<Load>, concurrency: usize, bound: Bound, prebuilt: &[Planned]) {
     let slots = Slots {
         bound,
         started: Instant::now(),
         claimed: AtomicUsize::new(0),
     };
     let senders = (0..concurrency).map(|_| async {
-        while slots.claim().is_some() {
-            let planned = load.next_delivery();
+        while let Some(i) = slots.claim() {
+            let planned = load.delivery(prebuilt, i);
             load.send(planned, Instant::now()).await;
         }
     });
@@ -274,7 +317,13 @@ async fn closed_loop(load: &Arc<Load>, concurrency: usize, bound: Bound) {
 /// A scheduling thread wakes at each of the `count` requests' intended
 /// times (plain thread sleeps are finer than the runtime's 1 ms timer) and
 /// hands the delivery, built beforehand, to the runtime to send.
-async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, count: u64) {
+async fn open_loop(
+    load: &Arc<Load>,
+    rate: f64,
+    max_in_flight: usize,
+    count: u64,
+    prebuilt: Vec<Planned>,
+) {
     let interval = interval(rate);
     let in_flight = Arc::new(Semaphore::new(max_in_flight));
     let runtime = tokio::runtime::Handle::current();
@@ -284,7 +333,7 @@ async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, count: u64
         std::thread::spawn(move || {
             for i in 0..count {
                 let intended = started + interval * u32::try_from(i).unwrap_or(u32::MAX);
-                let planned = load.next_delivery();
+                let planned = load.delivery(&prebuilt, usize::try_from(i).unwrap_or(usize::MAX));
                 if let Some(wait) = intended.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
@@ -316,7 +365,68 @@ async fn open_loop(load: &Arc<Load>, rate: f64, max_in_flight: usize, count: u64
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
     use super::*;
+    use crate::plan::Shape;
+    use crate::wire::{Credentials, RunId};
+
+    fn plan() -> Plan {
+        let shape = Shape {
+            mix: "shopify=70,carriyo=20,redo=10".parse().unwrap(),
+            fulfillments: 30,
+            duplicates: 0.2,
+            out_of_order: 0.2,
+        };
+        Plan::new(shape, StdRng::seed_from_u64(3))
+    }
+
+    /// A request without the field that is fresh on every delivery
+    /// (Shopify's X-Shopify-Webhook-Id).
+    fn fixed(planned: &Planned) -> (usize, bool, Provider, String) {
+        let text = String::from_utf8_lossy(&planned.request);
+        let lines: Vec<&str> = text
+            .split("\r\n")
+            .filter(|line| !line.starts_with("x-shopify-webhook-id:"))
+            .collect();
+        (
+            planned.n,
+            planned.retry,
+            planned.provider,
+            lines.join("\r\n"),
+        )
+    }
+
+    #[test]
+    fn prebuilt_requests_are_the_ones_built_while_sending() {
+        let credentials = Credentials {
+            shop: "acme.myshopify.com".into(),
+            shopify_secret: "s".into(),
+            carriyo_tenant: "ACME".into(),
+            carriyo_key: "k".into(),
+            redo_store_id: "store".into(),
+            redo_token: "t".into(),
+        };
+        let wire = Wire::new(RunId::random(), credentials).unwrap();
+        let target = Target::resolve("http://127.0.0.1:9").unwrap();
+        let (mut ahead, mut along) = (plan(), plan());
+        let (mut prebuilt, bytes) = prebuild(&wire, &mut ahead, &target, 150);
+        assert_eq!(prebuilt.len(), 150);
+        assert_eq!(
+            bytes,
+            prebuilt.iter().map(|p| p.request.len()).sum::<usize>()
+        );
+        // Past the prebuilt ones, the plan goes on where they stopped.
+        let mut arena = BytesMut::new();
+        prebuilt.extend((0..50).map(|_| Planned::next(&wire, &mut ahead, &target, &mut arena)));
+        let built: Vec<_> = (0..200)
+            .map(|_| Planned::next(&wire, &mut along, &target, &mut BytesMut::new()))
+            .collect();
+        assert!(built.iter().any(|p| p.retry));
+        let fixed = |all: &[Planned]| all.iter().map(fixed).collect::<Vec<_>>();
+        assert_eq!(fixed(&prebuilt), fixed(&built));
+    }
 
     #[test]
     fn an_open_loop_counts_every_intended_time_within_its_duration() {

@@ -4,7 +4,8 @@
 //! exactly once.
 //!
 //! A run goes through four phases: setup (the Redo orders and
-//! fulfillments that shipment statuses need), load (closed or open loop,
+//! fulfillments that shipment statuses need, then the run's requests
+//! rendered beforehand), load (closed or open loop,
 //! with a share of provider retries and of late news), drain (the event
 //! log empties) and verify. Exit status: 0 when every acknowledged update
 //! was applied exactly once, 1 when one is missing or doubled (or none was
@@ -231,7 +232,7 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
         None => StdRng::from_entropy(),
     };
     let wire = Wire::new(run, cli.credentials())?;
-    let plan = Plan::new(shape.clone(), rng);
+    let mut plan = Plan::new(shape.clone(), rng);
     let api = ReadApi {
         client: client.clone(),
         base_url: base_url.clone(),
@@ -256,6 +257,21 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
     if let Some(took) = setup {
         println!("setup      Redo orders and fulfillments created in {took:.1?}");
     }
+    let prebuilt = drive::known_count(pace, bound).map(|count| {
+        let started = Instant::now();
+        let (prebuilt, bytes) = drive::prebuild(&wire, &mut plan, &target, count);
+        let later = match count - prebuilt.len() as u64 {
+            0 => String::new(),
+            n => format!("; {n} more are built while sending"),
+        };
+        println!(
+            "prebuild   {} requests ({:.1} MiB) rendered in {:.1?}{later}",
+            prebuilt.len(),
+            bytes as f64 / (1 << 20) as f64,
+            started.elapsed(),
+        );
+        prebuilt
+    });
     let load = Arc::new(Load {
         http: http::Client::new(target, cli.timeout),
         wire,
@@ -272,7 +288,7 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
         Arc::clone(&peaks),
         stop_watching.clone(),
     ));
-    drive::drive(Arc::clone(&load), pace, bound).await;
+    drive::drive(Arc::clone(&load), pace, bound, prebuilt.unwrap_or_default()).await;
     let backlog_at_end = api.backlog().await.ok();
     let drained = verify::drain(&api, cli.drain_timeout).await;
     stop_watching.cancel();
