@@ -21,6 +21,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 /// values; the server warns loudly while any of them is in use.
 pub const DEV_CREDENTIAL_PREFIX: &str = "dev-only-";
 
+/// Longest `worker.linger`: past it, apply lag would look like a stuck worker.
+const MAX_LINGER: Duration = Duration::from_secs(1);
+
 /// Why configuration could not be loaded: always names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -123,6 +126,13 @@ pub struct WorkerSettings {
     /// automations. Above 0, ingest wins the CPU in a burst and the durable
     /// log absorbs it; the workers catch up when the burst passes.
     pub nice: i32,
+    /// After a read that did not fill a batch, how long the worker lets the
+    /// log fill before reading again. Each read and write of a round costs
+    /// a Redis call per partition whatever the batch holds, so at a steady
+    /// trickle small rounds cost several times more per event than full
+    /// ones; the price is up to this much more apply lag.
+    #[serde(deserialize_with = "duration")]
+    pub linger: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -453,6 +463,9 @@ impl Settings {
         if !(0..=19).contains(&self.worker.nice) {
             return Err(invalid("worker.nice", "must be between 0 and 19"));
         }
+        if self.worker.linger > MAX_LINGER {
+            return Err(invalid("worker.linger", "must be at most 1s"));
+        }
         if self.admin.tokens.iter().any(|t| t.expose().is_empty()) {
             return Err(invalid(
                 "admin.tokens",
@@ -669,6 +682,8 @@ mod tests {
             ("SHIPGATE__STORAGE__BACKEND", "postgres", "backend"),
             ("SHIPGATE__WORKER__NICE", "20", "worker.nice"),
             ("SHIPGATE__WORKER__NICE", "-5", "worker.nice"),
+            ("SHIPGATE__WORKER__LINGER", "2s", "worker.linger"),
+            ("SHIPGATE__WORKER__LINGER", "soon", "linger"),
             (
                 "SHIPGATE__STORES__ACME__CARRIYO__API_KEYS",
                 "",

@@ -95,6 +95,7 @@ impl Worker {
                 }
                 continue;
             }
+            let round = Instant::now();
             let read = tokio::select! {
                 read = self.storage.read_log(&self.id, &held, self.settings.batch_size, wait) => read,
                 _ = shutdown.cancelled() => break,
@@ -102,8 +103,12 @@ impl Worker {
             match read {
                 Ok(entries) => {
                     backoff.reset();
+                    let full = entries.len() >= self.settings.batch_size;
                     if !entries.is_empty() {
                         self.apply_batch(entries, &shutdown).await;
+                    }
+                    if !full {
+                        self.linger(round, &shutdown).await;
                     }
                 }
                 Err(e) => {
@@ -119,11 +124,26 @@ impl Worker {
         tracing::info!(worker = %self.id, "worker stopped");
     }
 
+    /// Lets the log fill for what is left of `worker.linger` since the
+    /// round began: a batch that did not fill means the worker is keeping
+    /// up, and a bigger next round costs less per event.
+    async fn linger(&self, round: Instant, shutdown: &CancellationToken) {
+        let rest = self.settings.linger.saturating_sub(round.elapsed());
+        if rest.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(rest) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
     /// Applies a batch (each fulfillment's entries in log order) and
     /// acknowledges it. A batch left unapplied (shutdown while storage is
     /// failing) stays in the log for the next holder; applying it again is
     /// harmless.
     async fn apply_batch(&self, entries: Vec<LogEntry>, shutdown: &CancellationToken) {
+        self.metrics.observe_batch(entries.len());
         let events: Vec<&CanonicalEvent> = entries.iter().map(|e| &e.event).collect();
         let mut backoff = Backoff::default();
         loop {

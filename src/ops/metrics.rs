@@ -37,6 +37,9 @@ pub const LOG_BACKLOG: &str = "shipgate_event_log_backlog";
 pub const APPLY_DURATION: &str = "shipgate_apply_duration_seconds";
 /// Time from receiving an event to having applied it.
 pub const APPLY_LAG: &str = "shipgate_apply_lag_seconds";
+/// Log entries a worker applied per round: small rounds at a steady rate
+/// mean `worker.linger` is too short to batch.
+pub const WORKER_BATCH: &str = "shipgate_worker_batch_entries";
 /// Distinct provider words the status maps do not know.
 pub const UNMAPPED_WORDS: &str = "shipgate_unmapped_words";
 /// Automation delivery attempts by rule and outcome: `delivered`, `failed`
@@ -54,6 +57,8 @@ pub const BUILD_INFO: &str = "shipgate_build_info";
 const REQUEST_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Entries per worker round, up to the largest sensible `worker.batch_size`.
+const BATCH_BUCKETS: [f64; 8] = [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0];
 /// Applying waits on the log: from milliseconds to an outage's hours.
 const APPLY_LAG_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
@@ -98,6 +103,9 @@ impl Metrics {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(APPLY_LAG.into()), &APPLY_LAG_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(WORKER_BATCH.into()), &BATCH_BUCKETS)
+            })
             .expect("bucket lists are non-empty constants")
             .build_recorder();
         let metrics = Self {
@@ -122,6 +130,10 @@ impl Metrics {
                 APPLY_DURATION,
                 Unit::Seconds,
                 "Time the fulfillment core took per event from the log: a batch's time over its events."
+            );
+            describe_histogram!(
+                WORKER_BATCH,
+                "Log entries a worker applied per round."
             );
             describe_histogram!(
                 APPLY_LAG,
@@ -192,6 +204,11 @@ impl Metrics {
             histogram!(APPLY_DURATION, "provider" => provider).record(took.as_secs_f64());
             histogram!(APPLY_LAG, "provider" => provider).record(lag.as_secs_f64());
         });
+    }
+
+    /// Records one worker round that applied `entries` log entries.
+    pub fn observe_batch(&self, entries: usize) {
+        self.record(|| histogram!(WORKER_BATCH).record(entries as f64));
     }
 
     /// Puts every outcome of each rule at zero, so that `increase()` sees

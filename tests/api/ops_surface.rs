@@ -186,6 +186,37 @@ async fn the_backlog_gauge_has_one_series_per_configured_partition() {
 }
 
 #[tokio::test]
+async fn workers_linger_so_a_trickle_is_applied_in_few_rounds() {
+    let linger = std::time::Duration::from_millis(300);
+    let app = spawn_app_with(&[("SHIPGATE__WORKER__LINGER", "300ms")]).await;
+    let started = std::time::Instant::now();
+    for i in 0..20u64 {
+        let at = format!("2026-11-21T10:00:{i:02}Z");
+        let body = shopify_event_body(7001, 9_000_000 + i, "in_transit", &at);
+        let delivery = ShopifyDelivery::new("fulfillment_events/create", &body);
+        assert!(app.post_shopify(&delivery).await.status().is_success());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let trickle = started.elapsed();
+    app.wait_until_applied().await;
+    let scrape = Scrape::of(&app).await;
+    assert_eq!(
+        scrape.value("shipgate_worker_batch_entries_sum", &[]),
+        20.0,
+        "every entry is applied in some round"
+    );
+    // One round may catch the first entry as it arrives; after that a
+    // round begins at most once per linger until the trickle has drained.
+    let rounds = scrape.value("shipgate_worker_batch_entries_count", &[]);
+    let most = (trickle.as_secs_f64() / linger.as_secs_f64()).ceil() + 2.0;
+    assert!(
+        rounds <= most,
+        "{rounds} rounds for a {trickle:?} trickle; with a {linger:?} linger at most {most}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_timeline_counts_outcomes_in_the_current_minute() {
     let app = spawn_app().await;
     let delivery = CarriyoDelivery::webhook(&carriyo_shipment("in_transit", "02"));
