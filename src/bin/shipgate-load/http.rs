@@ -11,7 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use httparse::Status;
@@ -24,6 +24,11 @@ use crate::wire::Delivery;
 const MAX_HEADERS: usize = 32;
 /// Room made in a connection's buffer before each read.
 const READ_CHUNK: usize = 4096;
+/// An idle connection older than this is closed, not reused: actix-web
+/// closes one after 5 s idle, and a request written as it does so is lost
+/// with the connection (the probe in `reuse` cannot see a close that has
+/// not happened yet).
+const MAX_IDLE: Duration = Duration::from_secs(2);
 
 /// Where the load goes, from `--target`.
 #[derive(Debug, Clone)]
@@ -139,6 +144,8 @@ impl std::error::Error for Failure {
 struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// When it went back to the pool.
+    idle_since: Instant,
 }
 
 impl Connection {
@@ -166,6 +173,7 @@ pub struct Client {
     /// Connections between two requests; the last one back goes first,
     /// so a steady load reuses a few hot ones.
     idle: Mutex<Vec<Connection>>,
+    max_idle: Duration,
 }
 
 impl Client {
@@ -174,7 +182,14 @@ impl Client {
             target,
             timeout,
             idle: Mutex::new(Vec::new()),
+            max_idle: MAX_IDLE,
         }
+    }
+
+    /// This client with another idle limit than [`MAX_IDLE`].
+    #[cfg(test)]
+    fn with_max_idle(self, max_idle: Duration) -> Self {
+        Self { max_idle, ..self }
     }
 
     pub fn target(&self) -> &Target {
@@ -201,17 +216,22 @@ impl Client {
             .map_err(Failure::Io)?;
         let answer = connection.answer().await?;
         if answer.reusable {
+            connection.idle_since = Instant::now();
             self.idle().push(connection);
         }
         Ok(answer.status)
     }
 
     /// An idle connection the gateway has not closed meanwhile (its
-    /// keep-alive ran out, or it restarted): one that has nothing to read.
+    /// keep-alive ran out, or it restarted): one that has nothing to read,
+    /// and not so old that the gateway may be closing it right now.
     /// The probe costs no syscall when the reactor saw nothing arrive.
     fn reuse(&self) -> Option<Connection> {
         loop {
             let connection = self.idle().pop()?;
+            if connection.idle_since.elapsed() > self.max_idle {
+                continue;
+            }
             match connection.stream.try_read(&mut [0; 1]) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(connection),
                 // Closed, failed, or talking out of turn: not to be reused.
@@ -229,6 +249,7 @@ impl Client {
         Ok(Connection {
             stream,
             buffer: Vec::with_capacity(READ_CHUNK),
+            idle_since: Instant::now(),
         })
     }
 
@@ -573,6 +594,21 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_too_long_is_not_reused() {
+        let ok: &[u8] = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok";
+        let (target, accepted) = server(vec![(ok, false)]).await;
+        let client = Client::new(target.clone(), Duration::from_secs(5))
+            .with_max_idle(Duration::from_millis(100));
+        let request = request(&target);
+        assert_eq!(client.send(&request).await.unwrap(), 202);
+        assert_eq!(client.send(&request).await.unwrap(), 202);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused while fresh");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(client.send(&request).await.unwrap(), 202);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new one once stale");
     }
 
     #[tokio::test]
