@@ -22,9 +22,6 @@ pub fn format(t: &DateTime<Utc>) -> String {
         return t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     }
     let mut text = String::with_capacity(30);
-    let digits = |text: &mut String, value: u32, width: usize| {
-        let _ = write!(text, "{value:0width$}");
-    };
     // Writing to a String cannot fail.
     let _ = write!(
         text,
@@ -37,14 +34,14 @@ pub fn format(t: &DateTime<Utc>) -> String {
         naive.second()
     );
     if nanos != 0 {
-        text.push('.');
-        if nanos % 1_000_000 == 0 {
-            digits(&mut text, nanos / 1_000_000, 3);
+        let (value, width) = if nanos % 1_000_000 == 0 {
+            (nanos / 1_000_000, 3)
         } else if nanos % 1_000 == 0 {
-            digits(&mut text, nanos / 1_000, 6);
+            (nanos / 1_000, 6)
         } else {
-            digits(&mut text, nanos, 9);
-        }
+            (nanos, 9)
+        };
+        let _ = write!(text, ".{value:0width$}");
     }
     text.push('Z');
     text
@@ -71,19 +68,12 @@ fn parse_own(b: &[u8]) -> Option<DateTime<Utc>> {
     if head[16] != b':' || rest.last() != Some(&b'Z') {
         return None;
     }
-    let number = |from: usize, to: usize| -> Option<u32> {
-        head[from..to].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
+    let number = |from: usize, to: usize| decimal(&head[from..to]);
     let fraction = &rest[..rest.len() - 1];
     let nanos = match fraction {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let value = digits.iter().try_fold(0u32, |n, &c| {
-                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-            })?;
-            value * 10u32.pow(9 - u32::try_from(digits.len()).ok()?)
+            decimal(digits)? * 10u32.pow(9 - u32::try_from(digits.len()).ok()?)
         }
         _ => return None,
     };
@@ -91,6 +81,13 @@ fn parse_own(b: &[u8]) -> Option<DateTime<Utc>> {
     NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?
         .and_hms_nano_opt(number(11, 13)?, number(14, 16)?, number(17, 19)?, nanos)
         .map(|t| t.and_utc())
+}
+
+/// ASCII digits as a number (at most nine of them, so it fits).
+fn decimal(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+    })
 }
 
 /// `#[serde(with = "crate::canonical::time::rfc3339")]` for `DateTime<Utc>`.
