@@ -299,7 +299,7 @@ impl Keys {
         format!(
             "{}:order-fulfillments:{}",
             self.prefix,
-            serde_json::json!([store, order_ref])
+            key_text(&[store, order_ref])
         )
     }
 
@@ -326,13 +326,15 @@ impl Keys {
 
 /// An unambiguous text for a fulfillment key inside a Redis key.
 fn fulfillment_id(key: &FulfillmentKey) -> String {
-    let FulfillmentKey {
-        store,
-        order_ref,
-        fulfillment_ref,
-    } = key;
-    // A JSON array of three strings; serialising strings cannot fail.
-    serde_json::to_string(&(store, order_ref, fulfillment_ref)).unwrap_or_default()
+    key_text(&[&key.store, &key.order_ref, &key.fulfillment_ref])
+}
+
+/// Parts of a Redis key name as one unambiguous text: a JSON array of
+/// strings, written without a `serde_json::Value` (these are built on
+/// every ingest and apply).
+fn key_text(parts: &[&str]) -> String {
+    // Serialising strings cannot fail.
+    serde_json::to_string(parts).unwrap_or_default()
 }
 
 /// The fulfillment hash's field holding one history entry.
@@ -1490,5 +1492,20 @@ impl Storage for RedisStorage {
             .query_async::<()>(&mut connection)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_texts_are_the_names_redis_already_holds() {
+        // Keys written before key_text were a serde_json::Value array's text.
+        let parts = ["acme", "450\"7", "a:b\\c", "ü"];
+        assert_eq!(
+            key_text(&parts),
+            serde_json::json!(["acme", "450\"7", "a:b\\c", "ü"]).to_string()
+        );
     }
 }

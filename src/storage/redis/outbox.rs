@@ -134,13 +134,8 @@ fn from_score(score: &str) -> Result<DateTime<Utc>, StorageError> {
 
 /// The queue a delivery waits in: one per rule and fulfillment.
 fn queue_member(d: &Delivery) -> String {
-    serde_json::json!([
-        d.rule,
-        d.fulfillment.store,
-        d.fulfillment.order_ref,
-        d.fulfillment.fulfillment_ref
-    ])
-    .to_string()
+    let f = &d.fulfillment;
+    super::key_text(&[&d.rule, &f.store, &f.order_ref, &f.fulfillment_ref])
 }
 
 fn parse_delivery(doc: &str) -> Result<Delivery, StorageError> {
