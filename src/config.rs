@@ -104,6 +104,10 @@ pub enum Backend {
 pub struct StorageSettings {
     pub backend: Backend,
     pub redis_url: Secret,
+    /// `redis_url` names nodes of a Redis Cluster (comma-separated; one is
+    /// enough to find the rest), and each partition is served by the node
+    /// that owns its hash slot.
+    pub redis_cluster: bool,
     pub key_prefix: String,
     pub partitions: u32,
     #[serde(deserialize_with = "duration")]

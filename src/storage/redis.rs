@@ -24,6 +24,7 @@
 //! `P:stats` (refused requests) and `P:workers` (live workers, for fair
 //! lease shares).
 
+mod connection;
 mod outbox;
 mod script;
 
@@ -34,10 +35,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError, Script, Value};
 use tokio::time::Instant;
 
+use self::connection::{Connection, Endpoint};
 use self::script::{run_pipeline, ScriptCall};
 use super::{
     Claim, EventFilter, FulfillmentWrite, LogEntry, LogPosition, Outcome, Stats, Storage,
@@ -57,9 +58,6 @@ const EVENT_FIELD: &str = "event";
 /// fields and never the whole history again.
 const HISTORY_FIELD: &str = "e:";
 const APPLIED_FIELD: &str = "a:";
-/// A dead Redis must turn into a fast 503, never a hung request.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a process that started while Redis was down tries again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// How often an idle worker looks for new entries. Polling rather than a
@@ -444,7 +442,7 @@ fn whole_fulfillment(
 pub struct RedisStorage {
     /// Empty until Redis first answers; a process started while Redis was
     /// down fills it from a background task.
-    connection: Arc<OnceLock<ConnectionManager>>,
+    connection: Arc<OnceLock<Connection>>,
     /// `host:port` for messages: the URL may carry a password.
     address: String,
     keys: Keys,
@@ -473,20 +471,14 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Connects with short timeouts, so that a dead Redis turns into a fast
-/// error, and makes sure every partition's consumer group exists.
+/// Connects (see [`Endpoint::connect`] for the timeouts) and makes sure
+/// every partition's consumer group exists.
 async fn establish(
-    client: &Client,
+    endpoint: &Endpoint,
     keys: &Keys,
     partitions: u32,
-) -> Result<ConnectionManager, RedisError> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(CONNECT_TIMEOUT)
-        .set_response_timeout(RESPONSE_TIMEOUT)
-        // No retries inside a command: its caller answers 503 at once, and
-        // the next command tries to reconnect again.
-        .set_number_of_retries(0);
-    let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+) -> Result<Connection, RedisError> {
+    let mut connection = endpoint.connect().await?;
     create_groups(&mut connection, keys, partitions).await?;
     Ok(connection)
 }
@@ -494,7 +486,7 @@ async fn establish(
 /// Creates each partition's stream and consumer group if missing (at
 /// start, and again if Redis lost them).
 async fn create_groups(
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     keys: &Keys,
     partitions: u32,
 ) -> Result<(), RedisError> {
@@ -525,8 +517,8 @@ async fn create_groups(
 /// Tries to connect every second until Redis answers or the storage is
 /// dropped.
 async fn keep_connecting(
-    cell: Weak<OnceLock<ConnectionManager>>,
-    client: Client,
+    cell: Weak<OnceLock<Connection>>,
+    endpoint: Endpoint,
     keys: Keys,
     partitions: u32,
 ) {
@@ -535,7 +527,7 @@ async fn keep_connecting(
         let Some(cell) = cell.upgrade() else {
             return;
         };
-        match establish(&client, &keys, partitions).await {
+        match establish(&endpoint, &keys, partitions).await {
             Ok(connection) => {
                 let _ = cell.set(connection);
                 tracing::info!("connected to Redis (storage.redis_url)");
@@ -556,20 +548,43 @@ impl RedisStorage {
         let unusable = |e: RedisError| {
             StorageError::Unavailable(format!("storage.redis_url is not a usable Redis URL: {e}"))
         };
-        let mut info = settings
-            .redis_url
-            .expose()
-            .into_connection_info()
-            .map_err(unusable)?;
-        // Replies are read in RESP2's shapes, whatever the URL asks for.
-        info.redis.protocol = ProtocolVersion::RESP2;
-        let client = Client::open(info).map_err(unusable)?;
-        let address = client.get_connection_info().addr.to_string();
+        // A Cluster's URL names one or more of its nodes, comma-separated.
+        let urls: Vec<&str> = if settings.redis_cluster {
+            settings
+                .redis_url
+                .expose()
+                .split(',')
+                .map(str::trim)
+                .collect()
+        } else {
+            vec![settings.redis_url.expose()]
+        };
+        let mut nodes = Vec::with_capacity(urls.len());
+        for url in urls {
+            let mut info = url.into_connection_info().map_err(unusable)?;
+            // Replies are read in RESP2's shapes, whatever the URL asks for.
+            info.redis.protocol = ProtocolVersion::RESP2;
+            nodes.push(info);
+        }
+        // `host:port` of each node for messages: the URL may carry a password.
+        let address = nodes
+            .iter()
+            .map(|n| n.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let endpoint = if settings.redis_cluster {
+            Endpoint::cluster(nodes).map_err(unusable)?
+        } else {
+            let node = nodes.pop().ok_or_else(|| {
+                unusable(RedisError::from((ErrorKind::InvalidClientConfig, "no URL")))
+            })?;
+            Endpoint::Single(Client::open(node).map_err(unusable)?)
+        };
         let keys = Keys {
             prefix: settings.key_prefix.clone(),
         };
         let connection = Arc::new(OnceLock::new());
-        match establish(&client, &keys, partitions).await {
+        match establish(&endpoint, &keys, partitions).await {
             Ok(manager) => {
                 let _ = connection.set(manager);
             }
@@ -581,7 +596,7 @@ impl RedisStorage {
                 );
                 tokio::spawn(keep_connecting(
                     Arc::downgrade(&connection),
-                    client,
+                    endpoint,
                     keys.clone(),
                     partitions,
                 ));
@@ -599,7 +614,7 @@ impl RedisStorage {
     }
 
     /// A handle on the shared connection (cheap: it is multiplexed).
-    fn connection(&self) -> Result<ConnectionManager, StorageError> {
+    fn connection(&self) -> Result<Connection, StorageError> {
         self.connection.get().cloned().ok_or_else(|| {
             StorageError::Unavailable(format!(
                 "not connected to Redis at {} (storage.redis_url) yet",
@@ -648,7 +663,7 @@ impl RedisStorage {
     /// Redis lost them (a restart without persistence, a flush).
     async fn with_groups<T, F, Fut>(&self, read: F) -> Result<T, StorageError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let mut connection = self.connection()?;
@@ -752,7 +767,7 @@ impl RedisStorage {
     /// Renews `held` leases and answers those still ours.
     async fn renew(
         &self,
-        connection: &ConnectionManager,
+        connection: &Connection,
         worker: &str,
         held: &[u32],
         ttl_ms: u64,
@@ -777,7 +792,7 @@ impl RedisStorage {
     /// Gives up `partitions` if `worker` holds them.
     async fn release(
         &self,
-        connection: &ConnectionManager,
+        connection: &Connection,
         worker: &str,
         partitions: impl Iterator<Item = u32>,
     ) -> Result<(), StorageError> {
@@ -801,7 +816,7 @@ impl RedisStorage {
     /// Tries to take each of the `free` partitions; answers those it got.
     async fn take(
         &self,
-        connection: &ConnectionManager,
+        connection: &Connection,
         worker: &str,
         free: Vec<u32>,
         ttl_ms: u64,
@@ -833,7 +848,7 @@ impl RedisStorage {
     /// in one round trip.
     async fn recent_pages(
         &self,
-        connection: &mut ConnectionManager,
+        connection: &mut Connection,
         cursors: &mut [RecentCursor],
     ) -> Result<(), StorageError> {
         let wanted: Vec<usize> = (0..cursors.len())
@@ -1194,16 +1209,29 @@ impl Storage for RedisStorage {
         &self,
         writes: &[FulfillmentWrite<'_>],
     ) -> Result<Vec<bool>, StorageError> {
+        let mut connection = self.connection()?;
         let mut pipe = redis::pipe();
+        // A new fulfillment is listed in its order before it exists: a
+        // crash in between leaves a name that readers skip, never a
+        // fulfillment missing from its order. One pipeline runs in order;
+        // on a Cluster the order's set is elsewhere and slots run apart,
+        // so the listing goes first, on its own.
+        let mut listing = redis::pipe();
         for w in writes.iter().filter(|w| w.expected.is_none()) {
-            // Listed before it exists (the pipeline runs in order): a crash
-            // in between leaves a name that readers skip, never a
-            // fulfillment missing from its order.
             let key = &w.value.key;
-            pipe.cmd("SADD")
+            let first = if connection.runs_slots_apart() {
+                &mut listing
+            } else {
+                &mut pipe
+            };
+            first
+                .cmd("SADD")
                 .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
                 .arg(&key.fulfillment_ref)
                 .ignore();
+        }
+        if !listing.is_empty() {
+            listing.query_async::<()>(&mut connection).await?;
         }
         // Which writes each reply answers: a write that fires deliveries
         // goes alone; the others go together per partition.
@@ -1225,7 +1253,6 @@ impl Storage for RedisStorage {
             self.compare_and_set_many_call(p, &group)?.add_to(&mut pipe);
             answers.push(indexes);
         }
-        let mut connection = self.connection()?;
         let scripts = [
             &self.scripts.compare_and_set,
             &self.scripts.compare_and_set_many,

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use shipgate::app::Application;
-use shipgate::config::{Backend, Settings};
+use shipgate::config::Settings;
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -412,13 +412,25 @@ impl TestApp {
     }
 }
 
+/// Where a test binary's apps keep their data: each binary running the
+/// suite names one as its `BACKEND`.
+#[allow(dead_code)] // each binary uses one
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuiteStore {
+    Memory,
+    Redis,
+    RedisCluster,
+}
+
 /// Settings that put an app on this test binary's backend
-/// (`crate::BACKEND`). On Redis: the binary's shared Redis, under a key
-/// prefix of the app's own so that tests never see each other's data.
+/// (`crate::BACKEND`). On Redis: the binary's shared Redis (or Cluster),
+/// under a key prefix of the app's own so that tests never see each
+/// other's data.
 pub fn backend_env() -> Vec<(String, String)> {
     match crate::BACKEND {
-        Backend::Memory => Vec::new(),
-        Backend::Redis => redis_env(&shared_redis_url()),
+        SuiteStore::Memory => Vec::new(),
+        SuiteStore::Redis => redis_env(&shared_redis_url()),
+        SuiteStore::RedisCluster => cluster_env(&shared_cluster().url()),
     }
 }
 
@@ -432,6 +444,87 @@ pub fn redis_env(url: &str) -> Vec<(String, String)> {
             format!("test-{}", uuid::Uuid::now_v7().simple()),
         ),
     ]
+}
+
+/// Settings for the Redis backend on the Cluster whose nodes `urls` names.
+pub fn cluster_env(urls: &str) -> Vec<(String, String)> {
+    let mut env = redis_env(urls);
+    env.push(("SHIPGATE__STORAGE__REDIS_CLUSTER".into(), "true".into()));
+    env
+}
+
+/// A throwaway three-node Redis Cluster started once for this test binary,
+/// which dies with it.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static SHARED: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| RedisCluster::start(false))
+}
+
+/// A Redis Cluster of three primaries, each a [`RedisServer`] of the
+/// test's own owning a third of the hash slots.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the nodes (`durable` as for [`RedisServer::start`]), gives
+    /// each its slots, joins them and waits until every node sees the
+    /// whole Cluster up.
+    pub fn start(durable: bool) -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_cluster_node(durable))
+            .collect();
+        let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+        for (node, (first, last)) in nodes.iter().zip(ranges) {
+            node.query::<()>(
+                redis::cmd("CLUSTER")
+                    .arg("ADDSLOTSRANGE")
+                    .arg(first)
+                    .arg(last),
+            );
+        }
+        for other in &nodes[1..] {
+            nodes[0].query::<()>(
+                redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(other.port),
+            );
+        }
+        let cluster = Self { nodes };
+        cluster.wait_until_up();
+        cluster
+    }
+
+    /// Waits until every node sees all three nodes and every slot served
+    /// (at start, and after a node's restart); panics after 20 s.
+    pub fn wait_until_up(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        for node in &self.nodes {
+            loop {
+                let info: String = node.query(redis::cmd("CLUSTER").arg("INFO"));
+                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the test Redis Cluster did not come up: node {} says {info}",
+                    node.url()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Every node's URL, comma-separated, as `storage.redis_url` takes
+    /// them for a Cluster.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// `REDIS_URL` when set; else a throwaway redis-server started once for
@@ -457,6 +550,8 @@ pub struct RedisServer {
     /// Every write fsynced to an append-only file, so a restart loses
     /// nothing; otherwise nothing is saved at all.
     durable: bool,
+    /// A node of a Redis Cluster, with its cluster state in `dir`.
+    cluster: bool,
     watchdog: Option<std::process::Child>,
 }
 
@@ -464,6 +559,15 @@ impl RedisServer {
     /// Starts one; panics, saying how to get one, when redis-server is
     /// not installed.
     pub fn start(durable: bool) -> Self {
+        Self::start_with(durable, false)
+    }
+
+    /// Starts a node for a [`RedisCluster`], owning no slots yet.
+    pub fn start_cluster_node(durable: bool) -> Self {
+        Self::start_with(durable, true)
+    }
+
+    fn start_with(durable: bool, cluster: bool) -> Self {
         if let Err(e) = std::process::Command::new("redis-server")
             .arg("--version")
             .output()
@@ -484,6 +588,7 @@ impl RedisServer {
             port,
             dir,
             durable,
+            cluster,
             watchdog: None,
         };
         server.launch();
@@ -520,6 +625,10 @@ impl RedisServer {
             "--save".into(),
             String::new(),
         ];
+        if self.cluster {
+            args.extend(["--cluster-enabled".into(), "yes".into()]);
+            args.extend(["--cluster-config-file".into(), "nodes.conf".into()]);
+        }
         if self.durable {
             args.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
         } else {
@@ -564,6 +673,15 @@ fi"#,
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// Runs `command` and answers its reply; panics when the server does
+    /// not answer, naming the command.
+    fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let answer = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .and_then(|mut connection| command.query(&mut connection));
+        answer.unwrap_or_else(|e| panic!("redis-server {}: {e}", self.url()))
     }
 
     /// Sends one inline command; the first line of the answer, if any.

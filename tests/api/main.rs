@@ -14,4 +14,4 @@ mod shopify;
 mod shopify_rest;
 
 /// The storage backend the suite runs on here (read by `helpers`).
-const BACKEND: shipgate::config::Backend = shipgate::config::Backend::Memory;
+const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Memory;

@@ -23,4 +23,4 @@ mod shopify;
 mod shopify_rest;
 
 /// The storage backend the suite runs on here (read by `helpers`).
-const BACKEND: shipgate::config::Backend = shipgate::config::Backend::Redis;
+const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Redis;

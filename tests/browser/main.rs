@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use helpers::*;
 
 /// The storage backend the suite runs on here (read by `helpers`).
-const BACKEND: shipgate::config::Backend = shipgate::config::Backend::Memory;
+const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Memory;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

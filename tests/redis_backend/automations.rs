@@ -26,7 +26,7 @@ fn rules_file(on: &[&str], url: &str) -> PathBuf {
 
 /// The environment of the gateways: one deployment, quick retries.
 fn gateway_env(redis: &RedisServer, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = deployment_env(&redis.url(), LEASE_TTL);
+    let mut env = deployment_env(redis_env(&redis.url()), LEASE_TTL);
     let fast = [
         ("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
         ("SHIPGATE__DELIVERY__RETRY_SCHEDULE", "200ms,500ms,1s,2s"),

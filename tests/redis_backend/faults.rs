@@ -2,7 +2,7 @@
 //! counts what was answered, and checks through the ops API that every
 //! update answered 2xx was applied exactly once and in its fulfillment's
 //! order. Gateways run as real `shipgate` processes so they can be killed;
-//! each test has a redis-server of its own.
+//! each test has a redis-server (or a three-node Redis Cluster) of its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -189,11 +189,15 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     started.elapsed()
 }
 
-/// The environment of gateways sharing one deployment on the Redis at
-/// `url`: one key prefix, leases of `lease_ttl`.
-pub(crate) fn deployment_env(url: &str, lease_ttl: Duration) -> Vec<(String, String)> {
+/// The environment of gateways sharing one deployment on the Redis (or
+/// Cluster) that `store` names ([`redis_env`], [`cluster_env`]): one key
+/// prefix, leases of `lease_ttl`.
+pub(crate) fn deployment_env(
+    store: Vec<(String, String)>,
+    lease_ttl: Duration,
+) -> Vec<(String, String)> {
     let mut env = test_env();
-    env.extend(redis_env(url));
+    env.extend(store);
     env.push((
         "SHIPGATE__WORKER__LEASE_TTL".into(),
         format!("{}ms", lease_ttl.as_millis()),
@@ -343,7 +347,7 @@ fn signal(pid: u32, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_mid_load_then_restarted_applies_every_2xx_exactly_once() {
     let redis = RedisServer::start(false);
-    let env = deployment_env(&redis.url(), LEASE_TTL);
+    let env = deployment_env(redis_env(&redis.url()), LEASE_TTL);
     let plan = plan(40, 8);
     let first = Gateway::start(&env).await;
     let (targets, receiver) = watch::channel(vec![first.app.address.clone()]);
@@ -376,7 +380,23 @@ async fn a_gateway_killed_mid_load_then_restarted_applies_every_2xx_exactly_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_share_the_work_and_the_survivor_takes_over_in_order() {
     let redis = RedisServer::start(false);
-    let env = deployment_env(&redis.url(), LEASE_TTL);
+    two_gateways_share_and_one_takes_over(&deployment_env(redis_env(&redis.url()), LEASE_TTL))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_on_a_redis_cluster_share_the_work_and_the_survivor_takes_over_in_order() {
+    let cluster = RedisCluster::start(false);
+    two_gateways_share_and_one_takes_over(&deployment_env(cluster_env(&cluster.url()), LEASE_TTL))
+        .await;
+}
+
+/// Two gateways of one deployment (`env`) ingest and apply a load
+/// together until one is SIGKILLed; the other takes over its partitions
+/// within the lease time, and every 2xx'd update is applied once, in its
+/// fulfillment's order.
+async fn two_gateways_share_and_one_takes_over(env: &[(String, String)]) {
+    let env = env.to_vec();
     let plan = plan(40, 10);
     let doomed = Gateway::start(&env).await;
     let survivor = Gateway::start(&env).await;
@@ -421,7 +441,7 @@ async fn two_gateways_share_the_work_and_the_survivor_takes_over_in_order() {
 async fn a_gateway_stopped_with_sigterm_hands_its_partitions_over_at_once() {
     let redis = RedisServer::start(false);
     // Long leases: a takeover well within one shows they were released.
-    let env = deployment_env(&redis.url(), Duration::from_secs(9));
+    let env = deployment_env(redis_env(&redis.url()), Duration::from_secs(9));
     let leaving = Gateway::start(&env).await;
     let staying = Gateway::start(&env).await;
     wait_until("both gateways hold partitions", PATIENCE, || {
@@ -454,7 +474,7 @@ async fn a_gateway_stopped_with_sigterm_hands_its_partitions_over_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_started_while_redis_is_down_waits_for_it_without_exiting() {
     let mut redis = RedisServer::start(false);
-    let env = deployment_env(&redis.url(), LEASE_TTL);
+    let env = deployment_env(redis_env(&redis.url()), LEASE_TTL);
     redis.stop();
     let gateway = Gateway::spawn(&env).await;
     assert_eq!(gateway.status_of("/ready").await, Some(503));
@@ -475,7 +495,7 @@ async fn a_gateway_started_while_redis_is_down_waits_for_it_without_exiting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
     let mut redis = RedisServer::start(true);
-    let env = deployment_env(&redis.url(), LEASE_TTL);
+    let env = deployment_env(redis_env(&redis.url()), LEASE_TTL);
     let plan = plan(40, 30);
     let gateway = Gateway::start(&env).await;
     let (_targets, receiver) = watch::channel(vec![gateway.app.address.clone()]);
@@ -521,6 +541,48 @@ async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
         tally.unavailable() as u64,
         "one storage error per 503"
     );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_cluster_node_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
+    let mut cluster = RedisCluster::start(true);
+    let env = deployment_env(cluster_env(&cluster.url()), LEASE_TTL);
+    let plan = plan(40, 30);
+    let gateway = Gateway::start(&env).await;
+    let (_targets, receiver) = watch::channel(vec![gateway.app.address.clone()]);
+    let tally = Tally::default();
+    let load = send_load(&plan, receiver, 8, Duration::from_millis(40), &tally);
+    let outage = async {
+        wait_until("load under way", PATIENCE, || tally.accepted() >= 100).await;
+        // The partitions whose slots it serves are out; the others are not
+        // (well within cluster-node-timeout, so the Cluster stays up).
+        cluster.nodes[1].stop();
+        let ready = gateway.status_of("/ready").await;
+        assert_eq!(ready, Some(503), "/ready while a Cluster node is down");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let during = tally.accepted();
+        cluster.nodes[1].restart();
+        cluster.wait_until_up();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while gateway.status_of("/ready").await != Some(200) {
+            assert!(Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        during
+    };
+    let ((), accepted_before_restart) = tokio::join!(load, outage);
+    assert!(tally.unavailable() > 0, "no request saw the outage");
+    assert_eq!(tally.unreachable(), 0, "the gateway must keep answering");
+    assert!(
+        accepted_before_restart < total(&plan),
+        "the load ended before the node came back"
+    );
+    assert_eq!(tally.accepted(), total(&plan));
+    gateway.app.wait_until_applied().await;
+    assert_applied_once_in_order(&gateway.app, &plan).await;
+    let stats = gateway.app.stats("shopify").await;
+    assert_eq!(stats["accepted"], total(&plan), "{stats}");
     gateway.stop().await;
 }
 

@@ -13,4 +13,4 @@ mod helpers;
 mod storage;
 
 /// The storage backend `spawn_app` uses here (read by `helpers`).
-const BACKEND: shipgate::config::Backend = shipgate::config::Backend::Redis;
+const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Redis;
