@@ -1,7 +1,8 @@
 //! The production backend: one Redis 7 (or Redis Cluster) shared by every
 //! gateway process, reached over a multiplexed connection per thread that
 //! opens it (each HTTP worker thread and the workers' thread; see
-//! [`crate::storage::reopen`]).
+//! [`crate::storage::reopen`]); on a Cluster, one that routes each command
+//! to its slot's node ([`connection`]).
 //!
 //! Key layout, all under `storage.key_prefix` (`P` below). Everything one
 //! event touches atomically lives in its partition's hash-tag slot
