@@ -214,6 +214,16 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
+    /// Waits until `/ready` answers 200 again after an outage; panics
+    /// after 15 s.
+    async fn wait_until_ready_again(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.status_of("/ready").await != Some(200) {
+            assert!(Instant::now() < deadline, "never ready again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts one and waits until it is ready.
     async fn start(env: &[(String, String)]) -> Self {
         let gateway = Self::spawn(env).await;
@@ -492,6 +502,29 @@ async fn a_gateway_started_while_redis_is_down_waits_for_it_without_exiting() {
     gateway.stop().await;
 }
 
+/// After a load that ran through a storage outage ending when
+/// `accepted_before_restart` updates were in: requests saw the outage,
+/// none went unanswered, the load outlasted it, and every update was
+/// accepted at last and applied once, in order.
+async fn assert_the_outage_lost_nothing(
+    gateway: &Gateway,
+    plan: &[(String, Vec<Update>)],
+    tally: &Tally,
+    accepted_before_restart: usize,
+) {
+    assert!(tally.unavailable() > 0, "no request saw the outage");
+    assert_eq!(tally.unreachable(), 0, "the gateway must keep answering");
+    assert!(
+        accepted_before_restart < total(plan),
+        "the load ended before storage came back"
+    );
+    assert_eq!(tally.accepted(), total(plan));
+    gateway.app.wait_until_applied().await;
+    assert_applied_once_in_order(&gateway.app, plan).await;
+    let stats = gateway.app.stats("shopify").await;
+    assert_eq!(stats["accepted"], total(plan), "{stats}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
     let mut redis = RedisServer::start(true);
@@ -513,25 +546,11 @@ async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
         assert_eq!(tally.accepted(), settled, "a 2xx while Redis was down");
         let during = tally.accepted();
         redis.restart();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while gateway.status_of("/ready").await != Some(200) {
-            assert!(Instant::now() < deadline, "never ready again");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        gateway.wait_until_ready_again().await;
         during
     };
     let ((), accepted_before_restart) = tokio::join!(load, outage);
-    assert!(tally.unavailable() > 0, "no request saw the outage");
-    assert_eq!(tally.unreachable(), 0, "the gateway must keep answering");
-    assert!(
-        accepted_before_restart < total(&plan),
-        "the load ended before Redis came back"
-    );
-    assert_eq!(tally.accepted(), total(&plan));
-    gateway.app.wait_until_applied().await;
-    assert_applied_once_in_order(&gateway.app, &plan).await;
-    let stats = gateway.app.stats("shopify").await;
-    assert_eq!(stats["accepted"], total(&plan), "{stats}");
+    assert_the_outage_lost_nothing(&gateway, &plan, &tally, accepted_before_restart).await;
     let ingest_errors = Scrape::of(&gateway.app)
         .await
         .value("shipgate_storage_errors_total", &[("operation", "ingest")])
@@ -564,25 +583,11 @@ async fn a_redis_cluster_node_outage_answers_503_loses_no_2xx_and_recovers_by_it
         let during = tally.accepted();
         cluster.nodes[1].restart();
         cluster.wait_until_up();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while gateway.status_of("/ready").await != Some(200) {
-            assert!(Instant::now() < deadline, "never ready again");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        gateway.wait_until_ready_again().await;
         during
     };
     let ((), accepted_before_restart) = tokio::join!(load, outage);
-    assert!(tally.unavailable() > 0, "no request saw the outage");
-    assert_eq!(tally.unreachable(), 0, "the gateway must keep answering");
-    assert!(
-        accepted_before_restart < total(&plan),
-        "the load ended before the node came back"
-    );
-    assert_eq!(tally.accepted(), total(&plan));
-    gateway.app.wait_until_applied().await;
-    assert_applied_once_in_order(&gateway.app, &plan).await;
-    let stats = gateway.app.stats("shopify").await;
-    assert_eq!(stats["accepted"], total(&plan), "{stats}");
+    assert_the_outage_lost_nothing(&gateway, &plan, &tally, accepted_before_restart).await;
     gateway.stop().await;
 }
 
