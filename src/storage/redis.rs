@@ -36,7 +36,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use redis::{Client, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError, Script, Value};
+use redis::{ErrorKind, RedisError, Script, Value};
 use tokio::time::Instant;
 
 use self::connection::{Connection, Endpoint};
@@ -549,38 +549,9 @@ impl RedisStorage {
         let unusable = |e: RedisError| {
             StorageError::Unavailable(format!("storage.redis_url is not a usable Redis URL: {e}"))
         };
-        // A Cluster's URL names one or more of its nodes, comma-separated.
-        let urls: Vec<&str> = if settings.redis_cluster {
-            settings
-                .redis_url
-                .expose()
-                .split(',')
-                .map(str::trim)
-                .collect()
-        } else {
-            vec![settings.redis_url.expose()]
-        };
-        let mut nodes = Vec::with_capacity(urls.len());
-        for url in urls {
-            let mut info = url.into_connection_info().map_err(unusable)?;
-            // Replies are read in RESP2's shapes, whatever the URL asks for.
-            info.redis.protocol = ProtocolVersion::RESP2;
-            nodes.push(info);
-        }
-        // `host:port` of each node for messages: the URL may carry a password.
-        let address = nodes
-            .iter()
-            .map(|n| n.addr.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let endpoint = if settings.redis_cluster {
-            Endpoint::cluster(nodes).map_err(unusable)?
-        } else {
-            let node = nodes.pop().ok_or_else(|| {
-                unusable(RedisError::from((ErrorKind::InvalidClientConfig, "no URL")))
-            })?;
-            Endpoint::Single(Client::open(node).map_err(unusable)?)
-        };
+        let (endpoint, address) =
+            Endpoint::parse(settings.redis_url.expose(), settings.redis_cluster)
+                .map_err(unusable)?;
         let keys = Keys {
             prefix: settings.key_prefix.clone(),
         };

@@ -16,7 +16,10 @@ use futures_util::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Arg, Client, Cmd, ErrorKind, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    Arg, Client, Cmd, ConnectionInfo, ErrorKind, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisFuture, RedisResult, Value,
+};
 
 /// A dead Redis must turn into a fast 503, never a hung request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -35,6 +38,28 @@ pub(super) enum Endpoint {
 }
 
 impl Endpoint {
+    /// Reads `storage.redis_url`: one URL, or for a Cluster one or more of
+    /// its nodes' URLs, comma-separated. Answers with `host:port` of each
+    /// node for messages (the URL may carry a password).
+    pub(super) fn parse(url: &str, cluster: bool) -> RedisResult<(Self, String)> {
+        if cluster {
+            let nodes = url
+                .split(',')
+                .map(|url| node(url.trim()))
+                .collect::<RedisResult<Vec<_>>>()?;
+            let address = nodes
+                .iter()
+                .map(|node| node.addr.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            Ok((Self::cluster(nodes)?, address))
+        } else {
+            let node = node(url)?;
+            let address = node.addr.to_string();
+            Ok((Self::Single(Client::open(node)?), address))
+        }
+    }
+
     /// Opens a connection with short timeouts and no retries of its own
     /// (beyond a Cluster's redirections): its caller answers 503 at once
     /// and the next command tries again.
@@ -52,17 +77,25 @@ impl Endpoint {
         }
     }
 
-    /// The seed nodes of a Cluster built with this module's timeouts.
-    pub(super) fn cluster(seeds: Vec<redis::ConnectionInfo>) -> RedisResult<Self> {
+    /// A Cluster found through `seeds`, reached with this module's timeouts.
+    fn cluster(seeds: Vec<ConnectionInfo>) -> RedisResult<Self> {
         let client = ClusterClient::builder(seeds)
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
             .retries(CLUSTER_RETRIES)
             .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
-            .use_protocol(redis::ProtocolVersion::RESP2)
+            .use_protocol(ProtocolVersion::RESP2)
             .build()?;
         Ok(Self::Cluster(client))
     }
+}
+
+/// One node's URL, read for RESP2: replies are read in its shapes,
+/// whatever the URL asks for.
+fn node(url: &str) -> RedisResult<ConnectionInfo> {
+    let mut info = url.into_connection_info()?;
+    info.redis.protocol = ProtocolVersion::RESP2;
+    Ok(info)
 }
 
 /// A multiplexed connection to a single Redis or to a Cluster: cheap to
@@ -201,6 +234,23 @@ fn slot(key: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_url_lists_every_seed_node_and_no_password() {
+        let (endpoint, address) = Endpoint::parse(
+            "redis://:hunter2@127.0.0.1:7000, redis://:hunter2@127.0.0.1:7001",
+            true,
+        )
+        .expect("two seed URLs");
+        assert!(matches!(endpoint, Endpoint::Cluster(_)));
+        assert_eq!(address, "127.0.0.1:7000,127.0.0.1:7001");
+        let (endpoint, address) =
+            Endpoint::parse("redis://:hunter2@127.0.0.1:6379", false).expect("one URL");
+        assert!(matches!(endpoint, Endpoint::Single(_)));
+        assert_eq!(address, "127.0.0.1:6379");
+        assert!(Endpoint::parse("redis://127.0.0.1:7000,", true).is_err());
+        assert!(Endpoint::parse("http://127.0.0.1:7000", true).is_err());
+    }
 
     #[test]
     fn slots_follow_the_cluster_specification() {
