@@ -263,7 +263,7 @@ impl Storage for MemoryStorage {
             stored.applied = current.value.applied.clone();
         }
         stored.absorb(change);
-        let version = expected.map_or(1, |v| v + 1);
+        let version = super::version_after(expected);
         state.fulfillments.insert(
             value.key.clone(),
             Versioned {

@@ -428,3 +428,43 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing() {
     assert_eq!(recent["events"], json!([]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_inline_create_between_two_webhooks_is_built_on() {
+    // The worker remembers the summary it wrote for the first webhook;
+    // the REST create changes the fulfillment under it, and the second
+    // webhook must build on that change, not on what the worker wrote.
+    let app = spawn_app().await;
+    let mut transit = sample("shopify", "fulfillment_event_create");
+    transit["status"] = json!("in_transit");
+    transit["happened_at"] = json!("2026-11-22T06:30:00-05:00");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &transit))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+        TestApp::history_words(f).len() == 1
+    })
+    .await;
+    created(&app, &event_body("delivered", "2026-11-22T16:30:00-05:00")).await;
+    let mut delayed = transit.clone();
+    delayed["id"] = json!(transit["id"].as_u64().unwrap_or_default() + 1);
+    delayed["status"] = json!("delayed");
+    delayed["happened_at"] = json!("2026-11-22T18:00:00-05:00");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &delayed))
+        .await;
+    assert_eq!(response.status(), 200);
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+            TestApp::history_words(f).len() == 3
+        })
+        .await;
+    assert_eq!(
+        TestApp::history_words(&f),
+        ["in_transit", "delivered", "delayed"]
+    );
+    assert_eq!(f["status"], "delivered", "{f}");
+    assert_eq!(f["deliveredAt"], "2026-11-22T21:30:00.000Z", "{f}");
+    app.stop().await;
+}
