@@ -10,7 +10,7 @@ mod state;
 mod view;
 mod worker;
 
-pub use self::core::{ApplyResult, CreateError, FulfillmentCore, LastWritten};
+pub use self::core::{ApplyResult, CreateError, FulfillmentCore};
 pub use order::Order;
 pub use state::{
     Applied, Effects, EntryKind, Fulfillment, HistoryChange, HistoryEntry, LineItem, Retracted,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::core::{FulfillmentCore, LastWritten};
+use super::core::FulfillmentCore;
 use crate::canonical::CanonicalEvent;
 use crate::config::WorkerSettings;
 use crate::ops::metrics::Metrics;
@@ -64,7 +64,6 @@ impl Worker {
         let mut held: Vec<u32> = Vec::new();
         let mut renew_at = Instant::now();
         let mut backoff = Backoff::default();
-        let mut written = LastWritten::default();
         while !shutdown.is_cancelled() {
             if Instant::now() >= renew_at {
                 match self
@@ -75,7 +74,6 @@ impl Worker {
                     Ok(partitions) => {
                         if partitions != held {
                             tracing::info!(worker = %self.id, ?partitions, "partitions held");
-                            written.clear();
                         }
                         held = partitions;
                         renew_at = Instant::now() + renew_every;
@@ -107,7 +105,7 @@ impl Worker {
                     backoff.reset();
                     let full = entries.len() >= self.settings.batch_size;
                     if !entries.is_empty() {
-                        self.apply_batch(entries, &mut written, &shutdown).await;
+                        self.apply_batch(entries, &shutdown).await;
                     }
                     if !full {
                         self.linger(round, &shutdown).await;
@@ -144,18 +142,13 @@ impl Worker {
     /// acknowledges it. A batch left unapplied (shutdown while storage is
     /// failing) stays in the log for the next holder; applying it again is
     /// harmless.
-    async fn apply_batch(
-        &self,
-        entries: Vec<LogEntry>,
-        written: &mut LastWritten,
-        shutdown: &CancellationToken,
-    ) {
+    async fn apply_batch(&self, entries: Vec<LogEntry>, shutdown: &CancellationToken) {
         self.metrics.observe_batch(entries.len());
         let events: Vec<&CanonicalEvent> = entries.iter().map(|e| &e.event).collect();
         let mut backoff = Backoff::default();
         loop {
             let started = Instant::now();
-            match self.core.apply_logged(&events, written).await {
+            match self.core.apply_logged(&events).await {
                 Ok(()) => {
                     let share =
                         started.elapsed() / u32::try_from(events.len().max(1)).unwrap_or(u32::MAX);
@@ -165,8 +158,6 @@ impl Worker {
                     break;
                 }
                 Err(e) => {
-                    // What the failed batch wrote is not known.
-                    written.clear();
                     self.metrics.count_storage_error("apply");
                     tracing::warn!(worker = %self.id, error = %e, "applying a batch failed; retrying");
                     if shutdown.is_cancelled() {

@@ -77,13 +77,6 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
-/// The version a compare-and-set that expected `expected` (None: the
-/// value did not exist) writes. Every backend counts alike, so a writer
-/// knows what it wrote without reading it back.
-pub fn version_after(expected: Option<u64>) -> u64 {
-    expected.map_or(1, |v| v + 1)
-}
-
 /// One write of [`Storage::compare_and_set_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct FulfillmentWrite<'a> {

@@ -357,7 +357,7 @@ fn write_arguments(
     call.arg(outbox::stall_argument(w.fired))
         .arg(fulfillment_id(&w.value.key))
         .arg(w.expected.map(|v| v.to_string()).unwrap_or_default())
-        .arg(super::version_after(w.expected))
+        .arg(w.expected.map_or(1, |v| v + 1))
         .arg(serde_json::to_string(w.value).map_err(corrupt)?)
         .arg(change.applied.len() + change.added.len())
         .arg(change.removed.len());

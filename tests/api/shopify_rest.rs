@@ -431,9 +431,9 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing() {
 
 #[tokio::test]
 async fn an_inline_create_between_two_webhooks_is_built_on() {
-    // The worker remembers the summary it wrote for the first webhook;
-    // the REST create changes the fulfillment under it, and the second
-    // webhook must build on that change, not on what the worker wrote.
+    // The worker applies the webhooks; the REST create applies inline in
+    // between, and the second webhook must build on that change, not on
+    // the state the worker itself last wrote.
     let app = spawn_app().await;
     let mut transit = sample("shopify", "fulfillment_event_create");
     transit["status"] = json!("in_transit");
