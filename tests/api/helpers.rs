@@ -676,7 +676,7 @@ fi"#,
     }
 
     /// Runs `command` and answers its reply; panics when the server does
-    /// not answer, naming the command.
+    /// not answer, naming the server.
     fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
         let answer = redis::Client::open(self.url())
             .and_then(|client| client.get_connection())

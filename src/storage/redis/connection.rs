@@ -156,16 +156,20 @@ async fn per_slot(
         // sent as it is and Redis refuses it if it spans slots.
         return cluster.req_packed_commands(pipeline, offset, count).await;
     }
+    let slots: Vec<Option<u16>> = pipeline
+        .cmd_iter()
+        .map(|cmd| routing_key(cmd).map(slot))
+        .collect();
+    if slots.windows(2).all(|pair| pair[0] == pair[1]) {
+        return cluster.req_packed_commands(pipeline, offset, count).await;
+    }
     let mut groups: BTreeMap<Option<u16>, (Vec<usize>, Pipeline)> = BTreeMap::new();
-    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+    for (i, (cmd, slot)) in pipeline.cmd_iter().zip(slots).enumerate() {
         let (indexes, part) = groups
-            .entry(routing_key(cmd).map(slot))
+            .entry(slot)
             .or_insert_with(|| (Vec::new(), redis::pipe()));
         indexes.push(i);
         part.add_command(cmd.clone());
-    }
-    if groups.len() <= 1 {
-        return cluster.req_packed_commands(pipeline, offset, count).await;
     }
     let answers = join_all(groups.values().map(|(_, part)| {
         let mut cluster = cluster.clone();
