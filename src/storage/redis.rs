@@ -8,10 +8,13 @@
 //! event touches atomically lives in its partition's hash-tag slot
 //! `{P:p<n>}`, so every script runs on one Cluster slot:
 //! - `P:{P:p<n>}:log`: the partition's stream, with one consumer group;
+//!   it keeps, beside the entries not yet acknowledged, the newest
+//!   `storage.recent_events / partitions` acknowledged ones, which are the
+//!   recent-events feed (see `TRIM_LOG`);
 //! - `P:{P:p<n>}:seen:…`: dedup keys (content fingerprint; delivery id
 //!   scoped to its fulfillment), valued with the event id that claimed them;
-//! - `P:{P:p<n>}:stats`, `:unmapped`, `:recent`: counters, unmapped words
-//!   and recently accepted events of the partition, merged on read;
+//! - `P:{P:p<n>}:stats`, `:unmapped`: counters and unmapped words of the
+//!   partition, merged on read;
 //! - `P:{P:p<n>}:lease`: the worker holding the partition;
 //! - `P:{P:p<n>}:fulfillment:…`: a hash of the version `v`, the summary
 //!   `doc`, a field `e:<event id>` per history entry and `a:<event id>`
@@ -29,8 +32,8 @@ mod connection;
 mod outbox;
 mod script;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, OnceLock, Weak};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,21 +71,20 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 const RECENT_PAGE: usize = 64;
 
 /// Claims both dedup keys and appends the event, or only counts a
-/// duplicate. KEYS: log, stats, unmapped, recent, then the dedup keys
-/// (delivery first, as the memory backend checks). ARGV: event id, dedup
-/// ttl ms, event JSON, provider, "1" if unmapped, raw word, recent cap.
+/// duplicate. KEYS: log, stats, unmapped, then the dedup keys (delivery
+/// first, as the memory backend checks). ARGV: event id, dedup ttl ms,
+/// event JSON, provider, "1" if unmapped, raw word.
 /// `SET NX GET` (Redis 7) claims a key and reads a holder in one call; a
 /// claim made before a later key turns out taken is undone, so a duplicate
 /// writes nothing; so is every claim if the append fails (the only write
 /// that can fail on a sound key space), so that the sender's retry is not
-/// taken for a duplicate of an event never recorded. The recent list is
-/// trimmed once it is a slack over its cap, not on every push; readers
-/// stop at the cap.
+/// taken for a duplicate of an event never recorded. The log itself is the
+/// recent-events feed (see `TRIM_LOG`), so an event is written once.
 const CLAIM_AND_APPEND: &str = r"
-for i = 5, #KEYS do
+for i = 4, #KEYS do
   local original = redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2], 'GET')
   if original then
-    for j = 5, i - 1 do
+    for j = 4, i - 1 do
       redis.call('DEL', KEYS[j])
     end
     redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':duplicate', 1)
@@ -91,7 +93,7 @@ for i = 5, #KEYS do
 end
 local appended = redis.pcall('XADD', KEYS[1], '*', 'event', ARGV[3])
 if type(appended) == 'table' and appended.err then
-  for j = 5, #KEYS do
+  for j = 4, #KEYS do
     redis.call('DEL', KEYS[j])
   end
   return appended
@@ -100,10 +102,6 @@ redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':accepted', 1)
 if ARGV[5] == '1' then
   redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':unmapped', 1)
   redis.call('ZINCRBY', KEYS[3], 1, ARGV[4] .. ':' .. ARGV[6])
-end
-local cap = tonumber(ARGV[7])
-if redis.call('LPUSH', KEYS[4], ARGV[3]) > cap + math.max(64, math.floor(cap / 8)) then
-  redis.call('LTRIM', KEYS[4], 0, cap - 1)
 end
 return false
 ";
@@ -174,6 +172,47 @@ end
 return written
 ";
 
+/// Drops the log entries before a stream id, or before the oldest entry
+/// still pending for any worker if that is older: every entry before both
+/// is applied and acknowledged (entries are delivered in order, and one
+/// delivered and not pending was acknowledged). KEYS: log. ARGV: group, id.
+const TRIM_LOG: &str = r"
+local function older(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, bms = tonumber(ams), tonumber(bms)
+  return ams < bms or (ams == bms and tonumber(aseq) < tonumber(bseq))
+end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local bound = ARGV[2]
+if pending[1] > 0 and older(pending[2], bound) then
+  bound = pending[2]
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+";
+
+/// A partition's backlog: its entries not yet acknowledged, pending or
+/// never delivered (the group's lag). KEYS: log. ARGV: group. Redis cannot
+/// always tell the lag of a stream that entries were deleted from (older
+/// versions deleted each on acknowledgement) until those deletions are
+/// trimmed away; till then the stream's length, an upper bound, is the
+/// answer.
+const BACKLOG: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local fields = {}
+  for i = 1, #group, 2 do
+    fields[group[i]] = group[i + 1]
+  end
+  if fields['name'] == ARGV[1] and fields['lag'] then
+    return fields['pending'] + fields['lag']
+  end
+end
+return redis.call('XLEN', KEYS[1])
+";
+
 /// Stores an order under both its ids unless either is taken. KEYS: the
 /// index of our id, the index of the client's id, the order document.
 /// ARGV: our id, the order JSON.
@@ -229,6 +268,8 @@ struct Scripts {
     register_worker: Script,
     renew_lease: Script,
     release_lease: Script,
+    trim_log: Script,
+    backlog: Script,
 }
 
 impl Scripts {
@@ -241,6 +282,8 @@ impl Scripts {
             register_worker: Script::new(REGISTER_WORKER),
             renew_lease: Script::new(RENEW_LEASE),
             release_lease: Script::new(RELEASE_LEASE),
+            trim_log: Script::new(TRIM_LOG),
+            backlog: Script::new(BACKLOG),
         }
     }
 }
@@ -270,7 +313,9 @@ impl Keys {
         self.partition(partition, "unmapped")
     }
 
-    fn recent(&self, partition: u32) -> String {
+    /// The recent-events list of versions before the log served the feed;
+    /// deleted at start (see [`create_groups`]).
+    fn superseded_recent_list(&self, partition: u32) -> String {
         self.partition(partition, "recent")
     }
 
@@ -451,6 +496,40 @@ pub struct RedisStorage {
     partitions: u32,
     dedup_ttl_ms: u64,
     recent_per_partition: usize,
+    /// Where this process's worker may next trim each partition's log.
+    trim_marks: Mutex<HashMap<u32, TrimMark>>,
+}
+
+/// A partition's acknowledgements since its log was last trimmed. Trimming
+/// to the entry acknowledged last a feed's worth of acknowledgements ago
+/// keeps at least that many acknowledged entries (between one and two
+/// feeds' worth), and costs one call per feed's worth.
+#[derive(Debug, Default, Clone)]
+struct TrimMark {
+    /// The entry acknowledged last when the log was last trimmed.
+    entry: Option<String>,
+    /// Entries acknowledged since.
+    since: usize,
+}
+
+impl TrimMark {
+    /// The mark after `count` more acknowledgements ending with `last`,
+    /// and the entry to trim before if it is time to.
+    fn after(&self, count: usize, last: &str, feed: usize) -> (TrimMark, Option<String>) {
+        let since = self.since + count;
+        if since < feed {
+            let mark = TrimMark {
+                entry: self.entry.clone(),
+                since,
+            };
+            return (mark, None);
+        }
+        let mark = TrimMark {
+            entry: Some(last.to_owned()),
+            since: 0,
+        };
+        (mark, self.entry.clone())
+    }
 }
 
 impl From<RedisError> for StorageError {
@@ -485,7 +564,8 @@ async fn establish(
 }
 
 /// Creates each partition's stream and consumer group if missing (at
-/// start, and again if Redis lost them).
+/// start, and again if Redis lost them), and deletes the recent-events
+/// list an older version kept beside the log.
 async fn create_groups(
     connection: &mut Connection,
     keys: &Keys,
@@ -494,7 +574,12 @@ async fn create_groups(
     let created = join_all((0..partitions).map(|p| {
         let mut connection = connection.clone();
         let log = keys.log(p);
+        let superseded = keys.superseded_recent_list(p);
         async move {
+            redis::cmd("DEL")
+                .arg(superseded)
+                .query_async::<()>(&mut connection)
+                .await?;
             redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(log)
@@ -582,6 +667,7 @@ impl RedisStorage {
             partitions,
             dedup_ttl_ms: millis(settings.dedup_ttl),
             recent_per_partition: (settings.recent_events / partitions as usize).max(1),
+            trim_marks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -829,38 +915,48 @@ impl RedisStorage {
         if wanted.is_empty() {
             return Ok(());
         }
-        // The lists run up to a slack over their cap between trims.
+        // A log holds more than the feed between trims; readers stop at it.
         let cap = self.recent_per_partition;
-        let page_end = |from: usize| (from + RECENT_PAGE).min(cap);
+        let page_size = |taken: usize| RECENT_PAGE.min(cap - taken);
         let mut pipe = redis::pipe();
         for &i in &wanted {
-            let from = cursors[i].offset;
-            pipe.cmd("LRANGE")
-                .arg(self.keys.recent(cursors[i].partition))
-                .arg(from)
-                .arg(page_end(from) - 1);
+            let cursor = &cursors[i];
+            let end = cursor
+                .last
+                .as_ref()
+                .map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+            pipe.cmd("XREVRANGE")
+                .arg(self.keys.log(cursor.partition))
+                .arg(end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(page_size(cursor.taken));
         }
-        let pages: Vec<Vec<String>> = pipe.query_async(connection).await?;
+        let pages: Vec<Value> = pipe.query_async(connection).await?;
         for (i, page) in wanted.into_iter().zip(pages) {
             let cursor = &mut cursors[i];
-            let end = page_end(cursor.offset);
-            cursor.exhausted = end == cap || page.len() < end - cursor.offset;
-            cursor.offset = end;
-            for json in page {
-                cursor.buffer.push_back(
-                    serde_json::from_str(&json)
-                        .map_err(|e| corrupt(format!("a recent event in Redis: {e}")))?,
-                );
-            }
+            let wanted = page_size(cursor.taken);
+            let entries = log_entries(cursor.partition, &page)?;
+            let Value::Array(items) = &page else {
+                return Err(corrupt(format!("XREVRANGE answered {page:?}")));
+            };
+            cursor.taken += entries.len();
+            cursor.exhausted = items.len() < wanted || cursor.taken >= cap;
+            cursor.last = entries.last().map(|e| e.position.entry.clone());
+            cursor.buffer.extend(entries.into_iter().map(|e| e.event));
         }
         Ok(())
     }
 }
 
-/// A position in one partition's recent-events list while merging them.
+/// A position in one partition's log while merging the logs, newest first,
+/// into the recent-events feed.
 struct RecentCursor {
     partition: u32,
-    offset: usize,
+    /// The oldest entry read so far.
+    last: Option<String>,
+    /// Entries read so far: no more than the feed's share are shown.
+    taken: usize,
     buffer: VecDeque<CanonicalEvent>,
     exhausted: bool,
 }
@@ -872,8 +968,8 @@ impl RecentCursor {
 }
 
 /// Log entries of `partition` from a stream reply's entry array. Entries
-/// deleted while pending come back without fields and are skipped: they
-/// were applied and acknowledged.
+/// deleted while pending come back without fields and are skipped: older
+/// versions deleted an entry just before acknowledging it, once applied.
 fn log_entries(partition: u32, items: &Value) -> Result<Vec<LogEntry>, StorageError> {
     let Value::Array(items) = items else {
         return Err(corrupt(format!("a stream reply held {items:?}")));
@@ -941,8 +1037,7 @@ impl Storage for RedisStorage {
         invocation
             .key(self.keys.log(p))
             .key(self.keys.stats(p))
-            .key(self.keys.unmapped(p))
-            .key(self.keys.recent(p));
+            .key(self.keys.unmapped(p));
         if let Some(delivery) = &event.dedup_key.delivery {
             invocation.key(self.keys.delivery_seen(p, &event.key, delivery));
         }
@@ -957,8 +1052,7 @@ impl Storage for RedisStorage {
             } else {
                 "0"
             })
-            .arg(&event.raw_status)
-            .arg(self.recent_per_partition);
+            .arg(&event.raw_status);
         let original: Option<String> = invocation.invoke_async(&mut connection).await?;
         match original {
             None => Ok(Claim::Accepted),
@@ -1072,15 +1166,34 @@ impl Storage for RedisStorage {
                 .push(&position.entry);
         }
         let mut pipe = redis::pipe();
-        for (p, ids) in by_partition {
-            let log = self.keys.log(p);
-            // Deleted first: an entry left pending but deleted is dropped
-            // by the next XAUTOCLAIM, while one acknowledged but not
-            // deleted would sit in the stream for ever.
-            pipe.cmd("XDEL").arg(&log).arg(&ids).ignore();
-            pipe.cmd("XACK").arg(&log).arg(GROUP).arg(&ids).ignore();
+        let mut moved = Vec::new();
+        {
+            let marks = self
+                .trim_marks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (&p, ids) in &by_partition {
+                let log = self.keys.log(p);
+                pipe.cmd("XACK").arg(&log).arg(GROUP).arg(ids).ignore();
+                let Some(last) = ids.last() else { continue };
+                let mark = marks.get(&p).cloned().unwrap_or_default();
+                let (next, trim_before) = mark.after(ids.len(), last, self.recent_per_partition);
+                if let Some(entry) = trim_before {
+                    let mut call = ScriptCall::new(&self.scripts.trim_log);
+                    call.key(&log).arg(GROUP).arg(entry);
+                    call.add_to(&mut pipe);
+                    pipe.ignore();
+                }
+                moved.push((p, next));
+            }
         }
-        pipe.query_async::<()>(&mut connection).await?;
+        run_pipeline::<()>(&[&self.scripts.trim_log], &pipe, &mut connection).await?;
+        // Only once Redis took them: a failed call is retried with the
+        // same entries, which must not count twice.
+        self.trim_marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(moved);
         Ok(())
     }
 
@@ -1088,9 +1201,11 @@ impl Storage for RedisStorage {
         let mut connection = self.connection()?;
         let mut pipe = redis::pipe();
         for p in 0..self.partitions {
-            pipe.xlen(self.keys.log(p));
+            let mut call = ScriptCall::new(&self.scripts.backlog);
+            call.key(self.keys.log(p)).arg(GROUP);
+            call.add_to(&mut pipe);
         }
-        Ok(pipe.query_async(&mut connection).await?)
+        Ok(run_pipeline(&[&self.scripts.backlog], &pipe, &mut connection).await?)
     }
 
     async fn fulfillment(
@@ -1457,14 +1572,15 @@ impl Storage for RedisStorage {
         let mut cursors: Vec<RecentCursor> = (0..self.partitions)
             .map(|partition| RecentCursor {
                 partition,
-                offset: 0,
+                last: None,
+                taken: 0,
                 buffer: VecDeque::new(),
                 exhausted: false,
             })
             .collect();
-        let mut seen = HashSet::new();
         let mut events = Vec::new();
-        // Merges the partitions' newest-first lists, a page at a time.
+        // Merges the partitions' newest-first logs, a page at a time; a
+        // page starts after the last entry read, so none shows twice.
         while events.len() < filter.limit {
             self.recent_pages(&mut connection, &mut cursors).await?;
             let newest = cursors
@@ -1474,11 +1590,10 @@ impl Storage for RedisStorage {
             let Some(event) = newest.and_then(|c| c.buffer.pop_front()) else {
                 break;
             };
-            // A list that grew between pages shows an event twice.
             let wanted = filter.before.is_none_or(|before| event.id < before)
                 && filter.provider.is_none_or(|p| event.provider == p)
                 && filter.store.as_deref().is_none_or(|s| event.key.store == s);
-            if wanted && seen.insert(event.id) {
+            if wanted {
                 events.push(event);
             }
         }

@@ -3,6 +3,7 @@
 //! leases and their fair shares, reclaiming a dead worker's entries, the
 //! merged read views, and starting while Redis is down.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -624,8 +625,10 @@ async fn recent_events_merge_every_partition_newest_first() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn recent_events_keep_only_the_newest_up_to_the_cap() {
+/// One partition whose feed holds three events, and a raw connection to
+/// look at its log.
+async fn one_partition_feed_of_three() -> (RedisStorage, redis::aio::MultiplexedConnection, String)
+{
     let settings = settings(
         &shared_redis_url(),
         &[
@@ -634,15 +637,42 @@ async fn recent_events_keep_only_the_newest_up_to_the_cap() {
         ],
     );
     let storage = open(&settings).await;
+    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let raw = client.get_multiplexed_async_connection().await.unwrap();
+    let log = format!("{0}:{{{0}:p0}}:log", settings.key_prefix);
+    (storage, raw, log)
+}
+
+#[tokio::test]
+async fn the_feed_shows_the_newest_up_to_its_cap_and_applied_entries_are_trimmed() {
+    use redis::AsyncCommands;
+    let (storage, mut raw, log) = one_partition_feed_of_three().await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
     let events: Vec<CanonicalEvent> = (0..70).map(|i| event(&format!("f{i}"), 0, None)).collect();
     let mut lengths = Vec::new();
-    use redis::AsyncCommands;
-    let client = redis::Client::open(shared_redis_url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let list = format!("{0}:{{{0}:p0}}:recent", settings.key_prefix);
     for e in &events {
         accept(&storage, e).await;
-        lengths.push(raw.llen::<_, usize>(&list).await.unwrap());
+        assert_eq!(
+            backlog_total(&storage).await,
+            1,
+            "accepted, not yet applied"
+        );
+        let read = storage
+            .read_log("w", &partitions, 10, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(ids(&read), [e.id.to_string()]);
+        let positions: Vec<_> = read.iter().map(|e| e.position.clone()).collect();
+        storage.acknowledge(&positions).await.unwrap();
+        assert_eq!(
+            backlog_total(&storage).await,
+            0,
+            "trimming leaves the lag countable"
+        );
+        lengths.push(raw.xlen::<_, usize>(&log).await.unwrap());
     }
     let recent = storage
         .recent_events(&EventFilter {
@@ -658,10 +688,110 @@ async fn recent_events_keep_only_the_newest_up_to_the_cap() {
         "the newest, no more than the cap, trimmed or not"
     );
     assert!(
-        lengths.iter().all(|&n| n <= 3 + 64),
-        "trimmed once a slack over the cap: {lengths:?}"
+        lengths.iter().all(|&n| n <= 2 * 3 + 1),
+        "at most two feeds' worth of applied entries: {lengths:?}"
     );
-    assert!(lengths.last() < lengths.iter().max(), "{lengths:?}");
+    assert!(lengths.iter().skip(10).all(|&n| n >= 3), "{lengths:?}");
+}
+
+#[tokio::test]
+async fn trimming_the_log_never_drops_an_entry_still_pending() {
+    let (storage, _raw, _log) = one_partition_feed_of_three().await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let held_back: Vec<CanonicalEvent> = (0..2)
+        .map(|i| event(&format!("held{i}"), 0, None))
+        .collect();
+    for e in &held_back {
+        accept(&storage, e).await;
+    }
+    let held_back_ids = event_ids(&held_back.iter().collect::<Vec<_>>());
+    // Many feeds' worth applied after two entries a worker never
+    // acknowledges (it hangs, or dies holding them).
+    for round in 0..20 {
+        for i in 0..5 {
+            accept(&storage, &event(&format!("r{round}-{i}"), 0, None)).await;
+        }
+        let read = storage
+            .read_log("w", &partitions, 100, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(ids(&read[..2]), held_back_ids, "round {round}");
+        let positions: Vec<_> = read[2..].iter().map(|e| e.position.clone()).collect();
+        storage.acknowledge(&positions).await.unwrap();
+    }
+    assert_eq!(backlog_total(&storage).await, 2);
+    let again = storage
+        .read_log("w", &partitions, 100, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|e| &e.event).collect::<Vec<_>>(),
+        held_back.iter().collect::<Vec<_>>(),
+        "still in the log, whole"
+    );
+}
+
+#[tokio::test]
+async fn a_log_an_older_version_deleted_from_is_counted_and_drained() {
+    use redis::AsyncCommands;
+    let (storage, mut raw, log) = one_partition_feed_of_three().await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        accept(&storage, &event(&format!("old{i}"), 0, None)).await;
+    }
+    let read = storage
+        .read_log("w", &partitions, 3, Duration::from_millis(50))
+        .await
+        .unwrap();
+    // As older versions acknowledged (delete, then XACK), two of three,
+    // the first still pending; then one more arrives.
+    let applied: Vec<&str> = read[1..]
+        .iter()
+        .map(|e| e.position.entry.as_str())
+        .collect();
+    let _: usize = raw.xdel(&log, &applied).await.unwrap();
+    let _: usize = raw.xack(&log, "workers", &applied).await.unwrap();
+    accept(&storage, &event("old3", 0, None)).await;
+    let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&log)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        groups[0].get("lag"),
+        Some(&redis::Value::Nil),
+        "Redis cannot tell the lag here"
+    );
+    assert_eq!(backlog_total(&storage).await, 2, "one pending, one new");
+    let mut applied_after = Vec::new();
+    for round in 0..10 {
+        accept(&storage, &event(&format!("new{round}"), 0, None)).await;
+        let read = storage
+            .read_log("w", &partitions, 100, Duration::from_millis(50))
+            .await
+            .unwrap();
+        applied_after.extend(read.iter().map(|e| e.event.key.fulfillment_ref.clone()));
+        let positions: Vec<_> = read.iter().map(|e| e.position.clone()).collect();
+        storage.acknowledge(&positions).await.unwrap();
+    }
+    let expected: Vec<String> = ["old0", "old3"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((0..10).map(|round| format!("new{round}")))
+        .collect();
+    assert_eq!(applied_after, expected, "every entry left applied once");
+    assert_eq!(
+        backlog_total(&storage).await,
+        0,
+        "countable again once the deletions are trimmed away"
+    );
 }
 
 #[tokio::test]
