@@ -461,6 +461,12 @@ impl Settings {
                 "must be non-empty and without braces",
             ));
         }
+        if self.storage.redis_cluster && self.storage.backend != Backend::Redis {
+            return Err(invalid(
+                "storage.redis_cluster",
+                "needs storage.backend = \"redis\"; the memory backend would ignore it",
+            ));
+        }
         if self.worker.batch_size == 0 {
             return Err(invalid("worker.batch_size", "must be at least 1"));
         }
@@ -688,6 +694,11 @@ mod tests {
             ("SHIPGATE__WORKER__NICE", "-5", "worker.nice"),
             ("SHIPGATE__WORKER__LINGER", "2s", "worker.linger"),
             ("SHIPGATE__WORKER__LINGER", "soon", "linger"),
+            (
+                "SHIPGATE__STORAGE__REDIS_CLUSTER",
+                "true",
+                "storage.redis_cluster",
+            ),
             (
                 "SHIPGATE__STORES__ACME__CARRIYO__API_KEYS",
                 "",
