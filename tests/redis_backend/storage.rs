@@ -290,7 +290,14 @@ async fn an_apply_reads_no_history_and_writes_only_its_own_entry() {
 #[tokio::test]
 async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
     use shipgate::fulfillment::automations::{DeliveryFilter, StallWatch};
-    let storage = small_storage().await;
+    // A Redis of its own: the SCRIPT FLUSH below would pull the scripts
+    // from under the other tests, between their load and their retry.
+    let redis = RedisServer::start(false);
+    let storage = open(&settings(
+        &redis.url(),
+        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
+    ))
+    .await;
     let now = Utc::now();
     let names = ["f1", "f2", "f3", "f4", "f5", "f6", "f7"];
     for f in ["f1", "f2", "f3", "f6", "f7"] {
@@ -308,7 +315,7 @@ async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
     );
     // Redis forgot its scripts (a restart, SCRIPT FLUSH): the batch loads
     // them and goes again.
-    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("SCRIPT")
         .arg("FLUSH")
@@ -732,6 +739,38 @@ async fn trimming_the_log_never_drops_an_entry_still_pending() {
         held_back.iter().collect::<Vec<_>>(),
         "still in the log, whole"
     );
+}
+
+#[tokio::test]
+async fn applied_entries_are_acknowledged_even_if_redis_lost_the_log_and_its_group() {
+    use redis::AsyncCommands;
+    let (storage, mut raw, log) = one_partition_feed_of_three().await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let wait = Duration::from_millis(50);
+    // Two feeds' worth of acknowledgements, so the second is due a trim.
+    for round in 0..2 {
+        for i in 0..3 {
+            accept(&storage, &event(&format!("f{round}-{i}"), 0, None)).await;
+        }
+        let read = storage.read_log("w", &partitions, 10, wait).await.unwrap();
+        assert_eq!(read.len(), 3);
+        if round == 1 {
+            let () = raw.del(&log).await.unwrap();
+        }
+        let positions: Vec<_> = read.iter().map(|e| e.position.clone()).collect();
+        storage
+            .acknowledge(&positions)
+            .await
+            .expect("acknowledged, trimming skipped");
+    }
+    // The log and its group come back with the next read.
+    let late = event("late", 0, None);
+    accept(&storage, &late).await;
+    let read = storage.read_log("w", &partitions, 10, wait).await.unwrap();
+    assert_eq!(ids(&read), [late.id.to_string()]);
 }
 
 #[tokio::test]
