@@ -87,6 +87,12 @@ async fn backlog_total(storage: &RedisStorage) -> u64 {
     storage.backlog().await.expect("backlog").iter().sum()
 }
 
+/// Acknowledges `entries`, as a worker does once they are applied.
+async fn acknowledge(storage: &RedisStorage, entries: &[LogEntry]) {
+    let positions: Vec<_> = entries.iter().map(|e| e.position.clone()).collect();
+    storage.acknowledge(&positions).await.expect("acknowledged");
+}
+
 fn ids(entries: &[LogEntry]) -> Vec<String> {
     entries.iter().map(|e| e.event.id.to_string()).collect()
 }
@@ -552,16 +558,14 @@ async fn entries_a_dead_worker_never_acknowledged_are_read_again_in_order() {
         event_ids(&expected),
         "unacknowledged entries come again, before what is new"
     );
-    let positions: Vec<_> = first_two.iter().map(|e| e.position.clone()).collect();
-    storage.acknowledge(&positions).await.unwrap();
+    acknowledge(&storage, &first_two).await;
     assert_eq!(backlog_total(&storage).await, 2);
     let rest = storage
         .read_log("heir", &partitions, 10, wait)
         .await
         .unwrap();
     assert_eq!(ids(&rest), event_ids(&expected[2..]));
-    let positions: Vec<_> = rest.iter().map(|e| e.position.clone()).collect();
-    storage.acknowledge(&positions).await.unwrap();
+    acknowledge(&storage, &rest).await;
     assert_eq!(backlog_total(&storage).await, 0);
     assert!(storage
         .read_log("heir", &partitions, 10, wait)
@@ -632,10 +636,16 @@ async fn recent_events_merge_every_partition_newest_first() {
         .is_empty());
 }
 
-/// One partition whose feed holds three events, and a raw connection to
-/// look at its log.
-async fn one_partition_feed_of_three() -> (RedisStorage, redis::aio::MultiplexedConnection, String)
-{
+/// One partition whose feed holds three events, leased to worker "w",
+/// and a raw connection to look at its log.
+struct OneSmallFeed {
+    storage: RedisStorage,
+    partitions: Vec<u32>,
+    raw: redis::aio::MultiplexedConnection,
+    log: String,
+}
+
+async fn one_partition_feed_of_three() -> OneSmallFeed {
     let settings = settings(
         &shared_redis_url(),
         &[
@@ -644,20 +654,30 @@ async fn one_partition_feed_of_three() -> (RedisStorage, redis::aio::Multiplexed
         ],
     );
     let storage = open(&settings).await;
+    let partitions = storage
+        .lease_partitions("w", Duration::from_secs(10))
+        .await
+        .unwrap();
     let client = redis::Client::open(shared_redis_url()).unwrap();
     let raw = client.get_multiplexed_async_connection().await.unwrap();
     let log = format!("{0}:{{{0}:p0}}:log", settings.key_prefix);
-    (storage, raw, log)
+    OneSmallFeed {
+        storage,
+        partitions,
+        raw,
+        log,
+    }
 }
 
 #[tokio::test]
 async fn the_feed_shows_the_newest_up_to_its_cap_and_applied_entries_are_trimmed() {
     use redis::AsyncCommands;
-    let (storage, mut raw, log) = one_partition_feed_of_three().await;
-    let partitions = storage
-        .lease_partitions("w", Duration::from_secs(10))
-        .await
-        .unwrap();
+    let OneSmallFeed {
+        storage,
+        partitions,
+        mut raw,
+        log,
+    } = one_partition_feed_of_three().await;
     let events: Vec<CanonicalEvent> = (0..70).map(|i| event(&format!("f{i}"), 0, None)).collect();
     let mut lengths = Vec::new();
     for e in &events {
@@ -672,8 +692,7 @@ async fn the_feed_shows_the_newest_up_to_its_cap_and_applied_entries_are_trimmed
             .await
             .unwrap();
         assert_eq!(ids(&read), [e.id.to_string()]);
-        let positions: Vec<_> = read.iter().map(|e| e.position.clone()).collect();
-        storage.acknowledge(&positions).await.unwrap();
+        acknowledge(&storage, &read).await;
         assert_eq!(
             backlog_total(&storage).await,
             0,
@@ -703,11 +722,11 @@ async fn the_feed_shows_the_newest_up_to_its_cap_and_applied_entries_are_trimmed
 
 #[tokio::test]
 async fn trimming_the_log_never_drops_an_entry_still_pending() {
-    let (storage, _raw, _log) = one_partition_feed_of_three().await;
-    let partitions = storage
-        .lease_partitions("w", Duration::from_secs(10))
-        .await
-        .unwrap();
+    let OneSmallFeed {
+        storage,
+        partitions,
+        ..
+    } = one_partition_feed_of_three().await;
     let held_back: Vec<CanonicalEvent> = (0..2)
         .map(|i| event(&format!("held{i}"), 0, None))
         .collect();
@@ -726,8 +745,7 @@ async fn trimming_the_log_never_drops_an_entry_still_pending() {
             .await
             .unwrap();
         assert_eq!(ids(&read[..2]), held_back_ids, "round {round}");
-        let positions: Vec<_> = read[2..].iter().map(|e| e.position.clone()).collect();
-        storage.acknowledge(&positions).await.unwrap();
+        acknowledge(&storage, &read[2..]).await;
     }
     assert_eq!(backlog_total(&storage).await, 2);
     let again = storage
@@ -744,11 +762,12 @@ async fn trimming_the_log_never_drops_an_entry_still_pending() {
 #[tokio::test]
 async fn applied_entries_are_acknowledged_even_if_redis_lost_the_log_and_its_group() {
     use redis::AsyncCommands;
-    let (storage, mut raw, log) = one_partition_feed_of_three().await;
-    let partitions = storage
-        .lease_partitions("w", Duration::from_secs(10))
-        .await
-        .unwrap();
+    let OneSmallFeed {
+        storage,
+        partitions,
+        mut raw,
+        log,
+    } = one_partition_feed_of_three().await;
     let wait = Duration::from_millis(50);
     // Two feeds' worth of acknowledgements, so the second is due a trim.
     for round in 0..2 {
@@ -776,11 +795,12 @@ async fn applied_entries_are_acknowledged_even_if_redis_lost_the_log_and_its_gro
 #[tokio::test]
 async fn a_log_an_older_version_deleted_from_is_counted_and_drained() {
     use redis::AsyncCommands;
-    let (storage, mut raw, log) = one_partition_feed_of_three().await;
-    let partitions = storage
-        .lease_partitions("w", Duration::from_secs(10))
-        .await
-        .unwrap();
+    let OneSmallFeed {
+        storage,
+        partitions,
+        mut raw,
+        log,
+    } = one_partition_feed_of_three().await;
     for i in 0..3 {
         accept(&storage, &event(&format!("old{i}"), 0, None)).await;
     }
@@ -817,8 +837,7 @@ async fn a_log_an_older_version_deleted_from_is_counted_and_drained() {
             .await
             .unwrap();
         applied_after.extend(read.iter().map(|e| e.event.key.fulfillment_ref.clone()));
-        let positions: Vec<_> = read.iter().map(|e| e.position.clone()).collect();
-        storage.acknowledge(&positions).await.unwrap();
+        acknowledge(&storage, &read).await;
     }
     let expected: Vec<String> = ["old0", "old3"]
         .into_iter()
@@ -925,8 +944,7 @@ async fn reads_fill_their_batch_from_busy_and_quiet_partitions_alike_in_order() 
             waiting.min(5),
             "a batch is full while entries wait"
         );
-        let positions: Vec<_> = batch.iter().map(|e| e.position.clone()).collect();
-        storage.acknowledge(&positions).await.unwrap();
+        acknowledge(&storage, &batch).await;
         read.extend(batch);
     }
     for f in ["f1"].iter().chain(&quiet) {
