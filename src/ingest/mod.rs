@@ -25,11 +25,14 @@ use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, Observation, Provider};
 use crate::storage::{Claim, Outcome};
 
-/// Registers every provider path.
+/// Registers every provider path. actix tries routes in the order added,
+/// and each path with a `{segment}` costs a regex match whether it matches
+/// or not: the static webhook paths, most of the traffic, go first.
 pub fn routes(routes: &mut crate::routes::Routes) {
+    shopify::webhook_routes(routes);
     carriyo::routes(routes);
     redo::routes(routes);
-    shopify::routes(routes);
+    shopify::rest_routes(routes);
 }
 
 /// Reads a JSON body of at most `limit` bytes.

@@ -20,11 +20,12 @@ use crate::storage::{StorageError, Versioned};
 
 /// Registers the Redo-style paths, Redo's own under the `/v2.2` base.
 pub fn routes(routes: &mut Routes) {
+    // Statuses are most of a client's calls; see `ingest::routes`.
     routes
+        .add(__path_shipment_status, shipment_status)
         .add(__path_create_order, create_order)
         .add(__path_get_order, get_order)
-        .add(__path_create_fulfillment, create_fulfillment)
-        .add(__path_shipment_status, shipment_status);
+        .add(__path_create_fulfillment, create_fulfillment);
 }
 
 /// `/stores/{storeId}`.

@@ -35,10 +35,14 @@ type EventsPath = web::Path<EventsPathParams>;
 /// `{version}`, `{order_id}`, `{fulfillment_id}`, `{event_id}` as sent.
 type EventPath = web::Path<EventPathParams>;
 
-/// Registers the webhook endpoint and the REST-shaped events API.
-pub fn routes(routes: &mut Routes) {
+/// Registers the webhook endpoint.
+pub fn webhook_routes(routes: &mut Routes) {
+    routes.add(__path_webhook, webhook);
+}
+
+/// Registers the REST-shaped events API.
+pub fn rest_routes(routes: &mut Routes) {
     routes
-        .add(__path_webhook, webhook)
         .add(__path_create_event, create_event)
         .add(__path_list_events, list_events)
         .add(__path_get_event, get_event)
