@@ -16,7 +16,7 @@ use crate::fulfillment::{CreateError, Fulfillment, FulfillmentView, Order};
 use crate::providers::known;
 use crate::providers::redo::{self as adapter, CreateOrderRequest};
 use crate::routes::Routes;
-use crate::storage::{StorageError, Versioned};
+use crate::storage::{OrderFulfillment, StorageError, Versioned};
 
 /// Registers the Redo-style paths, Redo's own under the `/v2.2` base.
 pub fn routes(routes: &mut Routes) {
@@ -299,17 +299,16 @@ async fn shipment_status(
         let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
         let update = adapter::parse_shipment_status(&body)?;
         let delivery_id = adapter::idempotency_key(req.headers())?;
-        let order = find_order(&state, &store, &path.order_id).await?;
-        let key = FulfillmentKey {
-            store,
-            order_ref: order.external_id,
-            fulfillment_ref: path.fulfillment_id.clone(),
-        };
-        let current = state
+        let current = match state
             .storage
-            .fulfillment(&key)
+            .order_fulfillment(&store, &path.order_id, &path.fulfillment_id)
             .await?
-            .ok_or_else(|| fulfillment_not_found(&key))?;
+        {
+            OrderFulfillment::Found(current) => current,
+            OrderFulfillment::NoFulfillment(key) => return Err(fulfillment_not_found(&key)),
+            OrderFulfillment::NoOrder => return Err(order_not_found(&path.order_id)),
+        };
+        let key = current.value.key.clone();
         let observation = adapter::observe(&state.maps.redo, key, update, delivery_id);
         let fulfillment = record_and_apply(&state, observation, current).await?;
         Ok(fulfillment_answer(&fulfillment))
@@ -336,7 +335,11 @@ async fn find_order(state: &AppState, store: &str, order_id: &str) -> Result<Ord
         .storage
         .order(store, order_id)
         .await?
-        .ok_or_else(|| IngestError::NotFound(format!("order '{order_id}' not found")))
+        .ok_or_else(|| order_not_found(order_id))
+}
+
+fn order_not_found(order_id: &str) -> IngestError {
+    IngestError::NotFound(format!("order '{order_id}' not found"))
 }
 
 /// The create request an order was stored from.

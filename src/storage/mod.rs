@@ -77,6 +77,17 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
+/// What [`Storage::order_fulfillment`] found.
+#[derive(Debug, Clone)]
+pub enum OrderFulfillment {
+    /// No order has that id, ours or the client's.
+    NoOrder,
+    /// The order exists (the key names it by the client's id) but has no
+    /// such fulfillment.
+    NoFulfillment(FulfillmentKey),
+    Found(Versioned<Fulfillment>),
+}
+
 /// One write of [`Storage::compare_and_set_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct FulfillmentWrite<'a> {
@@ -330,6 +341,30 @@ pub trait Storage: Send + Sync + 'static {
 
     /// An order by our id or the client's.
     async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
+
+    /// The whole fulfillment `fulfillment_ref` of the order `order_id`
+    /// names (our id or the client's): all a shipment status needs before
+    /// it is applied. A backend across the network answers in one round
+    /// trip when `order_id` is the client's, as it mostly is.
+    async fn order_fulfillment(
+        &self,
+        store: &str,
+        order_id: &str,
+        fulfillment_ref: &str,
+    ) -> Result<OrderFulfillment, StorageError> {
+        let Some(order) = self.order(store, order_id).await? else {
+            return Ok(OrderFulfillment::NoOrder);
+        };
+        let key = FulfillmentKey {
+            store: store.to_owned(),
+            order_ref: order.external_id,
+            fulfillment_ref: fulfillment_ref.to_owned(),
+        };
+        Ok(match self.fulfillment(&key).await? {
+            Some(found) => OrderFulfillment::Found(found),
+            None => OrderFulfillment::NoFulfillment(key),
+        })
+    }
 
     /// The next number of a named sequence, from 1.
     async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError>;

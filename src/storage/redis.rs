@@ -45,8 +45,8 @@ use tokio::time::Instant;
 use self::connection::{Connection, Endpoint};
 use self::script::{run_pipeline, ScriptCall};
 use super::{
-    Claim, EventFilter, FulfillmentWrite, LogEntry, LogPosition, Outcome, Stats, Storage,
-    StorageError, UnmappedWord, Versioned,
+    Claim, EventFilter, FulfillmentWrite, LogEntry, LogPosition, OrderFulfillment, Outcome, Stats,
+    Storage, StorageError, UnmappedWord, Versioned,
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
@@ -1500,6 +1500,50 @@ impl Storage for RedisStorage {
             serde_json::from_str(&doc).map_err(|e| corrupt(format!("order {store}/{ours}: {e}")))
         })
         .transpose()
+    }
+
+    /// Reads the order's index entry and, in the same round trip, the
+    /// fulfillment as if `order_id` were the client's id. The index maps
+    /// both of an order's ids to ours, so an answer other than `order_id`
+    /// itself means it was the client's and the guess was right; otherwise
+    /// the order is read to learn the client's id.
+    async fn order_fulfillment(
+        &self,
+        store: &str,
+        order_id: &str,
+        fulfillment_ref: &str,
+    ) -> Result<OrderFulfillment, StorageError> {
+        let guess = FulfillmentKey {
+            store: store.to_owned(),
+            order_ref: order_id.to_owned(),
+            fulfillment_ref: fulfillment_ref.to_owned(),
+        };
+        let mut connection = self.connection()?;
+        let (ours, fields): (Option<String>, HashMap<String, String>) = redis::pipe()
+            .get(self.keys.order_index(store, order_id))
+            .hgetall(self.keys.fulfillment(self.partition_of(&guess), &guess))
+            .query_async(&mut connection)
+            .await?;
+        let key = match ours {
+            None => return Ok(OrderFulfillment::NoOrder),
+            Some(ours) if ours != order_id => guess,
+            Some(_) => match self.order(store, order_id).await? {
+                Some(order) => FulfillmentKey {
+                    order_ref: order.external_id,
+                    ..guess
+                },
+                None => return Ok(OrderFulfillment::NoOrder),
+            },
+        };
+        let found = if key.order_ref == order_id {
+            whole_fulfillment(&key, fields)?
+        } else {
+            self.fulfillment(&key).await?
+        };
+        Ok(match found {
+            Some(found) => OrderFulfillment::Found(found),
+            None => OrderFulfillment::NoFulfillment(key),
+        })
     }
 
     async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError> {

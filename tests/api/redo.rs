@@ -279,6 +279,44 @@ async fn the_same_content_without_a_key_applies_once() {
     app.stop().await;
 }
 
+/// The path may name the order by our id or the client's; the Redis
+/// backend reads differently for each, and both land on one fulfillment.
+#[tokio::test]
+async fn a_status_reaches_its_fulfillment_under_either_order_id() {
+    let app = spawn_app().await;
+    let ours = create_sample_order(&app).await;
+    create_untracked_fulfillment(&app, FULFILLMENT).await;
+    let under = |order: &str| format!("/orders/{order}/fulfillments/{FULFILLMENT}/shipment-status");
+    let (status, first) = app
+        .redo_post(&under(ORDER), &sample("redo", "shipment_status"))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = app
+        .redo_post(&under(&ours), &sample("redo", "shipment_event"))
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        TestApp::history_words(&second["fulfillment"]),
+        ["in_transit", "delayed"],
+        "the second answer holds the first update"
+    );
+    let missing = format!("/orders/{ours}/fulfillments/F-404/shipment-status");
+    let (status, answer) = app
+        .redo_post(&missing, &sample("redo", "shipment_status"))
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    let message = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("F-404") && message.contains(ORDER),
+        "{message:?} should name the fulfillment and the order"
+    );
+    app.wait_until_applied().await;
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(TestApp::history_words(&f), ["in_transit", "delayed"]);
+    assert_eq!(app.stats("redo").await["accepted"], 2);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn taken_order_and_fulfillment_ids_are_conflicts() {
     let app = spawn_app().await;
