@@ -8,31 +8,46 @@
 //! (an offset, a leap second, a year outside 0–9999) goes through chrono
 //! exactly as before. Output is byte for byte what chrono's serde writes.
 
-use std::fmt::Write;
-
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, ParseResult, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
+
+/// The longest text of the direct path: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const LONGEST: usize = 30;
 
 /// `t` as chrono's serde writes it: UTC with `Z`, and a fraction of 3, 6
 /// or 9 digits only when the time has one.
 pub fn format(t: &DateTime<Utc>) -> String {
+    with_text(t, str::to_owned)
+}
+
+/// Hands `f` the text [`format`] answers, written on the stack: a
+/// serializer only copies it, and a worker writes several per apply.
+fn with_text<R>(t: &DateTime<Utc>, f: impl FnOnce(&str) -> R) -> R {
+    let mut buffer = [0; LONGEST];
+    match write_own(t, &mut buffer) {
+        Some(text) => f(text),
+        None => f(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+    }
+}
+
+/// The direct path of [`format`], digit by digit (`write!` with padding
+/// cost more than the rest of the apply's JSON); `None` for a year
+/// outside 0–9999 or a leap second, which chrono writes.
+fn write_own<'b>(t: &DateTime<Utc>, buffer: &'b mut [u8; LONGEST]) -> Option<&'b str> {
     let naive = t.naive_utc();
     let nanos = naive.nanosecond();
-    if !(0..=9999).contains(&naive.year()) || nanos >= 1_000_000_000 {
-        return t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let year = u32::try_from(naive.year()).ok().filter(|y| *y <= 9999)?;
+    if nanos >= 1_000_000_000 {
+        return None;
     }
-    let mut text = String::with_capacity(30);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        text,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        naive.year(),
-        naive.month(),
-        naive.day(),
-        naive.hour(),
-        naive.minute(),
-        naive.second()
-    );
+    buffer[..19].copy_from_slice(b"0000-00-00T00:00:00");
+    digits(&mut buffer[0..4], year);
+    digits(&mut buffer[5..7], naive.month());
+    digits(&mut buffer[8..10], naive.day());
+    digits(&mut buffer[11..13], naive.hour());
+    digits(&mut buffer[14..16], naive.minute());
+    digits(&mut buffer[17..19], naive.second());
+    let mut end = 19;
     if nanos != 0 {
         let (value, width) = if nanos % 1_000_000 == 0 {
             (nanos / 1_000_000, 3)
@@ -41,10 +56,22 @@ pub fn format(t: &DateTime<Utc>) -> String {
         } else {
             (nanos, 9)
         };
-        let _ = write!(text, ".{value:0width$}");
+        buffer[19] = b'.';
+        digits(&mut buffer[20..20 + width], value);
+        end = 20 + width;
     }
-    text.push('Z');
-    text
+    buffer[end] = b'Z';
+    std::str::from_utf8(&buffer[..=end]).ok()
+}
+
+/// `n` in decimal, zero-padded to fill `slot` (its high digits dropped if
+/// it has more).
+fn digits(slot: &mut [u8], mut n: u32) {
+    for digit in slot.iter_mut().rev() {
+        // A remainder of 10 fits in a u8.
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// An RFC 3339 time, as chrono's serde reads one (relaxed: any offset,
@@ -95,7 +122,7 @@ pub mod rfc3339 {
     use super::*;
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(t))
+        with_text(t, |text| s.serialize_str(text))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -110,7 +137,7 @@ pub mod rfc3339_option {
 
     pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
-            Some(t) => s.serialize_some(&format(t)),
+            Some(t) => with_text(t, |text| s.serialize_some(text)),
             None => s.serialize_none(),
         }
     }
@@ -152,6 +179,18 @@ mod tests {
         assert_eq!(format!("\"{}\"", format(&early)), chrono_json(&early));
         let far = Utc.with_ymd_and_hms(12026, 1, 2, 3, 4, 5).unwrap();
         assert_eq!(format!("\"{}\"", format(&far)), chrono_json(&far));
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_250_000_000))
+            .unwrap()
+            .and_utc();
+        assert_eq!(format!("\"{}\"", format(&leap)), chrono_json(&leap));
+        // Every field's digits, across years and the fraction's widths.
+        let mut t = Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap();
+        for step in 0..20_000i64 {
+            t += chrono::Duration::seconds(86_413 * 7 + step)
+                + chrono::Duration::microseconds(step * 37);
+            assert_eq!(format!("\"{}\"", format(&t)), chrono_json(&t), "{t:?}");
+        }
     }
 
     #[test]
