@@ -33,6 +33,7 @@ mod outbox;
 mod script;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
@@ -298,13 +299,50 @@ impl Scripts {
 #[derive(Debug, Clone)]
 struct Keys {
     prefix: String,
+    /// `P:{P:p<n>}:` for each partition, which starts every key in it:
+    /// several such keys are built for every event ingested and applied.
+    heads: Vec<String>,
 }
 
 impl Keys {
-    /// `what` is formatted straight into the key: these are built on
-    /// every ingest and apply.
+    fn new(prefix: &str, partitions: u32) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            heads: (0..partitions)
+                .map(|p| format!("{prefix}:{{{prefix}:p{p}}}:"))
+                .collect(),
+        }
+    }
+
+    /// The start of `partition`'s keys, with room for `more` bytes.
+    fn head(&self, partition: u32, more: usize) -> String {
+        match self.heads.get(partition as usize) {
+            Some(head) => {
+                let mut key = String::with_capacity(head.len() + more);
+                key.push_str(head);
+                key
+            }
+            // Only a partition number the settings do not know.
+            None => format!("{0}:{{{0}:p{partition}}}:", self.prefix),
+        }
+    }
+
+    /// `what` is written straight into the key.
     fn partition(&self, partition: u32, what: impl std::fmt::Display) -> String {
-        format!("{0}:{{{0}:p{partition}}}:{what}", self.prefix)
+        let mut key = self.head(partition, 48);
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{what}");
+        key
+    }
+
+    /// A key of `partition` ending in `kind` and a fulfillment's id
+    /// ([`fulfillment_id`]).
+    fn of_fulfillment(&self, partition: u32, kind: &str, key: &FulfillmentKey) -> String {
+        let id = fulfillment_id(key);
+        let mut name = self.head(partition, kind.len() + id.len());
+        name.push_str(kind);
+        name.push_str(&id);
+        name
     }
 
     fn log(&self, partition: u32) -> String {
@@ -336,13 +374,14 @@ impl Keys {
     /// A delivery id is scoped to its fulfillment: the only scope Redis can
     /// check atomically with the append on a Cluster.
     fn delivery_seen(&self, partition: u32, key: &FulfillmentKey, delivery: &str) -> String {
-        let id = fulfillment_id(key);
-        self.partition(partition, format_args!("seen:{id}:{delivery}"))
+        let mut name = self.of_fulfillment(partition, "seen:", key);
+        name.push(':');
+        name.push_str(delivery);
+        name
     }
 
     fn fulfillment(&self, partition: u32, key: &FulfillmentKey) -> String {
-        let id = fulfillment_id(key);
-        self.partition(partition, format_args!("fulfillment:{id}"))
+        self.of_fulfillment(partition, "fulfillment:", key)
     }
 
     fn order_fulfillments(&self, store: &str, order_ref: &str) -> String {
@@ -643,9 +682,7 @@ impl RedisStorage {
         let (endpoint, address) =
             Endpoint::parse(settings.redis_url.expose(), settings.redis_cluster)
                 .map_err(unusable)?;
-        let keys = Keys {
-            prefix: settings.key_prefix.clone(),
-        };
+        let keys = Keys::new(&settings.key_prefix, partitions);
         let connection = Arc::new(OnceLock::new());
         match establish(&endpoint, &keys, partitions).await {
             Ok(manager) => {
@@ -1669,5 +1706,27 @@ mod tests {
             key_text(&parts),
             serde_json::json!(["acme", "450\"7", "a:b\\c", "ü"]).to_string()
         );
+    }
+
+    #[test]
+    fn partition_keys_keep_the_names_redis_already_holds() {
+        let keys = Keys::new("sg", 4);
+        let key = FulfillmentKey {
+            store: "acme".into(),
+            order_ref: "450\"7".into(),
+            fulfillment_ref: "F-1".into(),
+        };
+        assert_eq!(
+            keys.fulfillment(3, &key),
+            r#"sg:{sg:p3}:fulfillment:["acme","450\"7","F-1"]"#
+        );
+        assert_eq!(
+            keys.delivery_seen(0, &key, "wh-9"),
+            r#"sg:{sg:p0}:seen:["acme","450\"7","F-1"]:wh-9"#
+        );
+        assert_eq!(keys.content_seen(1, "ab12"), "sg:{sg:p1}:seen:ab12");
+        assert_eq!(keys.log(2), "sg:{sg:p2}:log");
+        // A partition the settings do not know still gets the same shape.
+        assert_eq!(keys.lease(7), "sg:{sg:p7}:lease");
     }
 }
