@@ -17,7 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics::{with_local_recorder, Unit};
+use metrics::{with_local_recorder, Counter, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +76,37 @@ pub struct Metrics {
 struct Inner {
     recorder: PrometheusRecorder,
     timeline: Timeline,
+    /// Made once: ingest counts every request on these and the worker
+    /// times every event, and a macro finds its metric by building and
+    /// hashing the labels each time.
+    providers: [ProviderMetrics; Provider::ALL.len()],
+}
+
+/// One provider's handles, in [`Inner::providers`].
+struct ProviderMetrics {
+    provider: Provider,
+    received: [(Outcome, Counter); Outcome::ALL.len()],
+    apply_duration: Histogram,
+    apply_lag: Histogram,
+}
+
+impl ProviderMetrics {
+    /// Registers the provider's metrics on the recorder in use, every
+    /// counter present at zero.
+    fn register(provider: Provider) -> Self {
+        let name = provider.as_str();
+        Self {
+            provider,
+            received: Outcome::ALL.map(|outcome| {
+                let counter =
+                    counter!(WEBHOOKS_RECEIVED, "provider" => name, "outcome" => outcome.as_str());
+                counter.increment(0);
+                (outcome, counter)
+            }),
+            apply_duration: histogram!(APPLY_DURATION, "provider" => name),
+            apply_lag: histogram!(APPLY_LAG, "provider" => name),
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,13 +139,7 @@ impl Metrics {
             })
             .expect("bucket lists are non-empty constants")
             .build_recorder();
-        let metrics = Self {
-            inner: Arc::new(Inner {
-                recorder,
-                timeline: Timeline::default(),
-            }),
-        };
-        metrics.record(|| {
+        let providers = with_local_recorder(&recorder, || {
             describe_counter!(
                 WEBHOOKS_RECEIVED,
                 "Requests on provider paths by provider and outcome (accepted, duplicate, \
@@ -131,10 +156,7 @@ impl Metrics {
                 Unit::Seconds,
                 "Time the fulfillment core took per event from the log: a batch's time over its events."
             );
-            describe_histogram!(
-                WORKER_BATCH,
-                "Log entries a worker applied per round."
-            );
+            describe_histogram!(WORKER_BATCH, "Log entries a worker applied per round.");
             describe_histogram!(
                 APPLY_LAG,
                 Unit::Seconds,
@@ -156,14 +178,19 @@ impl Metrics {
             describe_counter!(STORAGE_ERRORS, "Failed storage operations, by operation.");
             describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-            for provider in Provider::ALL {
-                for outcome in Outcome::ALL {
-                    counter!(WEBHOOKS_RECEIVED, "provider" => provider.as_str(), "outcome" => outcome.as_str())
-                        .increment(0);
-                }
-            }
+            Provider::ALL.map(ProviderMetrics::register)
         });
-        metrics
+        Self {
+            inner: Arc::new(Inner {
+                recorder,
+                timeline: Timeline::default(),
+                providers,
+            }),
+        }
+    }
+
+    fn of(&self, provider: Provider) -> Option<&ProviderMetrics> {
+        self.inner.providers.iter().find(|m| m.provider == provider)
     }
 
     /// Runs `f` with this application's recorder behind the macros.
@@ -173,10 +200,14 @@ impl Metrics {
 
     /// Counts one ingest outcome, on the counter and on the timeline.
     pub fn count_webhook(&self, provider: Provider, outcome: Outcome) {
-        self.record(|| {
-            counter!(WEBHOOKS_RECEIVED, "provider" => provider.as_str(), "outcome" => outcome.as_str())
-                .increment(1);
+        let counter = self.of(provider).and_then(|m| {
+            m.received
+                .iter()
+                .find_map(|(o, counter)| (*o == outcome).then_some(counter))
         });
+        if let Some(counter) = counter {
+            counter.increment(1);
+        }
         self.inner.timeline.count(provider, outcome, Utc::now());
     }
 
@@ -199,11 +230,10 @@ impl Metrics {
         let lag = (Utc::now() - event.received_at)
             .to_std()
             .unwrap_or_default();
-        let provider = event.provider.as_str();
-        self.record(|| {
-            histogram!(APPLY_DURATION, "provider" => provider).record(took.as_secs_f64());
-            histogram!(APPLY_LAG, "provider" => provider).record(lag.as_secs_f64());
-        });
+        if let Some(m) = self.of(event.provider) {
+            m.apply_duration.record(took.as_secs_f64());
+            m.apply_lag.record(lag.as_secs_f64());
+        }
     }
 
     /// Records one worker round that applied `entries` log entries.
