@@ -426,6 +426,18 @@ fn key_text(parts: &[&str]) -> String {
     serde_json::to_string(parts).unwrap_or_default()
 }
 
+/// `value`'s JSON as a script argument, written into a buffer of about
+/// its size: `serde_json::to_string` starts at 128 bytes and grows it
+/// three times for an event, on every ingest and apply.
+fn json_argument<T: serde::Serialize + ?Sized>(
+    value: &T,
+    size: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let mut json = Vec::with_capacity(size);
+    serde_json::to_writer(&mut json, value).map_err(corrupt)?;
+    Ok(json)
+}
+
 /// The fulfillment hash's field holding one history entry.
 fn history_field(id: &EventId) -> String {
     format!("{HISTORY_FIELD}{id}")
@@ -448,7 +460,7 @@ fn write_arguments(
         .arg(fulfillment_id(&w.value.key))
         .arg(w.expected.map(|v| v.to_string()).unwrap_or_default())
         .arg(w.expected.map_or(1, |v| v + 1))
-        .arg(serde_json::to_string(w.value).map_err(corrupt)?)
+        .arg(json_argument(w.value, 512)?)
         .arg(change.applied.len() + change.added.len())
         .arg(change.removed.len());
     for id in &change.applied {
@@ -456,7 +468,7 @@ fn write_arguments(
     }
     for entry in &change.added {
         call.arg(history_field(&entry.event_id))
-            .arg(serde_json::to_string(entry).map_err(corrupt)?);
+            .arg(json_argument(entry, 512)?);
     }
     for id in &change.removed {
         call.arg(history_field(id));
@@ -1073,7 +1085,7 @@ impl Storage for RedisStorage {
     async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError> {
         let mut connection = self.connection()?;
         let p = self.partition_of(&event.key);
-        let json = serde_json::to_string(event).map_err(corrupt)?;
+        let json = json_argument(event, 1024)?;
         let mut invocation = self.scripts.claim_and_append.prepare_invoke();
         invocation
             .key(self.keys.log(p))
