@@ -304,7 +304,7 @@ async fn shipment_status(
             .order_fulfillment(&store, &path.order_id, &path.fulfillment_id)
             .await?
         {
-            OrderFulfillment::Found(current) => current,
+            OrderFulfillment::Found(current) => *current,
             OrderFulfillment::NoFulfillment(key) => return Err(fulfillment_not_found(&key)),
             OrderFulfillment::NoOrder => return Err(order_not_found(&path.order_id)),
         };

@@ -85,7 +85,8 @@ pub enum OrderFulfillment {
     /// The order exists (the key names it by the client's id) but has no
     /// such fulfillment.
     NoFulfillment(FulfillmentKey),
-    Found(Versioned<Fulfillment>),
+    /// Boxed, so the answers that found nothing stay small.
+    Found(Box<Versioned<Fulfillment>>),
 }
 
 /// One write of [`Storage::compare_and_set_many`].
@@ -361,7 +362,7 @@ pub trait Storage: Send + Sync + 'static {
             fulfillment_ref: fulfillment_ref.to_owned(),
         };
         Ok(match self.fulfillment(&key).await? {
-            Some(found) => OrderFulfillment::Found(found),
+            Some(found) => OrderFulfillment::Found(Box::new(found)),
             None => OrderFulfillment::NoFulfillment(key),
         })
     }

@@ -1590,7 +1590,7 @@ impl Storage for RedisStorage {
             self.fulfillment(&key).await?
         };
         Ok(match found {
-            Some(found) => OrderFulfillment::Found(found),
+            Some(found) => OrderFulfillment::Found(Box::new(found)),
             None => OrderFulfillment::NoFulfillment(key),
         })
     }
