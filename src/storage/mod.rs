@@ -89,6 +89,16 @@ pub enum OrderFulfillment {
     Found(Box<Versioned<Fulfillment>>),
 }
 
+impl OrderFulfillment {
+    /// The answer for the order's fulfillment `key`, as read.
+    fn of(key: FulfillmentKey, found: Option<Versioned<Fulfillment>>) -> Self {
+        match found {
+            Some(found) => Self::Found(Box::new(found)),
+            None => Self::NoFulfillment(key),
+        }
+    }
+}
+
 /// One write of [`Storage::compare_and_set_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct FulfillmentWrite<'a> {
@@ -361,10 +371,8 @@ pub trait Storage: Send + Sync + 'static {
             order_ref: order.external_id,
             fulfillment_ref: fulfillment_ref.to_owned(),
         };
-        Ok(match self.fulfillment(&key).await? {
-            Some(found) => OrderFulfillment::Found(Box::new(found)),
-            None => OrderFulfillment::NoFulfillment(key),
-        })
+        let found = self.fulfillment(&key).await?;
+        Ok(OrderFulfillment::of(key, found))
     }
 
     /// The next number of a named sequence, from 1.

@@ -308,9 +308,7 @@ impl Keys {
     fn new(prefix: &str, partitions: u32) -> Self {
         Self {
             prefix: prefix.to_owned(),
-            heads: (0..partitions)
-                .map(|p| format!("{prefix}:{{{prefix}:p{p}}}:"))
-                .collect(),
+            heads: (0..partitions).map(|p| head_text(prefix, p)).collect(),
         }
     }
 
@@ -323,7 +321,7 @@ impl Keys {
                 key
             }
             // Only a partition number the settings do not know.
-            None => format!("{0}:{{{0}:p{partition}}}:", self.prefix),
+            None => head_text(&self.prefix, partition),
         }
     }
 
@@ -411,6 +409,12 @@ impl Keys {
     fn workers(&self) -> String {
         format!("{}:workers", self.prefix)
     }
+}
+
+/// `P:{P:p<n>}:`, the start of every key of partition `n`: the hash tag
+/// keeps them all in one Cluster slot.
+fn head_text(prefix: &str, partition: u32) -> String {
+    format!("{prefix}:{{{prefix}:p{partition}}}:")
 }
 
 /// An unambiguous text for a fulfillment key inside a Redis key.
@@ -955,6 +959,24 @@ impl RedisStorage {
             held.extend(result?);
         }
         Ok(held)
+    }
+
+    /// The order document stored under our id, `ours`, which the index
+    /// gave for one of its ids.
+    async fn order_by_our_id(
+        &self,
+        connection: &mut Connection,
+        store: &str,
+        ours: &str,
+    ) -> Result<Option<Order>, StorageError> {
+        let doc: Option<String> = redis::cmd("GET")
+            .arg(self.keys.order(store, ours))
+            .query_async(connection)
+            .await?;
+        doc.map(|doc| {
+            serde_json::from_str(&doc).map_err(|e| corrupt(format!("order {store}/{ours}: {e}")))
+        })
+        .transpose()
     }
 
     /// Fetches the next page (newest first) of every cursor that ran dry,
@@ -1538,17 +1560,10 @@ impl Storage for RedisStorage {
             .arg(self.keys.order_index(store, id))
             .query_async(&mut connection)
             .await?;
-        let Some(ours) = ours else {
-            return Ok(None);
-        };
-        let doc: Option<String> = redis::cmd("GET")
-            .arg(self.keys.order(store, &ours))
-            .query_async(&mut connection)
-            .await?;
-        doc.map(|doc| {
-            serde_json::from_str(&doc).map_err(|e| corrupt(format!("order {store}/{ours}: {e}")))
-        })
-        .transpose()
+        match ours {
+            Some(ours) => self.order_by_our_id(&mut connection, store, &ours).await,
+            None => Ok(None),
+        }
     }
 
     /// Reads the order's index entry and, in the same round trip, the
@@ -1576,7 +1591,7 @@ impl Storage for RedisStorage {
         let key = match ours {
             None => return Ok(OrderFulfillment::NoOrder),
             Some(ours) if ours != order_id => guess,
-            Some(_) => match self.order(store, order_id).await? {
+            Some(ours) => match self.order_by_our_id(&mut connection, store, &ours).await? {
                 Some(order) => FulfillmentKey {
                     order_ref: order.external_id,
                     ..guess
@@ -1589,10 +1604,7 @@ impl Storage for RedisStorage {
         } else {
             self.fulfillment(&key).await?
         };
-        Ok(match found {
-            Some(found) => OrderFulfillment::Found(Box::new(found)),
-            None => OrderFulfillment::NoFulfillment(key),
-        })
+        Ok(OrderFulfillment::of(key, found))
     }
 
     async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError> {
