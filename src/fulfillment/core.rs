@@ -12,7 +12,7 @@ use tracing::instrument;
 use super::automations::{Automations, OutboxWrite};
 use super::state::{Applied, Fulfillment, HistoryChange};
 use crate::canonical::{CanonicalEvent, EventKind, FulfillmentKey};
-use crate::storage::{FulfillmentWrite, Storage, StorageError, Versioned};
+use crate::storage::{Claim, FulfillmentWrite, Storage, StorageError, Versioned};
 
 /// Applies events to fulfillments; cheap to clone.
 #[derive(Clone)]
@@ -172,16 +172,44 @@ impl FulfillmentCore {
         }))
     }
 
-    /// [`apply`](Self::apply) starting from `current`, the whole
-    /// fulfillment as the caller just read it, which saves reading it
-    /// again; when it has changed since, the compare-and-set fails and it
-    /// is read afresh. Answers the whole fulfillment after the apply.
-    pub async fn apply_over(
+    /// Records `event` (claims and appends it, as ingest does) and applies
+    /// it to `current`, the whole fulfillment as the caller just read it,
+    /// in one storage step: an update applied before the answer costs one
+    /// round trip after the read, not two. When the fulfillment changed
+    /// since, it is read afresh and applied again. A duplicate is not
+    /// applied: the answer is `current` as it is.
+    pub async fn record_over(
         &self,
         event: &CanonicalEvent,
-        current: Option<Versioned<Fulfillment>>,
-    ) -> Result<ApplyResult, StorageError> {
-        self.apply_from(event, current, Reading::Whole).await
+        current: Versioned<Fulfillment>,
+    ) -> Result<(Claim, Fulfillment), StorageError> {
+        let now = Utc::now();
+        let mut fulfillment = current.value.clone();
+        let Applied::Recorded(effects) = fulfillment.apply(event, now) else {
+            // Withdrawn before it came: recorded, and nothing to write.
+            let claim = self.storage.claim_and_append(event).await?;
+            return Ok((claim, current.value));
+        };
+        let fired = self.automations.plan(&fulfillment, event, &effects, now);
+        let write = FulfillmentWrite {
+            expected: Some(current.version),
+            value: &fulfillment,
+            change: &effects.history,
+            fired: &fired,
+        };
+        match self.storage.claim_append_and_set(event, write).await? {
+            (claim @ Claim::Duplicate { .. }, _) => Ok((claim, current.value)),
+            (claim, true) => {
+                self.automations.queued(&fired);
+                Ok((claim, fulfillment))
+            }
+            (claim, false) => {
+                tracing::debug!("fulfillment changed under us; applying again");
+                let fresh = self.storage.fulfillment(&event.key).await?;
+                let applied = self.apply_from(event, fresh, Reading::Whole).await?;
+                Ok((claim, applied.fulfillment))
+            }
+        }
     }
 
     #[instrument(level = "debug", skip_all, fields(event = %event.id, fulfillment = %event.key))]

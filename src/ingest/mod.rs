@@ -108,11 +108,16 @@ impl Recorded {
 pub async fn record(state: &AppState, observation: Observation) -> Result<Recorded, IngestError> {
     let event = CanonicalEvent::from_observation(observation, Utc::now());
     let claim = state.storage.claim_and_append(&event).await?;
-    state.metrics.count_recorded(&event, claim);
+    count_claim(state, &event, claim);
+    Ok(Recorded { event, claim })
+}
+
+/// Counts how offering `event` to the log went, on the metrics.
+pub fn count_claim(state: &AppState, event: &CanonicalEvent, claim: Claim) {
+    state.metrics.count_recorded(event, claim);
     if let Claim::Duplicate { original } = claim {
         tracing::debug!(provider = %event.provider, %original, "duplicate delivery");
     }
-    Ok(Recorded { event, claim })
 }
 
 /// The answer to a webhook delivery: the same 200 for a first delivery

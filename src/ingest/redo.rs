@@ -9,9 +9,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{answer, read_json_body, record, IngestError, ProviderError, RedoErrorBody};
+use super::{answer, count_claim, read_json_body, IngestError, ProviderError, RedoErrorBody};
 use crate::app::AppState;
-use crate::canonical::{FulfillmentKey, Observation, Provider};
+use crate::canonical::{CanonicalEvent, FulfillmentKey, Observation, Provider};
 use crate::fulfillment::{CreateError, Fulfillment, FulfillmentView, Order};
 use crate::providers::known;
 use crate::providers::redo::{self as adapter, CreateOrderRequest};
@@ -353,22 +353,18 @@ fn stored_request(order: &Order) -> Result<CreateOrderRequest, IngestError> {
 }
 
 /// Records an update to `current` (the fulfillment as just read, which
-/// saves reading it again), then applies it before the answer. A duplicate
-/// is not applied again: the answer is the fulfillment as it is.
+/// saves reading it again) and applies it before the answer, in one
+/// storage step. A duplicate is not applied again: the answer is the
+/// fulfillment as it is.
 async fn record_and_apply(
     state: &AppState,
     observation: Observation,
     current: Versioned<Fulfillment>,
 ) -> Result<Fulfillment, IngestError> {
-    let recorded = record(state, observation).await?;
-    if recorded.is_duplicate() {
-        return Ok(current.value);
-    }
-    let applied = state
-        .core
-        .apply_over(&recorded.event, Some(current))
-        .await?;
-    Ok(applied.fulfillment)
+    let event = CanonicalEvent::from_observation(observation, Utc::now());
+    let (claim, fulfillment) = state.core.record_over(&event, current).await?;
+    count_claim(state, &event, claim);
+    Ok(fulfillment)
 }
 
 fn fulfillment_not_found(key: &FulfillmentKey) -> IngestError {

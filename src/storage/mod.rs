@@ -243,6 +243,26 @@ pub trait Storage: Send + Sync + 'static {
         fired: &OutboxWrite,
     ) -> Result<bool, StorageError>;
 
+    /// [`Storage::claim_and_append`], then, only if the claim is new,
+    /// [`Storage::compare_and_set_with_outbox`] of `write`: the event
+    /// applied before the answer (Redo's paths). Answers the claim and
+    /// whether `write` was written; the event is in the log either way. A
+    /// backend that can do both in one step saves those paths a round trip.
+    async fn claim_append_and_set(
+        &self,
+        event: &CanonicalEvent,
+        write: FulfillmentWrite<'_>,
+    ) -> Result<(Claim, bool), StorageError> {
+        let claim = self.claim_and_append(event).await?;
+        if claim != Claim::Accepted {
+            return Ok((claim, false));
+        }
+        let written = self
+            .compare_and_set_with_outbox(write.expected, write.value, write.change, write.fired)
+            .await?;
+        Ok((claim, written))
+    }
+
     /// [`Storage::fulfillment_to_apply`] for several fulfillments at once,
     /// each given with the events about to be applied to it in order (none
     /// a retraction), so a backend can read them all in one round trip.

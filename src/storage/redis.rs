@@ -56,7 +56,7 @@ use crate::fulfillment::{Fulfillment, HistoryChange, HistoryEntry, Order};
 
 /// The consumer group every partition stream is read through.
 const GROUP: &str = "workers";
-/// The stream field holding the event's JSON (as CLAIM_AND_APPEND writes it).
+/// The stream field holding the event's JSON (as `claim_and_append` writes it).
 const EVENT_FIELD: &str = "event";
 /// Prefixes of the fulfillment hash's fields besides `v` and `doc`: one
 /// per history entry and one per applied event, so an apply writes its own
@@ -71,9 +71,11 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// Recent events read per partition and round trip when listing them.
 const RECENT_PAGE: usize = 64;
 
-/// Claims both dedup keys and appends the event, or only counts a
-/// duplicate. KEYS: log, stats, unmapped, then the dedup keys (delivery
-/// first, as the memory backend checks). ARGV: event id, dedup ttl ms,
+/// A Lua function that claims both dedup keys and appends the event, or
+/// only counts a duplicate; answers the id that claimed the event first,
+/// or false when this claim is new. KEYS from `k + 1`: log, stats,
+/// unmapped, then the dedup keys (delivery first, as the memory backend
+/// checks) up to the last key. ARGV from `a + 1`: event id, dedup ttl ms,
 /// event JSON, provider, "1" if unmapped, raw word.
 /// `SET NX GET` (Redis 7) claims a key and reads a holder in one call; a
 /// claim made before a later key turns out taken is undone, so a duplicate
@@ -81,64 +83,87 @@ const RECENT_PAGE: usize = 64;
 /// that can fail on a sound key space), so that the sender's retry is not
 /// taken for a duplicate of an event never recorded. The log itself is the
 /// recent-events feed (see `TRIM_LOG`), so an event is written once.
-const CLAIM_AND_APPEND: &str = r"
-for i = 4, #KEYS do
-  local original = redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2], 'GET')
-  if original then
-    for j = 4, i - 1 do
+const CLAIM_AND_APPEND_FN: &str = r"
+local function claim_and_append(k, a)
+  for i = k + 4, #KEYS do
+    local original = redis.call('SET', KEYS[i], ARGV[a + 1], 'NX', 'PX', ARGV[a + 2], 'GET')
+    if original then
+      for j = k + 4, i - 1 do
+        redis.call('DEL', KEYS[j])
+      end
+      redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 4] .. ':duplicate', 1)
+      return original
+    end
+  end
+  local appended = redis.pcall('XADD', KEYS[k + 1], '*', 'event', ARGV[a + 3])
+  if type(appended) == 'table' and appended.err then
+    for j = k + 4, #KEYS do
       redis.call('DEL', KEYS[j])
     end
-    redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':duplicate', 1)
-    return original
+    return appended
   end
-end
-local appended = redis.pcall('XADD', KEYS[1], '*', 'event', ARGV[3])
-if type(appended) == 'table' and appended.err then
-  for j = 4, #KEYS do
-    redis.call('DEL', KEYS[j])
+  redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 4] .. ':accepted', 1)
+  if ARGV[a + 5] == '1' then
+    redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 4] .. ':unmapped', 1)
+    redis.call('ZINCRBY', KEYS[k + 3], 1, ARGV[a + 4] .. ':' .. ARGV[a + 6])
   end
-  return appended
+  return false
 end
-redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':accepted', 1)
-if ARGV[5] == '1' then
-  redis.call('HINCRBY', KEYS[2], ARGV[4] .. ':unmapped', 1)
-  redis.call('ZINCRBY', KEYS[3], 1, ARGV[4] .. ':' .. ARGV[6])
-end
-return false
 ";
 
-/// Writes a fulfillment if its version is still the expected one ("" for
-/// none yet), with the change to its history, and what the change fired:
-/// the stall watch and the deliveries (queued by `outbox::ENQUEUE`,
-/// prepended). KEYS: the partition's outbox, due, next and stall keys, the
-/// fulfillment hash, then a queue and a document per delivery. ARGV:
+/// A Lua function that writes a fulfillment if its version is still the
+/// expected one ("" for none yet), with the change to its history, and
+/// what the change fired: the stall watch and the deliveries (queued by
+/// `outbox::ENQUEUE`, which must precede it). Answers 1, or 0 when the
+/// version moved. KEYS: the partition's outbox, due, next and stall keys,
+/// the fulfillment hash, then a queue and a document per delivery. ARGV:
 /// delivery count, stall ("" to leave, "clear", or the stall time in ms),
 /// the fulfillment's stall member, expected, new version, summary, the
 /// number of history fields to set and to delete, those fields (name and
 /// value pairs, then names), then the deliveries.
-const COMPARE_AND_SET: &str = r"
-local current = redis.call('HGET', KEYS[5], 'v')
-if ARGV[4] == '' then
-  if current then return 0 end
-elseif current ~= ARGV[4] then
-  return 0
+const COMPARE_AND_SET_FN: &str = r"
+local function compare_and_set()
+  local current = redis.call('HGET', KEYS[5], 'v')
+  if ARGV[4] == '' then
+    if current then return 0 end
+  elseif current ~= ARGV[4] then
+    return 0
+  end
+  local sets, dels = tonumber(ARGV[7]), tonumber(ARGV[8])
+  local at = 9 + 2 * sets
+  redis.call('HSET', KEYS[5], 'v', ARGV[5], 'doc', ARGV[6], unpack(ARGV, 9, at - 1))
+  if dels > 0 then
+    redis.call('HDEL', KEYS[5], unpack(ARGV, at, at + dels - 1))
+  end
+  if ARGV[2] == 'clear' then
+    redis.call('ZREM', KEYS[4], ARGV[3])
+  elseif ARGV[2] ~= '' then
+    redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+  end
+  enqueue(at + dels, tonumber(ARGV[1]))
+  return 1
 end
-local sets, dels = tonumber(ARGV[7]), tonumber(ARGV[8])
-local at = 9 + 2 * sets
-redis.call('HSET', KEYS[5], 'v', ARGV[5], 'doc', ARGV[6], unpack(ARGV, 9, at - 1))
-if dels > 0 then
-  redis.call('HDEL', KEYS[5], unpack(ARGV, at, at + dels - 1))
-end
-if ARGV[2] == 'clear' then
-  redis.call('ZREM', KEYS[4], ARGV[3])
-elseif ARGV[2] ~= '' then
-  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
-end
-enqueue(at + dels, tonumber(ARGV[1]))
-return 1
 ";
 
-/// COMPARE_AND_SET for several fulfillments of one partition whose writes
+/// `claim_and_append` on its own: KEYS and ARGV as it takes them.
+const CLAIM_AND_APPEND: &str = "return claim_and_append(0, 0)";
+
+/// `compare_and_set` on its own: KEYS and ARGV as it takes them.
+const COMPARE_AND_SET: &str = "return compare_and_set()";
+
+/// Claims and appends an event and, if the claim is new, writes its
+/// fulfillment, in one step: the paths that apply an update before they
+/// answer pay one round trip for both. KEYS: `compare_and_set`'s, then
+/// `claim_and_append`'s; ARGV likewise, the claim's last. Answers the
+/// first claimant's id for a duplicate (nothing written), else 1 or 0 as
+/// `compare_and_set` (the event is appended either way).
+const CLAIM_APPEND_AND_SET: &str = r"
+local original = claim_and_append(5 + 2 * tonumber(ARGV[1]), #ARGV - 6)
+if original then return original end
+return compare_and_set()
+";
+
+/// `compare_and_set` for several fulfillments of one partition whose writes
 /// fire no deliveries, in one call: a worker's batch pays the script's
 /// overhead once per partition, not once per fulfillment. KEYS: the
 /// partition's stall key, then the fulfillment hashes. ARGV, per hash in
@@ -270,6 +295,7 @@ return 1
 struct Scripts {
     claim_and_append: Script,
     compare_and_set: Script,
+    claim_append_and_set: Script,
     compare_and_set_many: Script,
     create_order: Script,
     register_worker: Script,
@@ -282,8 +308,15 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            claim_and_append: Script::new(CLAIM_AND_APPEND),
-            compare_and_set: Script::new(&format!("{}{COMPARE_AND_SET}", outbox::ENQUEUE)),
+            claim_and_append: Script::new(&format!("{CLAIM_AND_APPEND_FN}{CLAIM_AND_APPEND}")),
+            compare_and_set: Script::new(&format!(
+                "{}{COMPARE_AND_SET_FN}{COMPARE_AND_SET}",
+                outbox::ENQUEUE
+            )),
+            claim_append_and_set: Script::new(&format!(
+                "{}{CLAIM_AND_APPEND_FN}{COMPARE_AND_SET_FN}{CLAIM_APPEND_AND_SET}",
+                outbox::ENQUEUE
+            )),
             compare_and_set_many: Script::new(COMPARE_AND_SET_MANY),
             create_order: Script::new(CREATE_ORDER),
             register_worker: Script::new(REGISTER_WORKER),
@@ -740,15 +773,17 @@ impl RedisStorage {
         })
     }
 
-    /// The compare-and-set script call for one write that fires
-    /// deliveries (see COMPARE_AND_SET).
-    fn compare_and_set_call(
-        &self,
+    /// A call of `script` with `compare_and_set`'s keys and arguments for
+    /// one write: the script of a write that fires deliveries, or of a
+    /// claim with its write.
+    fn compare_and_set_call<'s>(
+        &'s self,
+        script: &'s Script,
         w: &FulfillmentWrite<'_>,
-    ) -> Result<ScriptCall<'_>, StorageError> {
+    ) -> Result<ScriptCall<'s>, StorageError> {
         let key = &w.value.key;
         let p = self.partition_of(key);
-        let mut call = ScriptCall::new(&self.scripts.compare_and_set);
+        let mut call = ScriptCall::new(script);
         self.enqueue_keys(p, key, &mut call);
         call.arg(w.fired.deliveries.len());
         write_arguments(w, &mut call)?;
@@ -770,6 +805,34 @@ impl RedisStorage {
             write_arguments(w, &mut call)?;
         }
         Ok(call)
+    }
+
+    /// `claim_and_append`'s keys and arguments for `event`, after any the
+    /// call already holds.
+    fn claim_arguments(
+        &self,
+        event: &CanonicalEvent,
+        call: &mut ScriptCall<'_>,
+    ) -> Result<(), StorageError> {
+        let p = self.partition_of(&event.key);
+        call.key(self.keys.log(p))
+            .key(self.keys.stats(p))
+            .key(self.keys.unmapped(p));
+        if let Some(delivery) = &event.dedup_key.delivery {
+            call.key(self.keys.delivery_seen(p, &event.key, delivery));
+        }
+        call.key(self.keys.content_seen(p, &event.dedup_key.fingerprint))
+            .arg(event.id.to_string())
+            .arg(self.dedup_ttl_ms)
+            .arg(json_argument(event, 1024)?)
+            .arg(event.provider.as_str())
+            .arg(if event.kind == EventKind::Unmapped {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(&event.raw_status);
+        Ok(())
     }
 
     fn partition_of(&self, key: &FulfillmentKey) -> u32 {
@@ -1089,6 +1152,15 @@ fn log_entries(partition: u32, items: &Value) -> Result<Vec<LogEntry>, StorageEr
     Ok(entries)
 }
 
+/// The answer to a claim that lost to `id`, the event that claimed first.
+fn duplicate_of(id: &str) -> Result<Claim, StorageError> {
+    Ok(Claim::Duplicate {
+        original: id
+            .parse::<EventId>()
+            .map_err(|e| corrupt(format!("dedup key holds '{id}': {e}")))?,
+    })
+}
+
 /// A stats field `provider:outcome` back into its parts.
 fn stats_field(field: &str) -> Result<(Provider, Outcome), StorageError> {
     let (provider, outcome) = field
@@ -1106,36 +1178,38 @@ fn stats_field(field: &str) -> Result<(Provider, Outcome), StorageError> {
 impl Storage for RedisStorage {
     async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError> {
         let mut connection = self.connection()?;
-        let p = self.partition_of(&event.key);
-        let json = json_argument(event, 1024)?;
-        let mut invocation = self.scripts.claim_and_append.prepare_invoke();
-        invocation
-            .key(self.keys.log(p))
-            .key(self.keys.stats(p))
-            .key(self.keys.unmapped(p));
-        if let Some(delivery) = &event.dedup_key.delivery {
-            invocation.key(self.keys.delivery_seen(p, &event.key, delivery));
-        }
-        invocation
-            .key(self.keys.content_seen(p, &event.dedup_key.fingerprint))
-            .arg(event.id.to_string())
-            .arg(self.dedup_ttl_ms)
-            .arg(json)
-            .arg(event.provider.as_str())
-            .arg(if event.kind == EventKind::Unmapped {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(&event.raw_status);
-        let original: Option<String> = invocation.invoke_async(&mut connection).await?;
+        let mut call = ScriptCall::new(&self.scripts.claim_and_append);
+        self.claim_arguments(event, &mut call)?;
+        let original: Option<String> = call.invoke(&mut connection).await?;
         match original {
             None => Ok(Claim::Accepted),
-            Some(id) => Ok(Claim::Duplicate {
-                original: id
-                    .parse::<EventId>()
-                    .map_err(|e| corrupt(format!("dedup key holds '{id}': {e}")))?,
-            }),
+            Some(id) => duplicate_of(&id),
+        }
+    }
+
+    async fn claim_append_and_set(
+        &self,
+        event: &CanonicalEvent,
+        write: FulfillmentWrite<'_>,
+    ) -> Result<(Claim, bool), StorageError> {
+        let mut connection = self.connection()?;
+        if write.expected.is_none() {
+            // Listed before it exists, as `compare_and_set_many` lists.
+            let key = &write.value.key;
+            redis::cmd("SADD")
+                .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
+                .arg(&key.fulfillment_ref)
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        let mut call = self.compare_and_set_call(&self.scripts.claim_append_and_set, &write)?;
+        self.claim_arguments(event, &mut call)?;
+        match call.invoke(&mut connection).await? {
+            Value::Int(written) => Ok((Claim::Accepted, written == 1)),
+            Value::BulkString(id) => Ok((duplicate_of(&String::from_utf8_lossy(&id))?, false)),
+            other => Err(corrupt(format!(
+                "a claim with its write answered {other:?}"
+            ))),
         }
     }
 
@@ -1406,7 +1480,8 @@ impl Storage for RedisStorage {
                     .or_default()
                     .push(i);
             } else {
-                self.compare_and_set_call(w)?.add_to(&mut pipe);
+                self.compare_and_set_call(&self.scripts.compare_and_set, w)?
+                    .add_to(&mut pipe);
                 answers.push(vec![i]);
             }
         }

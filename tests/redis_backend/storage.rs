@@ -256,6 +256,127 @@ async fn compare_and_set_refuses_a_version_that_moved_on() {
     assert!(storage.fulfillment(&key("f9")).await.unwrap().is_none());
 }
 
+/// `current` after applying `e`, and the history change to write.
+fn applied(current: &Fulfillment, e: &CanonicalEvent) -> (Fulfillment, HistoryChange) {
+    let mut value = current.clone();
+    match value.apply(e, Utc::now()) {
+        Applied::Recorded(effects) => (value, effects.history),
+        other => panic!("{} was not recorded: {other:?}", e.id),
+    }
+}
+
+#[tokio::test]
+async fn a_claim_and_its_write_go_together_and_a_duplicate_writes_nothing() {
+    use shipgate::fulfillment::automations::DeliveryFilter;
+    let storage = small_storage().await;
+    let now = Utc::now();
+    let created = Fulfillment::new(key("f1"), now);
+    assert!(storage
+        .compare_and_set_fulfillment(None, &created)
+        .await
+        .unwrap());
+    // The write fires a delivery, whose keys come before the claim's.
+    let first = event("f1", 10, Some("d1"));
+    let (value, change) = applied(&created, &first);
+    let delivery = crate::automations::pending_delivery(key("f1"), now);
+    let firing = OutboxWrite {
+        deliveries: vec![delivery.clone()],
+        stall: None,
+    };
+    let write = FulfillmentWrite {
+        expected: Some(1),
+        value: &value,
+        change: &change,
+        fired: &firing,
+    };
+    assert_eq!(
+        storage.claim_append_and_set(&first, write).await.unwrap(),
+        (Claim::Accepted, true)
+    );
+    // Sent again, over the version it left: a duplicate writes nothing.
+    let again = FulfillmentWrite {
+        expected: Some(2),
+        ..write
+    };
+    assert_eq!(
+        storage.claim_append_and_set(&first, again).await.unwrap(),
+        (Claim::Duplicate { original: first.id }, false)
+    );
+    // Written over a version that moved on: recorded, not written.
+    let second = event("f1", 20, Some("d2"));
+    let (stale_value, stale_change) = applied(&created, &second);
+    let stale = FulfillmentWrite {
+        expected: Some(1),
+        value: &stale_value,
+        change: &stale_change,
+        fired: &OutboxWrite::default(),
+    };
+    assert_eq!(
+        storage.claim_append_and_set(&second, stale).await.unwrap(),
+        (Claim::Accepted, false)
+    );
+    let stored = storage.fulfillment(&key("f1")).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.value.history, value.history);
+    assert_eq!(backlog_total(&storage).await, 2, "both updates are logged");
+    let stats = storage.stats().await.unwrap();
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Accepted], 2);
+    assert_eq!(stats[&Provider::Shopify][&Outcome::Duplicate], 1);
+    let all = DeliveryFilter {
+        limit: 10,
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(
+        storage.deliveries(&all).await.unwrap(),
+        [delivery],
+        "queued once"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_whose_append_fails_writes_nothing_and_a_new_fulfillment_is_listed() {
+    use redis::AsyncCommands;
+    let settings = settings(
+        &shared_redis_url(),
+        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
+    );
+    let storage = open(&settings).await;
+    let e = event("f1", 0, Some("d1"));
+    let (value, change) = applied(&Fulfillment::new(key("f1"), Utc::now()), &e);
+    let write = FulfillmentWrite {
+        expected: None,
+        value: &value,
+        change: &change,
+        fired: &OutboxWrite::default(),
+    };
+    let log = format!(
+        "{0}:{{{0}:p{1}}}:log",
+        settings.key_prefix,
+        e.key.partition(4)
+    );
+    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = raw.set(&log, "not a stream").await.unwrap();
+    let refused = storage.claim_append_and_set(&e, write).await;
+    assert!(
+        matches!(refused, Err(StorageError::Corrupt(_))),
+        "{refused:?}"
+    );
+    assert!(
+        storage.fulfillment(&key("f1")).await.unwrap().is_none(),
+        "nothing written"
+    );
+    let () = raw.del(&log).await.unwrap();
+    assert_eq!(
+        storage.claim_append_and_set(&e, write).await.unwrap(),
+        (Claim::Accepted, true),
+        "the retry is no duplicate"
+    );
+    let listed = storage.fulfillments_of_order("acme", "1001").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].history, value.history);
+}
+
 #[tokio::test]
 async fn an_apply_reads_no_history_and_writes_only_its_own_entry() {
     let storage = small_storage().await;
