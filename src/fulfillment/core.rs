@@ -178,6 +178,7 @@ impl FulfillmentCore {
     /// round trip after the read, not two. When the fulfillment changed
     /// since, it is read afresh and applied again. A duplicate is not
     /// applied: the answer is `current` as it is.
+    #[instrument(level = "debug", skip_all, fields(event = %event.id, fulfillment = %event.key))]
     pub async fn record_over(
         &self,
         event: &CanonicalEvent,

@@ -257,6 +257,52 @@ async fn an_idempotency_key_replay_applies_once() {
     app.stop().await;
 }
 
+/// The messages of a fulfillment's tracking history, in its order.
+fn messages(fulfillment: &Value) -> Vec<String> {
+    fulfillment["trackingHistory"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn concurrent_statuses_each_answer_their_own_update_and_apply_once() {
+    const POSTS: usize = 16;
+    let app = spawn_app().await;
+    create_sample_order(&app).await;
+    create_untracked_fulfillment(&app, FULFILLMENT).await;
+    // Sent together, most read the fulfillment before another's write
+    // lands, so their own write finds the version moved on.
+    let posts = (0..POSTS).map(|i| {
+        let mut update = sample("redo", "shipment_status");
+        update["datetime"] = json!(format!("2026-11-21T09:{:02}:00Z", 10 + i));
+        update["message"] = json!(format!("scan {i}"));
+        TestApp::send_for_json(
+            app.redo(reqwest::Method::POST, &status_path(FULFILLMENT))
+                .header("Idempotency-Key", format!("scan-{i}"))
+                .json(&update),
+        )
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    for (i, (status, answer)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "{answer}");
+        let answered = messages(&answer["fulfillment"]);
+        assert!(
+            answered.contains(&format!("scan {i}")),
+            "post {i} answered without its own update: {answered:?}"
+        );
+    }
+    app.wait_until_applied().await;
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    let each_once: Vec<String> = (0..POSTS).map(|i| format!("scan {i}")).collect();
+    assert_eq!(messages(&f), each_once, "each once, in time order");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_same_content_without_a_key_applies_once() {
     let app = spawn_app().await;
