@@ -807,6 +807,14 @@ impl RedisStorage {
         Ok(call)
     }
 
+    /// The command that lists a new fulfillment in its order's set.
+    fn order_listing(&self, key: &FulfillmentKey) -> redis::Cmd {
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
+            .arg(&key.fulfillment_ref);
+        sadd
+    }
+
     /// `claim_and_append`'s keys and arguments for `event`, after any the
     /// call already holds.
     fn claim_arguments(
@@ -1195,10 +1203,7 @@ impl Storage for RedisStorage {
         let mut connection = self.connection()?;
         if write.expected.is_none() {
             // Listed before it exists, as `compare_and_set_many` lists.
-            let key = &write.value.key;
-            redis::cmd("SADD")
-                .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
-                .arg(&key.fulfillment_ref)
+            self.order_listing(&write.value.key)
                 .query_async::<()>(&mut connection)
                 .await?;
         }
@@ -1460,11 +1465,7 @@ impl Storage for RedisStorage {
             } else {
                 &mut pipe
             };
-            first
-                .cmd("SADD")
-                .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
-                .arg(&key.fulfillment_ref)
-                .ignore();
+            first.add_command(self.order_listing(key)).ignore();
         }
         if !listing.is_empty() {
             listing.query_async::<()>(&mut connection).await?;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use shipgate::canonical::{
     CanonicalEvent, EventKind, FulfillmentKey, Observation, Provider, ShipmentStatus,
 };
@@ -87,6 +87,40 @@ async fn backlog_total(storage: &RedisStorage) -> u64 {
     storage.backlog().await.expect("backlog").iter().sum()
 }
 
+/// Stores `fulfillment` as new, asserting the create took.
+async fn create(storage: &RedisStorage, fulfillment: &str, now: DateTime<Utc>) -> Fulfillment {
+    let created = Fulfillment::new(key(fulfillment), now);
+    assert!(storage
+        .compare_and_set_fulfillment(None, &created)
+        .await
+        .unwrap());
+    created
+}
+
+/// A storage of 4 partitions on the shared Redis whose log for `e` is a
+/// plain string, so that appending to it fails; with a connection of its
+/// own to mend it and that log's key.
+async fn storage_whose_log_breaks(
+    e: &CanonicalEvent,
+) -> (RedisStorage, redis::aio::MultiplexedConnection, String) {
+    use redis::AsyncCommands;
+    let settings = settings(
+        &shared_redis_url(),
+        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
+    );
+    let storage = open(&settings).await;
+    let log = format!(
+        "{0}:{{{0}:p{1}}}:log",
+        settings.key_prefix,
+        e.key.partition(4)
+    );
+    let client = redis::Client::open(shared_redis_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let () = raw.del(&log).await.unwrap();
+    let () = raw.set(&log, "not a stream").await.unwrap();
+    (storage, raw, log)
+}
+
 /// Acknowledges `entries`, as a worker does once they are applied.
 async fn acknowledge(storage: &RedisStorage, entries: &[LogEntry]) {
     let positions: Vec<_> = entries.iter().map(|e| e.position.clone()).collect();
@@ -138,21 +172,8 @@ async fn a_claim_is_taken_once_by_delivery_id_or_by_content() {
 #[tokio::test]
 async fn a_failed_append_claims_nothing_so_the_retry_is_recorded() {
     use redis::AsyncCommands;
-    let settings = settings(
-        &shared_redis_url(),
-        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
-    );
-    let storage = open(&settings).await;
     let e = event("f1", 0, Some("d1"));
-    let log = format!(
-        "{0}:{{{0}:p{1}}}:log",
-        settings.key_prefix,
-        e.key.partition(4)
-    );
-    let client = redis::Client::open(shared_redis_url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let () = raw.del(&log).await.unwrap();
-    let () = raw.set(&log, "not a stream").await.unwrap();
+    let (storage, mut raw, log) = storage_whose_log_breaks(&e).await;
     let refused = storage.claim_and_append(&e).await;
     assert!(
         matches!(refused, Err(StorageError::Corrupt(_))),
@@ -225,12 +246,7 @@ async fn refused_requests_are_counted_beside_the_claims() {
 #[tokio::test]
 async fn compare_and_set_refuses_a_version_that_moved_on() {
     let storage = small_storage().await;
-    let now = Utc::now();
-    let created = Fulfillment::new(key("f1"), now);
-    assert!(storage
-        .compare_and_set_fulfillment(None, &created)
-        .await
-        .unwrap());
+    let created = create(&storage, "f1", Utc::now()).await;
     assert!(
         !storage
             .compare_and_set_fulfillment(None, &created)
@@ -270,11 +286,7 @@ async fn a_claim_and_its_write_go_together_and_a_duplicate_writes_nothing() {
     use shipgate::fulfillment::automations::DeliveryFilter;
     let storage = small_storage().await;
     let now = Utc::now();
-    let created = Fulfillment::new(key("f1"), now);
-    assert!(storage
-        .compare_and_set_fulfillment(None, &created)
-        .await
-        .unwrap());
+    let created = create(&storage, "f1", now).await;
     // The write fires a delivery, whose keys come before the claim's.
     let first = event("f1", 10, Some("d1"));
     let (value, change) = applied(&created, &first);
@@ -336,12 +348,8 @@ async fn a_claim_and_its_write_go_together_and_a_duplicate_writes_nothing() {
 #[tokio::test]
 async fn a_claim_whose_append_fails_writes_nothing_and_a_new_fulfillment_is_listed() {
     use redis::AsyncCommands;
-    let settings = settings(
-        &shared_redis_url(),
-        &[("SHIPGATE__STORAGE__PARTITIONS", "4")],
-    );
-    let storage = open(&settings).await;
     let e = event("f1", 0, Some("d1"));
+    let (storage, mut raw, log) = storage_whose_log_breaks(&e).await;
     let (value, change) = applied(&Fulfillment::new(key("f1"), Utc::now()), &e);
     let write = FulfillmentWrite {
         expected: None,
@@ -349,14 +357,6 @@ async fn a_claim_whose_append_fails_writes_nothing_and_a_new_fulfillment_is_list
         change: &change,
         fired: &OutboxWrite::default(),
     };
-    let log = format!(
-        "{0}:{{{0}:p{1}}}:log",
-        settings.key_prefix,
-        e.key.partition(4)
-    );
-    let client = redis::Client::open(shared_redis_url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let () = raw.set(&log, "not a stream").await.unwrap();
     let refused = storage.claim_append_and_set(&e, write).await;
     assert!(
         matches!(refused, Err(StorageError::Corrupt(_))),
@@ -428,11 +428,7 @@ async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
     let now = Utc::now();
     let names = ["f1", "f2", "f3", "f4", "f5", "f6", "f7"];
     for f in ["f1", "f2", "f3", "f6", "f7"] {
-        let created = Fulfillment::new(key(f), now);
-        assert!(storage
-            .compare_and_set_fulfillment(None, &created)
-            .await
-            .unwrap());
+        create(&storage, f, now).await;
     }
     let partitions: Vec<u32> = (0..4).collect();
     let by_partition = |p: u32| names.iter().filter(|f| key(f).partition(4) == p).count();
@@ -530,8 +526,7 @@ async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
 async fn an_orders_fulfillments_are_listed_by_reference() {
     let storage = small_storage().await;
     for fulfillment in ["f2", "f1"] {
-        let f = Fulfillment::new(key(fulfillment), Utc::now());
-        assert!(storage.compare_and_set_fulfillment(None, &f).await.unwrap());
+        create(&storage, fulfillment, Utc::now()).await;
     }
     let listed: Vec<String> = storage
         .fulfillments_of_order("acme", "1001")
