@@ -1,6 +1,7 @@
 //! The canonical tracking event and its vocabulary.
 
 mod event;
+pub mod json;
 pub mod time;
 mod vocabulary;
 

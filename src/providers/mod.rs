@@ -14,6 +14,8 @@ use actix_web::http::header::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 
+use crate::canonical::json;
+
 /// Why an adapter refused a delivery; always says which header, field or
 /// value is at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,15 +51,8 @@ pub fn required_header<'a>(
 /// Parses a JSON body into `T`; errors name the field by its path.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Rejection> {
     // Tracking the path costs an allocation per field, so only a body that
-    // fails pays for it: parsed a second time, to say where. UTF-8 is
-    // checked once for the whole body, which costs less than checking each
-    // string as a parse of bytes does; a body that is not UTF-8 is parsed
-    // as bytes so that the error says where.
-    let parsed = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    };
-    parsed.map_err(|plain| locate_json_error::<T>(body, plain))
+    // fails pays for it: parsed a second time, to say where.
+    json::from_bytes(body).map_err(|plain| locate_json_error::<T>(body, plain))
 }
 
 /// Why `body` is not a `T`, naming the field at fault.

@@ -49,7 +49,7 @@ use super::{
     Claim, EventFilter, FulfillmentWrite, LogEntry, LogPosition, OrderFulfillment, Outcome, Stats,
     Storage, StorageError, UnmappedWord, Versioned,
 };
-use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
+use crate::canonical::{self, CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
 use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
 use crate::fulfillment::{Fulfillment, HistoryChange, HistoryEntry, Order};
@@ -1144,16 +1144,11 @@ fn log_entries(partition: u32, items: &Value) -> Result<Vec<LogEntry>, StorageEr
                     "log entry {id} of partition {partition} has no event"
                 ))
             })?;
-        // Checked as UTF-8 once, whole: parsing bytes checks every string
-        // on its own, which costs more than the rest of the parse.
-        let event = std::str::from_utf8(json)
-            .map_err(|e| e.to_string())
-            .and_then(|json| serde_json::from_str(json).map_err(|e| e.to_string()))
-            .map_err(|e| {
-                corrupt(format!(
-                    "log entry {id} of partition {partition} is not an event: {e}"
-                ))
-            })?;
+        let event = canonical::json::from_bytes(json).map_err(|e| {
+            corrupt(format!(
+                "log entry {id} of partition {partition} is not an event: {e}"
+            ))
+        })?;
         entries.push(LogEntry {
             position: LogPosition {
                 partition,
