@@ -9,6 +9,13 @@ use shipgate::cli::{self, send_sample::SendSampleArgs, sign::SignArgs};
 use shipgate::config::Settings;
 use shipgate::telemetry;
 
+/// glibc's allocator cost the gateway about a quarter of its CPU on the
+/// webhook path and the drain (lock-free per-thread caches are what a
+/// server allocating per request needs); see README, benchmarks.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "shipgate",
