@@ -4,12 +4,13 @@
 //! of lower priority; `build` binds (port 0 in tests), `port` says where,
 //! `run_until_stopped` serves until the shutdown token fires.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::json;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -108,6 +109,22 @@ pub struct Application {
     shutdown: CancellationToken,
 }
 
+/// Binds `address` with room for `backlog` unaccepted connections:
+/// `std`'s bind queues only 128, and a connection that finds the queue
+/// full waits a second for its SYN retry.
+fn listen(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = address.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "resolves to no address")
+    })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does on Unix: a restart may bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
     /// the worker, the dispatcher and the stall scanner on their thread.
@@ -122,7 +139,7 @@ impl Application {
             address: address.clone(),
             source,
         };
-        let listener = TcpListener::bind(&address).map_err(bind_error)?;
+        let listener = listen(&address, settings.server.backlog).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
         let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
         let stop_worker = CancellationToken::new();
@@ -348,4 +365,34 @@ async fn no_route(req: HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(json!({
         "error": format!("no route for {} {}", req.method(), req.path())
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use super::listen;
+
+    #[test]
+    fn the_listener_queues_its_backlog_of_unaccepted_connections() {
+        // Nothing accepts: every connection past the queue's room would
+        // have its SYN dropped and not connect within the timeout. std's
+        // bind leaves room for 128.
+        let listener = listen("127.0.0.1:0", 512).expect("a listener");
+        let addr = listener.local_addr().expect("its address");
+        let connected: Vec<TcpStream> = (0..400)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                    .unwrap_or_else(|e| panic!("connection {i} of 400 was not queued: {e}"))
+            })
+            .collect();
+        assert_eq!(connected.len(), 400);
+    }
+
+    #[test]
+    fn an_address_that_does_not_resolve_is_refused() {
+        let err = listen("no-such-host.invalid:8080", 16).expect_err("no address");
+        assert!(!err.to_string().is_empty());
+    }
 }

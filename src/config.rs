@@ -24,6 +24,9 @@ pub const DEV_CREDENTIAL_PREFIX: &str = "dev-only-";
 /// Longest `worker.linger`: past it, apply lag would look like a stuck worker.
 const MAX_LINGER: Duration = Duration::from_secs(1);
 
+/// Largest `server.backlog`: a queue past it only hides an overload.
+const MAX_BACKLOG: u32 = 65_535;
+
 /// Why configuration could not be loaded: always names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,6 +73,10 @@ pub struct ServerSettings {
     /// How long a graceful shutdown waits for requests in flight.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Connections the kernel queues before they are accepted. A sender
+    /// whose connection finds the queue full is not refused but silently
+    /// dropped, and waits a second for its SYN retry.
+    pub backlog: u32,
 }
 
 /// How logs are written.
@@ -467,6 +474,12 @@ impl Settings {
                 "needs storage.backend = \"redis\"; the memory backend would ignore it",
             ));
         }
+        if !(1..=MAX_BACKLOG).contains(&self.server.backlog) {
+            return Err(invalid(
+                "server.backlog",
+                format!("must be between 1 and {MAX_BACKLOG}"),
+            ));
+        }
         if self.worker.batch_size == 0 {
             return Err(invalid("worker.batch_size", "must be at least 1"));
         }
@@ -690,6 +703,8 @@ mod tests {
             ("SHIPGATE__STORAGE__DEDUP_TTL", "a week", "dedup_ttl"),
             ("SHIPGATE__SERVER__BODY_LIMIT", "lots", "body_limit"),
             ("SHIPGATE__STORAGE__BACKEND", "postgres", "backend"),
+            ("SHIPGATE__SERVER__BACKLOG", "0", "server.backlog"),
+            ("SHIPGATE__SERVER__BACKLOG", "many", "backlog"),
             ("SHIPGATE__WORKER__NICE", "20", "worker.nice"),
             ("SHIPGATE__WORKER__NICE", "-5", "worker.nice"),
             ("SHIPGATE__WORKER__LINGER", "2s", "worker.linger"),
