@@ -10,7 +10,10 @@
 //! log empties) and verify. Exit status: 0 when every acknowledged update
 //! was applied exactly once, 1 when one is missing or doubled (or none was
 //! acknowledged, which proves nothing), 2 when the run could not be made
-//! or checked.
+//! or checked. With `--send-only` only the load runs, so the same traffic
+//! can measure a server that is not shipgate (the bench's floor): what the
+//! machine itself allows at a rate. It exits 0 when every request got a
+//! 2xx, else 1.
 //!
 //! - [`plan`]: what to send (providers, fulfillments, retries, late news);
 //! - [`wire`]: how it looks on the wire (the real samples, signed);
@@ -130,6 +133,11 @@ struct Cli {
     /// A bearer token for the ops API (/api/v1), to verify and sample.
     #[arg(long, default_value = "dev-only-admin-token")]
     admin_token: String,
+    /// Only send and measure: no ops API, drain or check, for a baseline
+    /// against a server without them (`../shared/bench`'s floor takes
+    /// `--mix shopify=100`).
+    #[arg(long)]
+    send_only: bool,
 }
 
 /// A share between 0 and 1.
@@ -204,8 +212,12 @@ impl Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(verdict) if verdict.acknowledged > 0 && verdict.passed() => ExitCode::SUCCESS,
-        Ok(verdict) => {
+        Ok(Ran::SendOnly { all_2xx: true }) => ExitCode::SUCCESS,
+        Ok(Ran::SendOnly { all_2xx: false }) => ExitCode::from(1),
+        Ok(Ran::Verified(verdict)) if verdict.acknowledged > 0 && verdict.passed() => {
+            ExitCode::SUCCESS
+        }
+        Ok(Ran::Verified(verdict)) => {
             if verdict.acknowledged == 0 {
                 eprintln!("shipgate-load: no update was answered 2xx, so nothing was verified");
             }
@@ -218,7 +230,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<Verdict, String> {
+/// What a run ended with.
+enum Ran {
+    /// The load was checked through the ops API.
+    Verified(Verdict),
+    /// `--send-only`: the load alone, and whether every request got a 2xx.
+    SendOnly { all_2xx: bool },
+}
+
+async fn run(cli: Cli) -> Result<Ran, String> {
     let (pace, bound, shape) = (cli.pace()?, cli.bound(), cli.shape()?);
     let base_url = cli.target.trim_end_matches('/').to_owned();
     let target = Target::resolve(&base_url)?;
@@ -249,9 +269,11 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
         shape.duplicates * 100.0,
         shape.out_of_order * 100.0,
     );
-    api.backlog()
-        .await
-        .map_err(|e| format!("the ops API does not answer (check --admin-token): {e}"))?;
+    if !cli.send_only {
+        api.backlog()
+            .await
+            .map_err(|e| format!("the ops API does not answer (check --admin-token): {e}"))?;
+    }
 
     let setup = set_up_redo(&client, &base_url, &wire, &plan).await?;
     if let Some(took) = setup {
@@ -279,6 +301,14 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
         tally: Mutex::new(Tally::default()),
     });
 
+    if cli.send_only {
+        drive::drive(Arc::clone(&load), pace, bound, prebuilt.unwrap_or_default()).await;
+        let tally = load.tally.lock().unwrap_or_else(|e| e.into_inner());
+        print_load(&tally);
+        return Ok(Ran::SendOnly {
+            all_2xx: tally.sent > 0 && tally.successes() == tally.sent,
+        });
+    }
     let peaks = Arc::new(Peaks::default());
     let stop_watching = CancellationToken::new();
     let watcher = tokio::spawn(gateway::watch(
@@ -305,7 +335,7 @@ async fn run(cli: Cli) -> Result<Verdict, String> {
     };
     let verdict = verify::verify(&api, expectations).await?;
     print_verdict(&verdict, drained, tally.retries, late);
-    Ok(verdict)
+    Ok(Ran::Verified(verdict))
 }
 
 fn describe_pace(pace: Pace) -> String {
