@@ -7,8 +7,18 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use helpers::{Answer, Receiver};
 use serde_json::Value;
 use tokio::process::{Child, Command};
+
+// Shared with tests/api, where every helper is used; here only the
+// automation subscriber's stand-in, as a server that is not shipgate.
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+/// The storage backend `helpers` would start apps on (none are, here).
+const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Memory;
 
 const ADMIN_TOKEN: &str = "dev-only-admin-token";
 
@@ -229,120 +239,48 @@ async fn updates_lost_after_their_2xx_are_reported_missing_and_fail_the_run() {
     restarted.kill().await;
 }
 
-/// A stand-in for a server that is not shipgate (the bench's floor): it
-/// answers `status` to every POST to a webhook path and 404 to anything
-/// else, over keep-alive HTTP/1.1, counting both.
-struct Receiver {
-    url: String,
-    webhooks: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    others: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// `shipgate-load --send-only` against `receiver`, a stand-in for a
+/// server that is not shipgate (the bench's floor).
+async fn send_only(receiver: &Receiver, requests: &str) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shipgate-load"));
+    command
+        .arg("--target")
+        .arg(format!("http://127.0.0.1:{}", receiver.port))
+        .args(["--send-only", "--mix", "shopify=1"])
+        .args(["--rate", "500", "--requests", requests])
+        .args(["--duplicates", "0.1", "--fulfillments", "20"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    finish(&mut command).await
 }
 
-impl Receiver {
-    async fn start(status: u16) -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        use std::sync::Arc;
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port");
-        let url = format!("http://{}", listener.local_addr().expect("an address"));
-        let (webhooks, others) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (w, o) = (Arc::clone(&webhooks), Arc::clone(&others));
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (w, o) = (Arc::clone(&w), Arc::clone(&o));
-                tokio::spawn(async move {
-                    let mut stream = BufReader::new(stream);
-                    loop {
-                        let mut request_line = String::new();
-                        if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut length = 0;
-                        loop {
-                            let mut header = String::new();
-                            if stream.read_line(&mut header).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let header = header.trim_end().to_ascii_lowercase();
-                            if header.is_empty() {
-                                break;
-                            }
-                            if let Some(value) = header.strip_prefix("content-length:") {
-                                length = value.trim().parse().unwrap_or(0);
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        if stream.read_exact(&mut body).await.is_err() {
-                            return;
-                        }
-                        let answer = if request_line.starts_with("POST /webhooks/") {
-                            w.fetch_add(1, Ordering::Relaxed);
-                            status
-                        } else {
-                            o.fetch_add(1, Ordering::Relaxed);
-                            404
-                        };
-                        let response = format!("HTTP/1.1 {answer} X\r\ncontent-length: 0\r\n\r\n");
-                        if stream
-                            .get_mut()
-                            .write_all(response.as_bytes())
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self {
-            url,
-            webhooks,
-            others,
-        }
-    }
-
-    /// `shipgate-load --send-only` against this receiver.
-    async fn drive(&self, requests: &str) -> (i32, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_shipgate-load"));
-        command
-            .args(["--target", &self.url, "--send-only", "--mix", "shopify=1"])
-            .args(["--rate", "500", "--requests", requests])
-            .args(["--duplicates", "0.1", "--fulfillments", "20"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        finish(&mut command).await
-    }
-
-    fn counts(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering;
-        (
-            self.webhooks.load(Ordering::Relaxed),
-            self.others.load(Ordering::Relaxed),
-        )
-    }
+/// The paths `receiver` was sent, each once however often it came.
+fn paths(receiver: &Receiver) -> Vec<String> {
+    let paths: std::collections::BTreeSet<String> =
+        receiver.received().into_iter().map(|r| r.path).collect();
+    paths.into_iter().collect()
 }
 
 #[tokio::test]
 async fn send_only_measures_a_server_without_the_ops_api_and_touches_nothing_else() {
-    let receiver = Receiver::start(200).await;
-    let (code, report) = receiver.drive("300").await;
+    let receiver = Receiver::start().await;
+    let (code, report) = send_only(&receiver, "300").await;
     assert_eq!(code, 0, "{report}");
     assert_eq!(number_before(&report, " sent ("), 300, "{report}");
     assert_eq!(number_before(&report, " 2xx,"), 300, "{report}");
     assert!(report.contains("latency    p50 "), "{report}");
     assert!(!report.contains("verify"), "{report}");
-    assert_eq!(receiver.counts(), (300, 0));
+    assert_eq!(receiver.received().len(), 300);
+    assert_eq!(paths(&receiver), ["/webhooks/shopify"]);
 }
 
 #[tokio::test]
 async fn send_only_fails_the_run_when_a_request_is_not_answered_2xx() {
-    let receiver = Receiver::start(503).await;
-    let (code, report) = receiver.drive("50").await;
+    let receiver = Receiver::start().await;
+    receiver.answer_usually(Answer::Status(503));
+    let (code, report) = send_only(&receiver, "50").await;
     assert_eq!(code, 1, "{report}");
     assert_eq!(number_before(&report, " non-2xx"), 50, "{report}");
-    assert_eq!(receiver.counts(), (50, 0));
+    assert_eq!(receiver.received().len(), 50);
+    assert_eq!(paths(&receiver), ["/webhooks/shopify"]);
 }

@@ -268,6 +268,8 @@ async fn deliveries_carry_standard_webhooks_signatures_a_bearer_token_and_the_pa
     let body = shopify_event_body(7006, 1, "in_transit", "2026-11-21T08:00:00Z");
     post_body(&app, &body).await;
     let received = &receiver.wait_for(1).await[0];
+    // Posted to the rule's URL as configured, path and all.
+    assert_eq!(received.path, "/hooks");
     assert_eq!(
         received.header("authorization"),
         format!("Bearer {SUBSCRIBER_TOKEN}")

@@ -773,6 +773,7 @@ pub enum Answer {
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub path: String,
     pub headers: std::collections::BTreeMap<String, String>,
     pub body: String,
     pub json: Value,
@@ -902,6 +903,7 @@ async fn receive(
         .collect();
     let fulfillment = json["fulfillment"]["id"].as_str().unwrap_or("").to_owned();
     inbox.received.lock().unwrap().push(Received {
+        path: req.path().to_owned(),
         headers,
         body,
         json,
