@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer};
 
-use crate::fulfillment::automations::{SigningSecret, Trigger};
+use crate::domain::{SigningSecret, Trigger};
 
 /// The default configuration, every key commented.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");

@@ -27,6 +27,7 @@ pub mod app;
 pub mod canonical;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod fulfillment;
 pub mod ingest;
 pub mod ops;

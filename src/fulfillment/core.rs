@@ -9,9 +9,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::instrument;
 
-use super::automations::{Automations, OutboxWrite};
-use super::state::{Applied, Fulfillment, HistoryChange};
+use super::automations::Automations;
 use crate::canonical::{CanonicalEvent, EventKind, FulfillmentKey};
+use crate::domain::{Applied, Fulfillment, HistoryChange, OutboxWrite};
 use crate::storage::{Claim, FulfillmentWrite, Storage, StorageError, Versioned};
 
 /// Applies events to fulfillments; cheap to clone.

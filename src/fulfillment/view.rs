@@ -8,8 +8,8 @@ use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema}
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::state::{EntryKind, Fulfillment, HistoryEntry, LineItem};
 use crate::canonical::{Location, Provider};
+use crate::domain::{EntryKind, Fulfillment, HistoryEntry, LineItem};
 
 /// Redo's `fulfillment` object.
 #[derive(Debug, Serialize, ToSchema)]

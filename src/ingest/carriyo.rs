@@ -14,7 +14,8 @@ use super::{
 use crate::app::AppState;
 use crate::canonical::{FulfillmentKey, Provider};
 use crate::config::CarriyoSettings;
-use crate::fulfillment::{timestamp, Fulfillment};
+use crate::domain::Fulfillment;
+use crate::fulfillment::timestamp;
 use crate::providers::carriyo as adapter;
 use crate::routes::Routes;
 

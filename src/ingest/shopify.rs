@@ -15,7 +15,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
-use crate::fulfillment::{Fulfillment, HistoryEntry};
+use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify as adapter;
 use crate::routes::Routes;
 use crate::storage::Claim;

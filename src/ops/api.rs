@@ -10,10 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
-use crate::fulfillment::automations::Trigger;
-use crate::fulfillment::automations::{
-    Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued,
-};
+use crate::domain::Trigger;
+use crate::domain::{Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued};
 use crate::fulfillment::{FulfillmentView, OpsFulfillment};
 use crate::ingest::{ErrorShape, IngestError, ProviderError, RedoErrorBody};
 use crate::providers::verify::secret_matches;
@@ -438,7 +436,7 @@ struct DeliveryView<'a> {
     reason: Option<FailureReason>,
     created_at: chrono::DateTime<chrono::Utc>,
     next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
-    attempts: &'a [crate::fulfillment::automations::Attempt],
+    attempts: &'a [crate::domain::Attempt],
     /// The body sent: `{type, trigger, at, store, order, fulfillment, event}`.
     #[schema(value_type = Object)]
     payload: serde_json::Value,

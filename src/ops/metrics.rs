@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::timeline::Timeline;
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventKind, Provider};
-use crate::fulfillment::automations::{FailureReason, Settlement};
+use crate::domain::{FailureReason, Settlement};
 use crate::storage::{Claim, Outcome, Storage};
 
 /// Ingest requests by provider and outcome, as `/api/v1/stats` counts them.

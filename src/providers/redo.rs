@@ -23,7 +23,7 @@ use crate::canonical::{
     AutomationEvent, FulfillmentKey, Location, Observation, Provider, ShipmentStatus,
 };
 use crate::config::Secret;
-use crate::fulfillment::LineItem;
+use crate::domain::LineItem;
 
 /// Carries `Bearer <token>`, one of the store's `api_tokens`.
 pub const AUTHORIZATION_HEADER: &str = "Authorization";

@@ -19,8 +19,9 @@ use super::{
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
-use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
-use crate::fulfillment::{Fulfillment, HistoryChange, Order};
+use crate::domain::{
+    Delivery, DeliveryFilter, Fulfillment, HistoryChange, Order, OutboxWrite, Requeued,
+};
 
 /// The in-process storage backend.
 pub struct MemoryStorage {

@@ -31,8 +31,9 @@ use serde::Serialize;
 
 use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
 use crate::config::{Backend, Settings};
-use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
-use crate::fulfillment::{Fulfillment, HistoryChange, Order};
+use crate::domain::{
+    Delivery, DeliveryFilter, Fulfillment, HistoryChange, Order, OutboxWrite, Requeued,
+};
 
 /// Why storage could not do what was asked.
 #[derive(Debug, thiserror::Error)]

@@ -51,8 +51,10 @@ use super::{
 };
 use crate::canonical::{self, CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
-use crate::fulfillment::automations::{Delivery, DeliveryFilter, OutboxWrite, Requeued};
-use crate::fulfillment::{Fulfillment, HistoryChange, HistoryEntry, Order};
+use crate::domain::{
+    Delivery, DeliveryFilter, Fulfillment, HistoryChange, HistoryEntry, Order, OutboxWrite,
+    Requeued,
+};
 
 /// The consumer group every partition stream is read through.
 const GROUP: &str = "workers";

@@ -192,9 +192,9 @@ async fn storage() -> shipgate::storage::redis::RedisStorage {
 pub(crate) fn pending_delivery(
     fulfillment: shipgate::canonical::FulfillmentKey,
     now: chrono::DateTime<chrono::Utc>,
-) -> shipgate::fulfillment::automations::Delivery {
+) -> shipgate::domain::Delivery {
     use shipgate::canonical::ShipmentStatus;
-    use shipgate::fulfillment::automations::{Delivery, DeliveryState, Trigger};
+    use shipgate::domain::{Delivery, DeliveryState, Trigger};
     Delivery {
         id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
         rule: "r".into(),
@@ -213,10 +213,10 @@ pub(crate) fn pending_delivery(
 async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_forgotten() {
     use chrono::Utc;
     use shipgate::canonical::FulfillmentKey;
-    use shipgate::fulfillment::automations::{
+    use shipgate::domain::{
         Attempt, DeliveryFilter, OutboxWrite, Requeued, Settlement, StallWatch,
     };
-    use shipgate::fulfillment::{Fulfillment, HistoryChange};
+    use shipgate::domain::{Fulfillment, HistoryChange};
     use shipgate::storage::Storage;
 
     let storage = storage().await;

@@ -11,8 +11,8 @@ use shipgate::canonical::{
     CanonicalEvent, EventKind, FulfillmentKey, Observation, Provider, ShipmentStatus,
 };
 use shipgate::config::{Settings, StorageSettings};
-use shipgate::fulfillment::automations::OutboxWrite;
-use shipgate::fulfillment::{Applied, Fulfillment, HistoryChange, Order};
+use shipgate::domain::OutboxWrite;
+use shipgate::domain::{Applied, Fulfillment, HistoryChange, Order};
 use shipgate::storage::redis::RedisStorage;
 use shipgate::storage::{
     Claim, EventFilter, FulfillmentWrite, LogEntry, Outcome, Storage, StorageError,
@@ -283,7 +283,7 @@ fn applied(current: &Fulfillment, e: &CanonicalEvent) -> (Fulfillment, HistoryCh
 
 #[tokio::test]
 async fn a_claim_and_its_write_go_together_and_a_duplicate_writes_nothing() {
-    use shipgate::fulfillment::automations::DeliveryFilter;
+    use shipgate::domain::DeliveryFilter;
     let storage = small_storage().await;
     let now = Utc::now();
     let created = create(&storage, "f1", now).await;
@@ -416,7 +416,7 @@ async fn an_apply_reads_no_history_and_writes_only_its_own_entry() {
 
 #[tokio::test]
 async fn a_batch_of_compare_and_sets_writes_those_whose_version_held() {
-    use shipgate::fulfillment::automations::{DeliveryFilter, StallWatch};
+    use shipgate::domain::{DeliveryFilter, StallWatch};
     // A Redis of its own: the SCRIPT FLUSH below would pull the scripts
     // from under the other tests, between their load and their retry.
     let redis = RedisServer::start(false);

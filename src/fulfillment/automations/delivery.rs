@@ -13,8 +13,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{redirect, Client, Response};
 
-use super::outbox::{Delivery, FailureReason};
 use crate::config::{AutomationSettings, DeliverySettings};
+use crate::domain::{Delivery, FailureReason};
 
 /// Most bytes of an answer read: enough to keep its start for ops, never
 /// so much that a subscriber can make the gateway buffer without end.

@@ -8,12 +8,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::OutboxWrite;
-use super::rules::Trigger;
 use super::Automations;
 use crate::canonical::{AutomationEvent, ShipmentStatus};
+use crate::domain::{Effects, OutboxWrite, Trigger};
 use crate::fulfillment::core::FulfillmentCore;
-use crate::fulfillment::state::Effects;
 use crate::storage::StorageError;
 
 /// Most stalled fulfillments handled in one scan.

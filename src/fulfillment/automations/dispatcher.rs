@@ -20,9 +20,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Courier, Failure};
-use super::outbox::{Attempt, Delivery, FailureReason, Settlement};
 use super::Automations;
 use crate::config::DeliverySettings;
+use crate::domain::{Attempt, Delivery, FailureReason, Settlement};
 use crate::ops::metrics::Metrics;
 use crate::storage::StorageError;
 

@@ -13,9 +13,7 @@
 mod delivery;
 mod derived;
 mod dispatcher;
-mod outbox;
 mod rules;
-mod signing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,17 +24,15 @@ use tokio::sync::Notify;
 
 pub use derived::StallScanner;
 pub use dispatcher::Dispatcher;
-pub use outbox::{
-    Attempt, Delivery, DeliveryFilter, DeliveryState, FailureReason, OutboxWrite, Requeued,
-    Settlement, StallWatch,
-};
-pub use rules::{Rules, Trigger, UnknownTrigger};
-pub use signing::SigningSecret;
+pub use rules::Rules;
 
-use super::state::{Effects, Fulfillment};
 use super::view::{timestamp, FulfillmentView};
 use crate::canonical::{AutomationEvent, CanonicalEvent, ShipmentStatus};
 use crate::config::{CoreSettings, DeliverySettings, Settings};
+use crate::domain::{
+    Delivery, DeliveryFilter, DeliveryState, Effects, Fulfillment, OutboxWrite, Requeued,
+    StallWatch, Trigger,
+};
 use crate::ops::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 

@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use chrono::{DateTime, Utc};
 
 use crate::canonical::FulfillmentKey;
-use crate::fulfillment::automations::{
-    Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, StallWatch,
-};
+use crate::domain::{Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, StallWatch};
 
 /// Deliveries, their queues, and the stall watch.
 #[derive(Default)]
@@ -211,7 +209,7 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::canonical::ShipmentStatus;
-    use crate::fulfillment::automations::{Attempt, FailureReason, Settlement, Trigger};
+    use crate::domain::{Attempt, FailureReason, Settlement, Trigger};
 
     const ALL: [u32; 1] = [0];
 

@@ -21,9 +21,7 @@ use super::script::ScriptCall;
 
 use super::{corrupt, fulfillment_id, RedisStorage};
 use crate::canonical::FulfillmentKey;
-use crate::fulfillment::automations::{
-    Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, StallWatch,
-};
+use crate::domain::{Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, StallWatch};
 use crate::storage::StorageError;
 
 /// Deliveries read per partition and round trip when listing them.

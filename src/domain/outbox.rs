@@ -1,7 +1,7 @@
 //! The outbox's vocabulary: deliveries waiting to go out, their attempts,
 //! the dead letters, and the stall watch that derives
-//! `stalled_in_transit`. The storage backends keep them (see
-//! [`crate::storage::Storage::compare_and_set_with_outbox`]).
+//! `stalled_in_transit`. The storage backends keep them, written in the
+//! same atomic step as the fulfillment change that fired them.
 //!
 //! Deliveries queue per (rule, fulfillment): only the head of a queue is
 //! attempted, so a subscriber sees one fulfillment's news in the order it
@@ -13,7 +13,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::rules::Trigger;
+use super::Trigger;
 use crate::canonical::FulfillmentKey;
 
 /// One message to one subscriber, with everything needed to send it again.
