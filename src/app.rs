@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Settings};
 use crate::fulfillment::automations::{Automations, StallScanner};
-use crate::fulfillment::{FulfillmentCore, Worker};
+use crate::fulfillment::{FulfillmentCore, Recorder, Worker};
 use crate::ingest::StoreDirectory;
 use crate::ops::metrics::{self, Metrics};
 use crate::providers::status_map::{StatusMapError, StatusMaps};
@@ -293,17 +293,18 @@ impl Background {
             automations,
             core,
         } = Handles::on_this_thread(settings, storage, automations).await?;
+        let recorder: Arc<dyn Recorder> = Arc::new(metrics);
         let worker = Worker::new(
             core.clone(),
             storage,
             settings.worker.clone(),
-            metrics.clone(),
+            recorder.clone(),
         );
         let dispatcher = automations.dispatcher(
             &settings.delivery,
             worker.id(),
             settings.server.shutdown_timeout,
-            metrics,
+            recorder,
         )?;
         let stall_scanner = StallScanner::new(
             core,

@@ -5,9 +5,11 @@
 
 pub mod automations;
 mod core;
+mod recorder;
 mod view;
 mod worker;
 
 pub use self::core::{ApplyResult, CreateError, FulfillmentCore};
+pub use recorder::Recorder;
 pub use view::{timestamp, FulfillmentView, OpsFulfillment};
 pub use worker::Worker;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::core::FulfillmentCore;
+use super::Recorder;
 use crate::canonical::CanonicalEvent;
 use crate::config::WorkerSettings;
-use crate::ops::metrics::Metrics;
 use crate::storage::{LogEntry, LogPosition, Storage};
 
 /// Longest pause between retries while storage is failing.
@@ -24,7 +24,7 @@ pub struct Worker {
     core: FulfillmentCore,
     storage: Arc<dyn Storage>,
     settings: WorkerSettings,
-    metrics: Metrics,
+    recorder: Arc<dyn Recorder>,
 }
 
 impl Worker {
@@ -33,7 +33,7 @@ impl Worker {
         core: FulfillmentCore,
         storage: Arc<dyn Storage>,
         settings: WorkerSettings,
-        metrics: Metrics,
+        recorder: Arc<dyn Recorder>,
     ) -> Self {
         let id = format!(
             "worker-{}-{}",
@@ -45,7 +45,7 @@ impl Worker {
             core,
             storage,
             settings,
-            metrics,
+            recorder,
         }
     }
 
@@ -79,7 +79,7 @@ impl Worker {
                         renew_at = Instant::now() + renew_every;
                     }
                     Err(e) => {
-                        self.metrics.count_storage_error("lease");
+                        self.recorder.storage_error("lease");
                         tracing::warn!(worker = %self.id, error = %e, "cannot renew partition leases");
                         held.clear();
                         backoff.pause(&shutdown).await;
@@ -112,7 +112,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    self.metrics.count_storage_error("read_log");
+                    self.recorder.storage_error("read_log");
                     tracing::warn!(worker = %self.id, error = %e, "cannot read the event log");
                     backoff.pause(&shutdown).await;
                 }
@@ -143,7 +143,7 @@ impl Worker {
     /// failing) stays in the log for the next holder; applying it again is
     /// harmless.
     async fn apply_batch(&self, entries: Vec<LogEntry>, shutdown: &CancellationToken) {
-        self.metrics.observe_batch(entries.len());
+        self.recorder.worker_round(entries.len());
         let events: Vec<&CanonicalEvent> = entries.iter().map(|e| &e.event).collect();
         let mut backoff = Backoff::default();
         loop {
@@ -153,12 +153,12 @@ impl Worker {
                     let share =
                         started.elapsed() / u32::try_from(events.len().max(1)).unwrap_or(u32::MAX);
                     for event in &events {
-                        self.metrics.observe_apply(event, share);
+                        self.recorder.applied(event, share);
                     }
                     break;
                 }
                 Err(e) => {
-                    self.metrics.count_storage_error("apply");
+                    self.recorder.storage_error("apply");
                     tracing::warn!(worker = %self.id, error = %e, "applying a batch failed; retrying");
                     if shutdown.is_cancelled() {
                         return;
@@ -172,7 +172,7 @@ impl Worker {
         // Not acknowledging only means applying again later, which is a
         // no-op; but keep trying so the backlog does not grow for nothing.
         while let Err(e) = self.storage.acknowledge(&positions).await {
-            self.metrics.count_storage_error("acknowledge");
+            self.recorder.storage_error("acknowledge");
             tracing::warn!(worker = %self.id, error = %e, "cannot acknowledge applied entries");
             if shutdown.is_cancelled() {
                 return;

@@ -25,6 +25,7 @@ use super::timeline::Timeline;
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventKind, Provider};
 use crate::domain::{FailureReason, Settlement};
+use crate::fulfillment::Recorder;
 use crate::storage::{Claim, Outcome, Storage};
 
 /// Ingest requests by provider and outcome, as `/api/v1/stats` counts them.
@@ -225,57 +226,6 @@ impl Metrics {
         }
     }
 
-    /// Records that `event` was applied from the log, taking `took`.
-    pub fn observe_apply(&self, event: &CanonicalEvent, took: Duration) {
-        let lag = (Utc::now() - event.received_at)
-            .to_std()
-            .unwrap_or_default();
-        if let Some(m) = self.of(event.provider) {
-            m.apply_duration.record(took.as_secs_f64());
-            m.apply_lag.record(lag.as_secs_f64());
-        }
-    }
-
-    /// Records one worker round that applied `entries` log entries.
-    pub fn observe_batch(&self, entries: usize) {
-        self.record(|| histogram!(WORKER_BATCH).record(entries as f64));
-    }
-
-    /// Puts every outcome of each rule at zero, so that `increase()` sees
-    /// a rule's first failure.
-    pub fn expect_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
-        self.record(|| {
-            for rule in rules {
-                for outcome in ["delivered", "failed", "dead"] {
-                    counter!(DELIVERIES, "rule" => rule.to_owned(), "outcome" => outcome)
-                        .increment(0);
-                }
-            }
-        });
-    }
-
-    /// Counts one settled delivery attempt of `rule`; a dead letter also by
-    /// the reason of the attempt that made it one.
-    pub fn count_delivery(
-        &self,
-        rule: &str,
-        settlement: Settlement,
-        reason: Option<FailureReason>,
-    ) {
-        let outcome = match settlement {
-            Settlement::Delivered => "delivered",
-            Settlement::RetryAt(_) => "failed",
-            Settlement::Dead => "dead",
-        };
-        self.record(|| {
-            counter!(DELIVERIES, "rule" => rule.to_owned(), "outcome" => outcome).increment(1);
-            if settlement == Settlement::Dead {
-                let reason = reason.map_or("unknown", FailureReason::as_str);
-                counter!(DEAD_LETTERS, "rule" => rule.to_owned(), "reason" => reason).increment(1);
-            }
-        });
-    }
-
     /// Counts a failed storage operation.
     pub fn count_storage_error(&self, operation: &'static str) {
         self.record(|| counter!(STORAGE_ERRORS, "operation" => operation).increment(1));
@@ -353,6 +303,53 @@ impl Metrics {
             }
         }
         self.inner.recorder.handle().render()
+    }
+}
+
+/// The core's reports become this application's metrics.
+impl Recorder for Metrics {
+    fn storage_error(&self, operation: &'static str) {
+        self.count_storage_error(operation);
+    }
+
+    fn worker_round(&self, entries: usize) {
+        self.record(|| histogram!(WORKER_BATCH).record(entries as f64));
+    }
+
+    fn applied(&self, event: &CanonicalEvent, took: Duration) {
+        let lag = (Utc::now() - event.received_at)
+            .to_std()
+            .unwrap_or_default();
+        if let Some(m) = self.of(event.provider) {
+            m.apply_duration.record(took.as_secs_f64());
+            m.apply_lag.record(lag.as_secs_f64());
+        }
+    }
+
+    fn rules(&self, names: &[&str]) {
+        self.record(|| {
+            for rule in names {
+                for outcome in ["delivered", "failed", "dead"] {
+                    counter!(DELIVERIES, "rule" => (*rule).to_owned(), "outcome" => outcome)
+                        .increment(0);
+                }
+            }
+        });
+    }
+
+    fn delivery_settled(&self, rule: &str, settlement: Settlement, reason: Option<FailureReason>) {
+        let outcome = match settlement {
+            Settlement::Delivered => "delivered",
+            Settlement::RetryAt(_) => "failed",
+            Settlement::Dead => "dead",
+        };
+        self.record(|| {
+            counter!(DELIVERIES, "rule" => rule.to_owned(), "outcome" => outcome).increment(1);
+            if settlement == Settlement::Dead {
+                let reason = reason.map_or("unknown", FailureReason::as_str);
+                counter!(DEAD_LETTERS, "rule" => rule.to_owned(), "reason" => reason).increment(1);
+            }
+        });
     }
 }
 

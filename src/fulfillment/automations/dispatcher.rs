@@ -23,7 +23,7 @@ use super::delivery::{Courier, Failure};
 use super::Automations;
 use crate::config::DeliverySettings;
 use crate::domain::{Attempt, Delivery, FailureReason, Settlement};
-use crate::ops::metrics::Metrics;
+use crate::fulfillment::Recorder;
 use crate::storage::StorageError;
 
 /// Longest sleep between looks at the outbox: other processes may have
@@ -53,27 +53,33 @@ struct Shared {
     retry_schedule: Vec<Duration>,
     /// Deliveries being attempted now, so a loop does not send one twice.
     in_flight: Mutex<BTreeSet<String>>,
-    metrics: Metrics,
+    recorder: Arc<dyn Recorder>,
 }
 
 impl Dispatcher {
     /// A dispatcher for `worker`'s partitions that finishes attempts in
-    /// flight for up to `grace` when stopped, counting attempts in `metrics`.
+    /// flight for up to `grace` when stopped, reporting attempts to `recorder`.
     pub fn new(
         automations: Automations,
         settings: &DeliverySettings,
         worker: &str,
         grace: Duration,
-        metrics: Metrics,
+        recorder: Arc<dyn Recorder>,
     ) -> Result<Self, reqwest::Error> {
-        metrics.expect_rules(automations.rules().all().iter().map(|r| r.name.as_str()));
+        let names: Vec<&str> = automations
+            .rules()
+            .all()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        recorder.rules(&names);
         Ok(Self {
             shared: Arc::new(Shared {
                 automations,
                 courier: Courier::new(settings)?,
                 retry_schedule: settings.retry_schedule.clone(),
                 in_flight: Mutex::new(BTreeSet::new()),
-                metrics,
+                recorder,
             }),
             worker: worker.to_owned(),
             concurrency: settings.concurrency,
@@ -233,8 +239,8 @@ impl Shared {
                 )
             }
         };
-        self.metrics
-            .count_delivery(&delivery.rule, next, attempt.reason);
+        self.recorder
+            .delivery_settled(&delivery.rule, next, attempt.reason);
         let mut settled = delivery;
         settled.settle(attempt, next);
         self.settle(&settled).await;

@@ -27,13 +27,13 @@ pub use dispatcher::Dispatcher;
 pub use rules::Rules;
 
 use super::view::{timestamp, FulfillmentView};
+use super::Recorder;
 use crate::canonical::{AutomationEvent, CanonicalEvent, ShipmentStatus};
 use crate::config::{CoreSettings, DeliverySettings, Settings};
 use crate::domain::{
     Delivery, DeliveryFilter, DeliveryState, Effects, Fulfillment, OutboxWrite, Requeued,
     StallWatch, Trigger,
 };
-use crate::ops::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 
 /// Most dead letters one bulk replay queues again.
@@ -231,9 +231,9 @@ impl Automations {
         settings: &DeliverySettings,
         worker: &str,
         grace: Duration,
-        metrics: Metrics,
+        recorder: Arc<dyn Recorder>,
     ) -> Result<Dispatcher, reqwest::Error> {
-        Dispatcher::new(self.clone(), settings, worker, grace, metrics)
+        Dispatcher::new(self.clone(), settings, worker, grace, recorder)
     }
 
     fn stall_after(&self) -> chrono::Duration {
