@@ -12,12 +12,12 @@ use tracing::instrument;
 use super::automations::Automations;
 use crate::canonical::{CanonicalEvent, EventKind, FulfillmentKey};
 use crate::domain::{Applied, Fulfillment, HistoryChange, OutboxWrite};
-use crate::storage::{Claim, FulfillmentWrite, Storage, StorageError, Versioned};
+use crate::storage::{Batched, Claim, FulfillmentWrite, StorageError, Versioned};
 
 /// Applies events to fulfillments; cheap to clone.
 #[derive(Clone)]
 pub struct FulfillmentCore {
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn Batched>,
     automations: Automations,
 }
 
@@ -58,7 +58,7 @@ pub enum CreateError {
 
 impl FulfillmentCore {
     /// A core over the given storage, firing `automations`.
-    pub fn new(storage: Arc<dyn Storage>, automations: Automations) -> Self {
+    pub fn new(storage: Arc<dyn Batched>, automations: Automations) -> Self {
         Self {
             storage,
             automations,

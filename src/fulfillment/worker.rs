@@ -13,7 +13,7 @@ use super::core::FulfillmentCore;
 use super::Recorder;
 use crate::canonical::CanonicalEvent;
 use crate::config::WorkerSettings;
-use crate::storage::{LogEntry, LogPosition, Storage};
+use crate::storage::{EventLog, LogEntry, LogPosition};
 
 /// Longest pause between retries while storage is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct Worker {
     id: String,
     core: FulfillmentCore,
-    storage: Arc<dyn Storage>,
+    log: Arc<dyn EventLog>,
     settings: WorkerSettings,
     recorder: Arc<dyn Recorder>,
 }
@@ -31,7 +31,7 @@ impl Worker {
     /// A worker with a fresh id, unique across processes and restarts.
     pub fn new(
         core: FulfillmentCore,
-        storage: Arc<dyn Storage>,
+        log: Arc<dyn EventLog>,
         settings: WorkerSettings,
         recorder: Arc<dyn Recorder>,
     ) -> Self {
@@ -43,7 +43,7 @@ impl Worker {
         Self {
             id,
             core,
-            storage,
+            log,
             settings,
             recorder,
         }
@@ -67,7 +67,7 @@ impl Worker {
         while !shutdown.is_cancelled() {
             if Instant::now() >= renew_at {
                 match self
-                    .storage
+                    .log
                     .lease_partitions(&self.id, self.settings.lease_ttl)
                     .await
                 {
@@ -97,7 +97,7 @@ impl Worker {
             }
             let round = Instant::now();
             let read = tokio::select! {
-                read = self.storage.read_log(&self.id, &held, self.settings.batch_size, wait) => read,
+                read = self.log.read_log(&self.id, &held, self.settings.batch_size, wait) => read,
                 _ = shutdown.cancelled() => break,
             };
             match read {
@@ -118,7 +118,7 @@ impl Worker {
                 }
             }
         }
-        if let Err(e) = self.storage.release_partitions(&self.id).await {
+        if let Err(e) = self.log.release_partitions(&self.id).await {
             tracing::warn!(worker = %self.id, error = %e, "leases not released; they expire by themselves");
         }
         tracing::info!(worker = %self.id, "worker stopped");
@@ -171,7 +171,7 @@ impl Worker {
         let mut backoff = Backoff::default();
         // Not acknowledging only means applying again later, which is a
         // no-op; but keep trying so the backlog does not grow for nothing.
-        while let Err(e) = self.storage.acknowledge(&positions).await {
+        while let Err(e) = self.log.acknowledge(&positions).await {
             self.recorder.storage_error("acknowledge");
             tracing::warn!(worker = %self.id, error = %e, "cannot acknowledge applied entries");
             if shutdown.is_cancelled() {

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use super::{
-    Claim, EventFilter, LogEntry, LogPosition, Outcome, Stats, Storage, StorageError, UnmappedWord,
-    Versioned,
+    Batched, Claim, EventFilter, EventLog, Feed, Fulfillments, LogEntry, LogPosition, Orders,
+    Outbox, Outcome, Sequences, Stats, Storage, StorageError, UnmappedWord, Versioned,
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
@@ -123,7 +123,7 @@ impl State {
 }
 
 #[async_trait]
-impl Storage for MemoryStorage {
+impl EventLog for MemoryStorage {
     async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError> {
         let now = Instant::now();
         let mut state = self.state();
@@ -192,6 +192,19 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError> {
+        let now = Instant::now();
+        let mut held: Vec<u32> = self
+            .state()
+            .leases
+            .iter()
+            .filter(|(_, (holder, expires))| holder == worker && *expires > now)
+            .map(|(p, _)| *p)
+            .collect();
+        held.sort_unstable();
+        Ok(held)
+    }
+
     async fn read_log(
         &self,
         _worker: &str,
@@ -232,7 +245,10 @@ impl Storage for MemoryStorage {
             .map(|l| l.entries.len() as u64)
             .collect())
     }
+}
 
+#[async_trait]
+impl Fulfillments for MemoryStorage {
     async fn fulfillment(
         &self,
         key: &FulfillmentKey,
@@ -276,19 +292,90 @@ impl Storage for MemoryStorage {
         Ok(true)
     }
 
-    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError> {
-        let now = Instant::now();
-        let mut held: Vec<u32> = self
-            .state()
-            .leases
-            .iter()
-            .filter(|(_, (holder, expires))| holder == worker && *expires > now)
-            .map(|(p, _)| *p)
-            .collect();
-        held.sort_unstable();
-        Ok(held)
+    async fn stalled(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError> {
+        Ok(self.state().outbox.stalled(partitions, now, max))
     }
 
+    async fn fire_stall(
+        &self,
+        key: &FulfillmentKey,
+        until: DateTime<Utc>,
+        fired: &OutboxWrite,
+    ) -> Result<bool, StorageError> {
+        Ok(self.state().outbox.fire_stall(key, until, fired))
+    }
+
+    async fn fulfillments_of_order(
+        &self,
+        store: &str,
+        order_ref: &str,
+    ) -> Result<Vec<Fulfillment>, StorageError> {
+        let from = FulfillmentKey {
+            store: store.to_owned(),
+            order_ref: order_ref.to_owned(),
+            fulfillment_ref: String::new(),
+        };
+        Ok(self
+            .state()
+            .fulfillments
+            .range(from..)
+            .take_while(|(k, _)| k.store == store && k.order_ref == order_ref)
+            .map(|(_, v)| v.value.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Orders for MemoryStorage {
+    async fn create_order(&self, order: &Order) -> Result<bool, StorageError> {
+        let mut state = self.state();
+        let store = order.store.clone();
+        let taken = [&order.id, &order.external_id].iter().any(|id| {
+            state
+                .order_ids
+                .contains_key(&(store.clone(), (*id).clone()))
+        });
+        if taken {
+            return Ok(false);
+        }
+        for id in [&order.id, &order.external_id] {
+            state
+                .order_ids
+                .insert((store.clone(), id.clone()), order.id.clone());
+        }
+        state
+            .orders
+            .insert((store, order.id.clone()), order.clone());
+        Ok(true)
+    }
+
+    async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
+        let state = self.state();
+        Ok(state
+            .order_ids
+            .get(&(store.to_owned(), id.to_owned()))
+            .and_then(|ours| state.orders.get(&(store.to_owned(), ours.clone())))
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl Sequences for MemoryStorage {
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError> {
+        let mut state = self.state();
+        let n = state.sequences.entry(name.to_owned()).or_default();
+        *n += 1;
+        Ok(*n)
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryStorage {
     async fn due_deliveries(
         &self,
         partitions: &[u32],
@@ -329,82 +416,10 @@ impl Storage for MemoryStorage {
     ) -> Result<Requeued, StorageError> {
         Ok(self.state().outbox.requeue(id, force, at))
     }
+}
 
-    async fn stalled(
-        &self,
-        partitions: &[u32],
-        now: DateTime<Utc>,
-        max: usize,
-    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError> {
-        Ok(self.state().outbox.stalled(partitions, now, max))
-    }
-
-    async fn fire_stall(
-        &self,
-        key: &FulfillmentKey,
-        until: DateTime<Utc>,
-        fired: &OutboxWrite,
-    ) -> Result<bool, StorageError> {
-        Ok(self.state().outbox.fire_stall(key, until, fired))
-    }
-
-    async fn fulfillments_of_order(
-        &self,
-        store: &str,
-        order_ref: &str,
-    ) -> Result<Vec<Fulfillment>, StorageError> {
-        let from = FulfillmentKey {
-            store: store.to_owned(),
-            order_ref: order_ref.to_owned(),
-            fulfillment_ref: String::new(),
-        };
-        Ok(self
-            .state()
-            .fulfillments
-            .range(from..)
-            .take_while(|(k, _)| k.store == store && k.order_ref == order_ref)
-            .map(|(_, v)| v.value.clone())
-            .collect())
-    }
-
-    async fn create_order(&self, order: &Order) -> Result<bool, StorageError> {
-        let mut state = self.state();
-        let store = order.store.clone();
-        let taken = [&order.id, &order.external_id].iter().any(|id| {
-            state
-                .order_ids
-                .contains_key(&(store.clone(), (*id).clone()))
-        });
-        if taken {
-            return Ok(false);
-        }
-        for id in [&order.id, &order.external_id] {
-            state
-                .order_ids
-                .insert((store.clone(), id.clone()), order.id.clone());
-        }
-        state
-            .orders
-            .insert((store, order.id.clone()), order.clone());
-        Ok(true)
-    }
-
-    async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
-        let state = self.state();
-        Ok(state
-            .order_ids
-            .get(&(store.to_owned(), id.to_owned()))
-            .and_then(|ours| state.orders.get(&(store.to_owned(), ours.clone())))
-            .cloned())
-    }
-
-    async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError> {
-        let mut state = self.state();
-        let n = state.sequences.entry(name.to_owned()).or_default();
-        *n += 1;
-        Ok(*n)
-    }
-
+#[async_trait]
+impl Feed for MemoryStorage {
     async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError> {
         self.state().bump(provider, outcome);
         Ok(())
@@ -444,7 +459,13 @@ impl Storage for MemoryStorage {
             .cloned()
             .collect())
     }
+}
 
+/// The plain calls one after the other: in-process, a round trip costs nothing.
+impl Batched for MemoryStorage {}
+
+#[async_trait]
+impl Storage for MemoryStorage {
     async fn ping(&self) -> Result<(), StorageError> {
         drop(self.state());
         Ok(())

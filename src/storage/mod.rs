@@ -4,7 +4,7 @@
 //!
 //! The boundary is narrow on purpose. Its hard promises are the ones the
 //! gateway's correctness rests on:
-//! - [`Storage::claim_and_append`] claims both dedup keys and appends the
+//! - [`EventLog::claim_and_append`] claims both dedup keys and appends the
 //!   event to its partition of the log in one atomic step, so a key is
 //!   never claimed without its event being recorded;
 //! - the log is read per partition, in order, by one worker at a time, and
@@ -17,6 +17,13 @@
 //! - deliveries wait in per-(rule, fulfillment) queues in the
 //!   fulfillment's partition, so a dispatcher sends only for the
 //!   partitions its process holds.
+//!
+//! The boundary is split by capability, so each part of the system names
+//! only what it uses: [`EventLog`] (claims, the log, leases),
+//! [`Fulfillments`], [`Orders`], [`Sequences`], [`Outbox`] and [`Feed`]
+//! (stats and recent events). [`Batched`] holds the calls that exist only
+//! to save round trips; [`Storage`] is all of them, the handle a backend
+//! is opened as.
 
 pub mod memory;
 pub mod redis;
@@ -78,7 +85,7 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
-/// What [`Storage::order_fulfillment`] found.
+/// What [`Batched::order_fulfillment`] found.
 #[derive(Debug, Clone)]
 pub enum OrderFulfillment {
     /// No order has that id, ours or the client's.
@@ -100,7 +107,7 @@ impl OrderFulfillment {
     }
 }
 
-/// One write of [`Storage::compare_and_set_many`].
+/// One write of [`Batched::compare_and_set_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct FulfillmentWrite<'a> {
     /// The version read (`None`: the fulfillment is new).
@@ -164,9 +171,10 @@ pub struct EventFilter {
     pub limit: usize,
 }
 
-/// The gateway's durable state, behind one narrow interface.
+/// The event log: claims, the partitioned log itself, and the leases that
+/// give each partition one reader at a time.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait EventLog: Send + Sync {
     /// Claims the event's dedup keys and appends it to its partition's log,
     /// atomically; counts it as accepted (and unmapped) or duplicate.
     async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError>;
@@ -178,6 +186,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Gives up `worker`'s leases so other processes take over at once.
     async fn release_partitions(&self, worker: &str) -> Result<(), StorageError>;
+
+    /// The partitions whose lease `worker` holds now: the dispatcher of
+    /// the worker's process sends only their deliveries.
+    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError>;
 
     /// Reads up to `max` unacknowledged entries from `partitions`, in log
     /// order within each, waiting up to `wait` when there are none. A
@@ -195,24 +207,30 @@ pub trait Storage: Send + Sync + 'static {
 
     /// How many entries wait in each partition, applied or not yet.
     async fn backlog(&self) -> Result<Vec<u64>, StorageError>;
+}
 
+/// Fulfillment state, changed only by compare-and-set, with the outbox
+/// writes and stall watch each change fires.
+#[async_trait]
+pub trait Fulfillments: Send + Sync {
     /// A fulfillment's state, with its whole history, and its version.
     async fn fulfillment(
         &self,
         key: &FulfillmentKey,
     ) -> Result<Option<Versioned<Fulfillment>>, StorageError>;
 
-    /// Enough of `event`'s fulfillment to apply the event to it: all but
-    /// the history, which only a retraction needs, and of the applied set
-    /// only whether it holds this event. A backend that keeps the history
-    /// apart reads less this way, so an apply does not cost more as the
-    /// history grows.
-    async fn fulfillment_to_apply(
+    /// Writes `value`'s summary and `change` to its history if the stored
+    /// version is still `expected` (`None`: if there is none yet), and in
+    /// the same atomic step queues the deliveries the change fired and sets
+    /// its stall watch. False, with nothing written, when someone else
+    /// wrote first.
+    async fn compare_and_set_with_outbox(
         &self,
-        event: &CanonicalEvent,
-    ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
-        self.fulfillment(&event.key).await
-    }
+        expected: Option<u64>,
+        value: &Fulfillment,
+        change: &HistoryChange,
+        fired: &OutboxWrite,
+    ) -> Result<bool, StorageError>;
 
     /// Writes `value`, with all its history, if the stored version is
     /// still `expected` (`None`: if there is none yet). False when someone
@@ -231,79 +249,55 @@ pub trait Storage: Send + Sync + 'static {
         .await
     }
 
-    /// Writes `value`'s summary and `change` to its history if the stored
-    /// version is still `expected` (`None`: if there is none yet), and in
-    /// the same atomic step queues the deliveries the change fired and sets
-    /// its stall watch. False, with nothing written, when someone else
-    /// wrote first.
-    async fn compare_and_set_with_outbox(
+    /// Fulfillments in `partitions` whose stall watch ran out by `now`,
+    /// with the time it was set to, at most `max`.
+    async fn stalled(
         &self,
-        expected: Option<u64>,
-        value: &Fulfillment,
-        change: &HistoryChange,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError>;
+
+    /// Ends a stall: if `key`'s watch is still set to `until`, clears it
+    /// and queues `fired`'s deliveries in one atomic step, and answers
+    /// true. False when an apply moved the watch since (the stall is
+    /// over) or another process fired it: each stall fires once.
+    async fn fire_stall(
+        &self,
+        key: &FulfillmentKey,
+        until: DateTime<Utc>,
         fired: &OutboxWrite,
     ) -> Result<bool, StorageError>;
 
-    /// [`Storage::claim_and_append`], then, only if the claim is new,
-    /// [`Storage::compare_and_set_with_outbox`] of `write`: the event
-    /// applied before the answer (Redo's paths). Answers the claim and
-    /// whether `write` was written; the event is in the log either way. A
-    /// backend that can do both in one step saves those paths a round trip.
-    async fn claim_append_and_set(
+    /// The fulfillments of one order, by fulfillment reference.
+    async fn fulfillments_of_order(
         &self,
-        event: &CanonicalEvent,
-        write: FulfillmentWrite<'_>,
-    ) -> Result<(Claim, bool), StorageError> {
-        let claim = self.claim_and_append(event).await?;
-        if claim != Claim::Accepted {
-            return Ok((claim, false));
-        }
-        let written = self
-            .compare_and_set_with_outbox(write.expected, write.value, write.change, write.fired)
-            .await?;
-        Ok((claim, written))
-    }
+        store: &str,
+        order_ref: &str,
+    ) -> Result<Vec<Fulfillment>, StorageError>;
+}
 
-    /// [`Storage::fulfillment_to_apply`] for several fulfillments at once,
-    /// each given with the events about to be applied to it in order (none
-    /// a retraction), so a backend can read them all in one round trip.
-    async fn fulfillments_to_apply(
-        &self,
-        groups: &[Vec<&CanonicalEvent>],
-    ) -> Result<Vec<Option<Versioned<Fulfillment>>>, StorageError> {
-        // The whole fulfillment: its applied set answers for every event
-        // of the group, which `fulfillment_to_apply` promises for one.
-        let mut read = Vec::with_capacity(groups.len());
-        for group in groups {
-            read.push(match group.first() {
-                Some(event) => self.fulfillment(&event.key).await?,
-                None => None,
-            });
-        }
-        Ok(read)
-    }
+/// Orders created through the Redo-style API.
+#[async_trait]
+pub trait Orders: Send + Sync {
+    /// Stores a new order; false if its id or external id is taken.
+    async fn create_order(&self, order: &Order) -> Result<bool, StorageError>;
 
-    /// Several [`Storage::compare_and_set_with_outbox`] writes, each atomic
-    /// on its own, in one round trip where the backend can; answers which
-    /// were written.
-    async fn compare_and_set_many(
-        &self,
-        writes: &[FulfillmentWrite<'_>],
-    ) -> Result<Vec<bool>, StorageError> {
-        let mut written = Vec::with_capacity(writes.len());
-        for w in writes {
-            written.push(
-                self.compare_and_set_with_outbox(w.expected, w.value, w.change, w.fired)
-                    .await?,
-            );
-        }
-        Ok(written)
-    }
+    /// An order by our id or the client's.
+    async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
+}
 
-    /// The partitions whose lease `worker` holds now: the dispatcher of
-    /// the worker's process sends only their deliveries.
-    async fn held_partitions(&self, worker: &str) -> Result<Vec<u32>, StorageError>;
+/// Numbers handed out in order, for ids a client expects to be numeric
+/// (Shopify's event ids).
+#[async_trait]
+pub trait Sequences: Send + Sync {
+    /// The next number of a named sequence, from 1.
+    async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError>;
+}
 
+/// The automation outbox: deliveries due, settled, listed and replayed.
+#[async_trait]
+pub trait Outbox: Send + Sync {
     /// The deliveries at the head of their queues in `partitions` that are
     /// due by `now`, leaving out `skip` (in flight), at most `max`; and
     /// when the earliest head that is not due yet will be.
@@ -340,39 +334,101 @@ pub trait Storage: Send + Sync + 'static {
         force: bool,
         at: DateTime<Utc>,
     ) -> Result<Requeued, StorageError>;
+}
 
-    /// Fulfillments in `partitions` whose stall watch ran out by `now`,
-    /// with the time it was set to, at most `max`.
-    async fn stalled(
+/// What came in: counts per provider and outcome, the words the status
+/// maps did not know, and the recent-events feed.
+#[async_trait]
+pub trait Feed: Send + Sync {
+    /// Counts a request that was refused before reaching the log.
+    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError>;
+
+    /// Counts per provider and outcome.
+    async fn stats(&self) -> Result<Stats, StorageError>;
+
+    /// Unmapped provider words with their counts, most frequent first.
+    async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError>;
+
+    /// Recently accepted events, newest first.
+    async fn recent_events(
         &self,
-        partitions: &[u32],
-        now: DateTime<Utc>,
-        max: usize,
-    ) -> Result<Vec<(FulfillmentKey, DateTime<Utc>)>, StorageError>;
+        filter: &EventFilter,
+    ) -> Result<Vec<CanonicalEvent>, StorageError>;
+}
 
-    /// Ends a stall: if `key`'s watch is still set to `until`, clears it
-    /// and queues `fired`'s deliveries in one atomic step, and answers
-    /// true. False when an apply moved the watch since (the stall is
-    /// over) or another process fired it: each stall fires once.
-    async fn fire_stall(
+/// Calls that do in one round trip what the traits above do in several.
+/// They exist for speed only: each has a default body built from the
+/// plain calls, which the memory backend keeps and the Redis backend
+/// overrides.
+#[async_trait]
+pub trait Batched: EventLog + Fulfillments + Orders {
+    /// Enough of `event`'s fulfillment to apply the event to it: all but
+    /// the history, which only a retraction needs, and of the applied set
+    /// only whether it holds this event. A backend that keeps the history
+    /// apart reads less this way, so an apply does not cost more as the
+    /// history grows.
+    async fn fulfillment_to_apply(
         &self,
-        key: &FulfillmentKey,
-        until: DateTime<Utc>,
-        fired: &OutboxWrite,
-    ) -> Result<bool, StorageError>;
+        event: &CanonicalEvent,
+    ) -> Result<Option<Versioned<Fulfillment>>, StorageError> {
+        self.fulfillment(&event.key).await
+    }
 
-    /// The fulfillments of one order, by fulfillment reference.
-    async fn fulfillments_of_order(
+    /// [`Batched::fulfillment_to_apply`] for several fulfillments at once,
+    /// each given with the events about to be applied to it in order (none
+    /// a retraction), so a backend can read them all in one round trip.
+    async fn fulfillments_to_apply(
         &self,
-        store: &str,
-        order_ref: &str,
-    ) -> Result<Vec<Fulfillment>, StorageError>;
+        groups: &[Vec<&CanonicalEvent>],
+    ) -> Result<Vec<Option<Versioned<Fulfillment>>>, StorageError> {
+        // The whole fulfillment: its applied set answers for every event
+        // of the group, which `fulfillment_to_apply` promises for one.
+        let mut read = Vec::with_capacity(groups.len());
+        for group in groups {
+            read.push(match group.first() {
+                Some(event) => self.fulfillment(&event.key).await?,
+                None => None,
+            });
+        }
+        Ok(read)
+    }
 
-    /// Stores a new order; false if its id or external id is taken.
-    async fn create_order(&self, order: &Order) -> Result<bool, StorageError>;
+    /// Several [`Fulfillments::compare_and_set_with_outbox`] writes, each atomic
+    /// on its own, in one round trip where the backend can; answers which
+    /// were written.
+    async fn compare_and_set_many(
+        &self,
+        writes: &[FulfillmentWrite<'_>],
+    ) -> Result<Vec<bool>, StorageError> {
+        let mut written = Vec::with_capacity(writes.len());
+        for w in writes {
+            written.push(
+                self.compare_and_set_with_outbox(w.expected, w.value, w.change, w.fired)
+                    .await?,
+            );
+        }
+        Ok(written)
+    }
 
-    /// An order by our id or the client's.
-    async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
+    /// [`EventLog::claim_and_append`], then, only if the claim is new,
+    /// [`Fulfillments::compare_and_set_with_outbox`] of `write`: the event
+    /// applied before the answer (Redo's paths). Answers the claim and
+    /// whether `write` was written; the event is in the log either way. A
+    /// backend that can do both in one step saves those paths a round trip.
+    async fn claim_append_and_set(
+        &self,
+        event: &CanonicalEvent,
+        write: FulfillmentWrite<'_>,
+    ) -> Result<(Claim, bool), StorageError> {
+        let claim = self.claim_and_append(event).await?;
+        if claim != Claim::Accepted {
+            return Ok((claim, false));
+        }
+        let written = self
+            .compare_and_set_with_outbox(write.expected, write.value, write.change, write.fired)
+            .await?;
+        Ok((claim, written))
+    }
 
     /// The whole fulfillment `fulfillment_ref` of the order `order_id`
     /// names (our id or the client's): all a shipment status needs before
@@ -395,25 +451,14 @@ pub trait Storage: Send + Sync + 'static {
         let found = self.fulfillment(&key).await?;
         Ok(OrderFulfillment::of(key, found))
     }
+}
 
-    /// The next number of a named sequence, from 1.
-    async fn next_in_sequence(&self, name: &str) -> Result<u64, StorageError>;
-
-    /// Counts a request that was refused before reaching the log.
-    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError>;
-
-    /// Counts per provider and outcome.
-    async fn stats(&self) -> Result<Stats, StorageError>;
-
-    /// Unmapped provider words with their counts, most frequent first.
-    async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError>;
-
-    /// Recently accepted events, newest first.
-    async fn recent_events(
-        &self,
-        filter: &EventFilter,
-    ) -> Result<Vec<CanonicalEvent>, StorageError>;
-
+/// The gateway's durable state: every capability, behind one handle that
+/// each part of the system narrows to what it uses.
+#[async_trait]
+pub trait Storage:
+    EventLog + Fulfillments + Orders + Sequences + Outbox + Feed + Batched + 'static
+{
     /// Touches the backend for real, for `/ready`.
     async fn ping(&self) -> Result<(), StorageError>;
 }

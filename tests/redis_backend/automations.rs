@@ -217,7 +217,7 @@ async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_fo
         Attempt, DeliveryFilter, OutboxWrite, Requeued, Settlement, StallWatch,
     };
     use shipgate::domain::{Fulfillment, HistoryChange};
-    use shipgate::storage::Storage;
+    use shipgate::storage::{Fulfillments, Outbox};
 
     let storage = storage().await;
     let now = Utc::now();

@@ -15,7 +15,8 @@ use shipgate::domain::OutboxWrite;
 use shipgate::domain::{Applied, Fulfillment, HistoryChange, Order};
 use shipgate::storage::redis::RedisStorage;
 use shipgate::storage::{
-    Claim, EventFilter, FulfillmentWrite, LogEntry, Outcome, Storage, StorageError,
+    Batched, Claim, EventFilter, EventLog, Feed, FulfillmentWrite, Fulfillments, LogEntry, Orders,
+    Outbox, Outcome, Sequences, Storage, StorageError,
 };
 
 use crate::helpers::*;

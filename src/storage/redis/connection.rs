@@ -238,7 +238,6 @@ fn slot(key: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     #[test]
     fn a_cluster_url_lists_every_seed_node_and_no_password() {
         let (endpoint, address) = Endpoint::parse(

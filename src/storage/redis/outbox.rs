@@ -12,17 +12,17 @@
 //! - `:stall`: in-transit fulfillments, scored by when they stall.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::{Script, ScriptInvocation};
+use redis::ScriptInvocation;
 
-use super::script::ScriptCall;
-
-use super::{corrupt, fulfillment_id, RedisStorage};
+use super::keys::{fulfillment_id, key_text};
+use super::scripts::ScriptCall;
+use super::{corrupt, RedisStorage};
 use crate::canonical::FulfillmentKey;
 use crate::domain::{Delivery, DeliveryFilter, DeliveryState, OutboxWrite, Requeued, StallWatch};
-use crate::storage::StorageError;
+use crate::storage::{Outbox, StorageError};
 
 /// Deliveries read per partition and round trip when listing them.
 const LIST_PAGE: usize = 200;
@@ -30,93 +30,6 @@ const LIST_PAGE: usize = 200;
 const FORGET_BATCH: usize = 256;
 /// How often a replay retries when the delivery changed under it.
 const REQUEUE_TRIES: usize = 3;
-
-/// A Lua function queueing deliveries, for the scripts that write them.
-/// KEYS 1-4: the partition's outbox, due, next and stall keys; KEYS 5 the
-/// fulfillment; from KEYS 6, a queue and a document per delivery. From
-/// ARGV `first`, per delivery: id, document, due ms, queue member.
-pub(super) const ENQUEUE: &str = r"
-local function enqueue(first, n)
-  for i = 0, n - 1 do
-    local queue, doc = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-    local a = first + 4 * i
-    local id, due, member = ARGV[a], ARGV[a + 2], ARGV[a + 3]
-    redis.call('SET', doc, ARGV[a + 1])
-    redis.call('ZADD', KEYS[1], due, id)
-    redis.call('HSET', KEYS[3], id, due)
-    if redis.call('RPUSH', queue, id) == 1 then
-      redis.call('ZADD', KEYS[2], due, member)
-    end
-  end
-end
-";
-
-/// Clears a stall watch if it is still set to the stall being fired, and
-/// queues its deliveries. KEYS as ENQUEUE's. ARGV: n, until ms, the
-/// fulfillment's member, then the deliveries.
-static FIRE_STALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{ENQUEUE}
-local watched = redis.call('ZSCORE', KEYS[4], ARGV[3])
-if not watched or tonumber(watched) ~= tonumber(ARGV[2]) then return 0 end
-redis.call('ZREM', KEYS[4], ARGV[3])
-enqueue(4, tonumber(ARGV[1]))
-return 1"
-    ))
-});
-
-/// Stores a delivery after an attempt. KEYS: outbox, due, next,
-/// delivered, dead, queue, document. ARGV: id, document, state, ms (the
-/// retry's time, or now), queue member. A finished head leaves its queue,
-/// and the next one is due at its own time.
-static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[7]) == 0 then return 0 end
-redis.call('SET', KEYS[7], ARGV[2])
-if ARGV[3] == 'pending' then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-  if redis.call('LINDEX', KEYS[6], 0) == ARGV[1] then
-    redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-  end
-  return 1
-end
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('LREM', KEYS[6], 0, ARGV[1])
-if ARGV[3] == 'delivered' then
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
-else
-  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
-end
-local head = redis.call('LINDEX', KEYS[6], 0)
-if head then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[3], head) or ARGV[4], ARGV[5])
-else
-  redis.call('ZREM', KEYS[2], ARGV[5])
-end
-return 1",
-    )
-});
-
-/// Queues a delivery again if its state is still the one the caller saw.
-/// KEYS as SETTLE's. ARGV: id, state seen, document, due ms, queue
-/// member. Answers 1; 0 when it is gone; -1 when it changed meanwhile.
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local doc = redis.call('GET', KEYS[7])
-if not doc then return 0 end
-if cjson.decode(doc)['state'] ~= ARGV[2] then return -1 end
-redis.call('SET', KEYS[7], ARGV[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-if redis.call('RPUSH', KEYS[6], ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-end
-return 1",
-    )
-});
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -133,7 +46,7 @@ fn from_score(score: &str) -> Result<DateTime<Utc>, StorageError> {
 /// The queue a delivery waits in: one per rule and fulfillment.
 fn queue_member(d: &Delivery) -> String {
     let f = &d.fulfillment;
-    super::key_text(&[&d.rule, &f.store, &f.order_ref, &f.fulfillment_ref])
+    key_text(&[&d.rule, &f.store, &f.order_ref, &f.fulfillment_ref])
 }
 
 fn parse_delivery(doc: &str) -> Result<Delivery, StorageError> {
@@ -168,7 +81,7 @@ impl RedisStorage {
         self.keys.partition(p, format_args!("delivery:{id}"))
     }
 
-    /// KEYS 1-5 of the scripts that queue deliveries (see [`ENQUEUE`]).
+    /// KEYS 1-5 of the scripts that queue deliveries (see `lua/lib/enqueue.lua`).
     pub(super) fn enqueue_keys(
         &self,
         p: u32,
@@ -204,7 +117,7 @@ impl RedisStorage {
         Ok(())
     }
 
-    /// The keys SETTLE and REQUEUE take for `d`.
+    /// The keys `settle_delivery.lua` and `requeue_delivery.lua` take for `d`.
     fn delivery_keys(&self, p: u32, d: &Delivery, invocation: &mut ScriptInvocation<'_>) {
         for what in ["outbox", "due", "next", "delivered", "dead"] {
             invocation.key(self.outbox_key(p, what));
@@ -229,7 +142,7 @@ impl RedisStorage {
             .collect())
     }
 
-    pub(super) async fn due_heads(
+    async fn due_heads(
         &self,
         partitions: &[u32],
         now: DateTime<Utc>,
@@ -298,18 +211,14 @@ impl RedisStorage {
         Ok((ready, next))
     }
 
-    pub(super) async fn settle(
-        &self,
-        d: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
+    async fn settle(&self, d: &Delivery, now: DateTime<Utc>) -> Result<(), StorageError> {
         let mut connection = self.connection()?;
         let p = self.partition_of(&d.fulfillment);
         let at = match d.state {
             DeliveryState::Pending => d.next_attempt_at.unwrap_or(now),
             DeliveryState::Delivered | DeliveryState::Dead => now,
         };
-        let mut invocation = SETTLE.prepare_invoke();
+        let mut invocation = self.scripts.settle_delivery.prepare_invoke();
         self.delivery_keys(p, d, &mut invocation);
         invocation
             .arg(&d.id)
@@ -321,7 +230,7 @@ impl RedisStorage {
         Ok(())
     }
 
-    pub(super) async fn forget(&self, before: DateTime<Utc>) -> Result<(), StorageError> {
+    async fn forget(&self, before: DateTime<Utc>) -> Result<(), StorageError> {
         let mut connection = self.connection()?;
         let mut pipe = redis::pipe();
         for p in 0..self.partitions {
@@ -361,7 +270,7 @@ impl RedisStorage {
             .transpose()
     }
 
-    pub(super) async fn one_delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
+    async fn one_delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
         Ok(self.find(id).await?.map(|(_, d)| d))
     }
 
@@ -421,7 +330,7 @@ impl RedisStorage {
         Ok(found)
     }
 
-    pub(super) async fn requeue(
+    async fn requeue(
         &self,
         id: &str,
         force: bool,
@@ -436,7 +345,7 @@ impl RedisStorage {
             if let Err(refused) = d.requeue(force, at) {
                 return Ok(refused);
             }
-            let mut invocation = REQUEUE.prepare_invoke();
+            let mut invocation = self.scripts.requeue_delivery.prepare_invoke();
             self.delivery_keys(p, &d, &mut invocation);
             invocation
                 .arg(&d.id)
@@ -501,7 +410,7 @@ impl RedisStorage {
     ) -> Result<bool, StorageError> {
         let mut connection = self.connection()?;
         let p = self.partition_of(key);
-        let mut invocation = ScriptCall::new(&FIRE_STALL);
+        let mut invocation = ScriptCall::new(&self.scripts.fire_stall);
         self.enqueue_keys(p, key, &mut invocation);
         invocation
             .arg(fired.deliveries.len())
@@ -509,5 +418,46 @@ impl RedisStorage {
             .arg(fulfillment_id(key));
         self.enqueue_deliveries(p, fired, &mut invocation)?;
         Ok(invocation.invoke::<bool>(&mut connection).await?)
+    }
+}
+#[async_trait]
+impl Outbox for RedisStorage {
+    async fn due_deliveries(
+        &self,
+        partitions: &[u32],
+        now: DateTime<Utc>,
+        skip: &BTreeSet<String>,
+        max: usize,
+    ) -> Result<(Vec<Delivery>, Option<DateTime<Utc>>), StorageError> {
+        self.due_heads(partitions, now, skip, max).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        self.settle(delivery, now).await
+    }
+
+    async fn forget_delivered(&self, before: DateTime<Utc>) -> Result<(), StorageError> {
+        self.forget(before).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StorageError> {
+        self.one_delivery(id).await
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StorageError> {
+        self.list(filter).await
+    }
+
+    async fn requeue_delivery(
+        &self,
+        id: &str,
+        force: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Requeued, StorageError> {
+        self.requeue(id, force, at).await
     }
 }

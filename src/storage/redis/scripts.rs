@@ -1,4 +1,5 @@
-//! Script calls that can also go out in a pipeline: redis-rs's own
+//! The Lua scripts (one per file under `lua/`), and script calls that can
+//! also go out in a pipeline: redis-rs's own
 //! `ScriptInvocation` only runs alone, and a worker writes a whole batch of
 //! compare-and-sets in one round trip.
 
@@ -80,5 +81,56 @@ pub(super) async fn run_pipeline<T: FromRedisValue>(
             pipe.query_async(connection).await
         }
         other => other,
+    }
+}
+
+/// A script of `lua/`, `after` the functions of `lua/lib/` it calls: each
+/// file holds one script, with a header naming its KEYS and ARGV.
+macro_rules! lua {
+    ($script:literal $(after $($lib:literal),+)?) => {
+        Script::new(concat!(
+            $($(include_str!(concat!("lua/lib/", $lib, ".lua")),)+)?
+            include_str!(concat!("lua/", $script, ".lua"))
+        ))
+    };
+}
+
+/// The Lua scripts, loaded into Redis on first use (EVALSHA, then a
+/// reload when Redis lost its script cache).
+pub(super) struct Scripts {
+    pub(super) claim_and_append: Script,
+    pub(super) compare_and_set: Script,
+    pub(super) claim_append_and_set: Script,
+    pub(super) compare_and_set_many: Script,
+    pub(super) create_order: Script,
+    pub(super) register_worker: Script,
+    pub(super) renew_lease: Script,
+    pub(super) release_lease: Script,
+    pub(super) trim_log: Script,
+    pub(super) backlog: Script,
+    pub(super) fire_stall: Script,
+    pub(super) settle_delivery: Script,
+    pub(super) requeue_delivery: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            claim_and_append: lua!("claim_and_append" after "claim_and_append"),
+            compare_and_set: lua!("compare_and_set" after "enqueue", "compare_and_set"),
+            claim_append_and_set: lua!(
+                "claim_append_and_set" after "enqueue", "claim_and_append", "compare_and_set"
+            ),
+            compare_and_set_many: lua!("compare_and_set_many"),
+            create_order: lua!("create_order"),
+            register_worker: lua!("register_worker"),
+            renew_lease: lua!("renew_lease"),
+            release_lease: lua!("release_lease"),
+            trim_log: lua!("trim_log"),
+            backlog: lua!("backlog"),
+            fire_stall: lua!("fire_stall" after "enqueue"),
+            settle_delivery: lua!("settle_delivery"),
+            requeue_delivery: lua!("requeue_delivery"),
+        }
     }
 }

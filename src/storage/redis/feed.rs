@@ -1,0 +1,190 @@
+//! What came in, on Redis: per-partition stats and unmapped words merged
+//! on read, and the recent-events feed read newest first from the logs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use async_trait::async_trait;
+use redis::Value;
+
+use super::connection::Connection;
+use super::log::log_entries;
+use super::{corrupt, RedisStorage};
+use crate::canonical::{CanonicalEvent, Provider};
+use crate::storage::{EventFilter, Feed, Outcome, Stats, StorageError, UnmappedWord};
+
+/// Recent events read per partition and round trip when listing them.
+const RECENT_PAGE: usize = 64;
+
+impl RedisStorage {
+    /// Fetches the next page (newest first) of every cursor that ran dry,
+    /// in one round trip.
+    async fn recent_pages(
+        &self,
+        connection: &mut Connection,
+        cursors: &mut [RecentCursor],
+    ) -> Result<(), StorageError> {
+        let wanted: Vec<usize> = (0..cursors.len())
+            .filter(|&i| cursors[i].needs_page())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        // A log holds more than the feed between trims; readers stop at it.
+        let cap = self.recent_per_partition;
+        let page_size = |taken: usize| RECENT_PAGE.min(cap - taken);
+        let mut pipe = redis::pipe();
+        for &i in &wanted {
+            let cursor = &cursors[i];
+            let end = cursor
+                .last
+                .as_ref()
+                .map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+            pipe.cmd("XREVRANGE")
+                .arg(self.keys.log(cursor.partition))
+                .arg(end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(page_size(cursor.taken));
+        }
+        let pages: Vec<Value> = pipe.query_async(connection).await?;
+        for (i, page) in wanted.into_iter().zip(pages) {
+            let cursor = &mut cursors[i];
+            let wanted = page_size(cursor.taken);
+            // XREVRANGE returns no deleted entries, so none is skipped.
+            let entries = log_entries(cursor.partition, &page)?;
+            cursor.taken += entries.len();
+            cursor.exhausted = entries.len() < wanted || cursor.taken >= cap;
+            cursor.last = entries.last().map(|e| e.position.entry.clone());
+            cursor.buffer.extend(entries.into_iter().map(|e| e.event));
+        }
+        Ok(())
+    }
+}
+
+/// A position in one partition's log while merging the logs, newest first,
+/// into the recent-events feed.
+struct RecentCursor {
+    partition: u32,
+    /// The oldest entry read so far.
+    last: Option<String>,
+    /// Entries read so far: no more than the feed's share are shown.
+    taken: usize,
+    buffer: VecDeque<CanonicalEvent>,
+    exhausted: bool,
+}
+
+impl RecentCursor {
+    fn needs_page(&self) -> bool {
+        self.buffer.is_empty() && !self.exhausted
+    }
+}
+
+/// A stats field `provider:outcome` back into its parts.
+fn stats_field(field: &str) -> Result<(Provider, Outcome), StorageError> {
+    let (provider, outcome) = field
+        .split_once(':')
+        .ok_or_else(|| corrupt(format!("stats field '{field}'")))?;
+    let provider = provider.parse::<Provider>().map_err(corrupt)?;
+    let outcome = Outcome::ALL
+        .into_iter()
+        .find(|o| o.as_str() == outcome)
+        .ok_or_else(|| corrupt(format!("stats field '{field}' names no outcome")))?;
+    Ok((provider, outcome))
+}
+
+#[async_trait]
+impl Feed for RedisStorage {
+    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError> {
+        let mut connection = self.connection()?;
+        redis::cmd("HINCRBY")
+            .arg(self.keys.refused_stats())
+            .arg(format!("{provider}:{}", outcome.as_str()))
+            .arg(1)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<Stats, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.keys.refused_stats());
+        for p in 0..self.partitions {
+            pipe.hgetall(self.keys.stats(p));
+        }
+        let hashes: Vec<HashMap<String, u64>> = pipe.query_async(&mut connection).await?;
+        let mut stats = Stats::new();
+        for (field, n) in hashes.iter().flatten() {
+            let (provider, outcome) = stats_field(field)?;
+            *stats
+                .entry(provider)
+                .or_default()
+                .entry(outcome)
+                .or_default() += n;
+        }
+        Ok(stats)
+    }
+
+    async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.zrange_withscores(self.keys.unmapped(p), 0, -1);
+        }
+        let sets: Vec<Vec<(String, u64)>> = pipe.query_async(&mut connection).await?;
+        let mut counts: BTreeMap<(Provider, String), u64> = BTreeMap::new();
+        for (member, n) in sets.into_iter().flatten() {
+            let (provider, word) = member
+                .split_once(':')
+                .ok_or_else(|| corrupt(format!("unmapped word entry '{member}'")))?;
+            let provider = provider.parse::<Provider>().map_err(corrupt)?;
+            *counts.entry((provider, word.to_owned())).or_default() += n;
+        }
+        let mut words: Vec<UnmappedWord> = counts
+            .into_iter()
+            .map(|((provider, word), count)| UnmappedWord {
+                provider,
+                word,
+                count,
+            })
+            .collect();
+        words.sort_by_key(|w| std::cmp::Reverse(w.count));
+        Ok(words)
+    }
+
+    async fn recent_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Vec<CanonicalEvent>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut cursors: Vec<RecentCursor> = (0..self.partitions)
+            .map(|partition| RecentCursor {
+                partition,
+                last: None,
+                taken: 0,
+                buffer: VecDeque::new(),
+                exhausted: false,
+            })
+            .collect();
+        let mut events = Vec::new();
+        // Merges the partitions' newest-first logs, a page at a time; a
+        // page starts after the last entry read, so none shows twice.
+        while events.len() < filter.limit {
+            self.recent_pages(&mut connection, &mut cursors).await?;
+            let newest = cursors
+                .iter_mut()
+                .filter(|c| !c.buffer.is_empty())
+                .max_by_key(|c| c.buffer.front().map(|e| e.id));
+            let Some(event) = newest.and_then(|c| c.buffer.pop_front()) else {
+                break;
+            };
+            let wanted = filter.before.is_none_or(|before| event.id < before)
+                && filter.provider.is_none_or(|p| event.provider == p)
+                && filter.store.as_deref().is_none_or(|s| event.key.store == s);
+            if wanted {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+}
