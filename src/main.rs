@@ -9,10 +9,9 @@ use shipgate::cli::{self, send_sample::SendSampleArgs, sign::SignArgs};
 use shipgate::config::Settings;
 use shipgate::telemetry;
 
-/// jemalloc, not glibc's allocator: glibc's `malloc` and `free` were
-/// about 30 % of the gateway's CPU in a drain, and jemalloc's per-thread
-/// caches cut the instructions of a webhook by 6 % and of an applied
-/// event by 12 % (README, results of 2026-12-04).
+/// jemalloc, not glibc's allocator: its per-thread caches make the many
+/// short-lived allocations of each webhook and applied event cheaper
+/// (measured in docs/benchmarks.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
