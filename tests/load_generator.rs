@@ -11,14 +11,10 @@ use helpers::{Answer, Receiver};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-// Shared with tests/api, where every helper is used; here only the
-// automation subscriber's stand-in, as a server that is not shipgate.
-#[allow(dead_code)]
-#[path = "api/helpers.rs"]
+// Here only the automation subscriber's stand-in, as a server that is not
+// shipgate.
+#[path = "helpers/mod.rs"]
 mod helpers;
-
-/// The storage backend `helpers` would start apps on (none are, here).
-const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Memory;
 
 const ADMIN_TOKEN: &str = "dev-only-admin-token";
 
@@ -245,7 +241,7 @@ async fn send_only(receiver: &Receiver, requests: &str) -> (i32, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shipgate-load"));
     command
         .arg("--target")
-        .arg(format!("http://127.0.0.1:{}", receiver.port))
+        .arg(format!("http://127.0.0.1:{}", receiver.port()))
         .args(["--send-only", "--mix", "shopify=1"])
         .args(["--rate", "500", "--requests", requests])
         .args(["--duplicates", "0.1", "--fulfillments", "20"])
@@ -277,7 +273,7 @@ async fn send_only_measures_a_server_without_the_ops_api_and_touches_nothing_els
 #[tokio::test]
 async fn send_only_fails_the_run_when_a_request_is_not_answered_2xx() {
     let receiver = Receiver::start().await;
-    receiver.answer_usually(Answer::Status(503));
+    receiver.answer_usually(Answer::Status(503)).await;
     let (code, report) = send_only(&receiver, "50").await;
     assert_eq!(code, 1, "{report}");
     assert_eq!(number_before(&report, " non-2xx"), 50, "{report}");

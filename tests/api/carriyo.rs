@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
 const ORDER: &str = "ORD-1001";
@@ -21,9 +23,10 @@ fn has_history(f: &Value) -> bool {
     !TestApp::history_words(f).is_empty()
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_samples_in_transit_then_delivered_are_applied() {
-    let app = spawn_app().await;
+async fn the_samples_in_transit_then_delivered_are_applied(backend: Backend) {
+    let app = spawn_app(backend).await;
     let transit = sample("carriyo", "shipment_in_transit");
     let response = app
         .post_carriyo_webhook(&CarriyoDelivery::webhook(&transit))
@@ -89,9 +92,10 @@ const SHIPMENT_ROWS: [(&str, &str, &str); 22] = [
     ("return_confirmed", "status", "return_to_sender"),
 ];
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_shipment_status_word_maps_as_providers_md_says() {
-    let app = spawn_app().await;
+async fn every_shipment_status_word_maps_as_providers_md_says(backend: Backend) {
+    let app = spawn_app(backend).await;
     for (word, _, _) in SHIPMENT_ROWS {
         let body = shipment(&format!("map-{word}"), word, "2026-11-21T09:00:00Z");
         let response = app
@@ -123,9 +127,10 @@ async fn every_shipment_status_word_maps_as_providers_md_says() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_status_comes_from_the_shipment_not_the_trigger_header() {
-    let app = spawn_app().await;
+async fn the_status_comes_from_the_shipment_not_the_trigger_header(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = shipment(SHIPMENT, "in_transit", "2026-11-21T09:00:00Z");
     let mut delivery = CarriyoDelivery::webhook(&body);
     delivery.trigger = "delivered".into();
@@ -145,9 +150,10 @@ async fn the_status_comes_from_the_shipment_not_the_trigger_header() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_same_event_id_twice_applies_once() {
-    let app = spawn_app().await;
+async fn the_same_event_id_twice_applies_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let delivery = CarriyoDelivery::webhook(&sample("carriyo", "shipment_in_transit"));
     let first: Value = app
         .post_carriyo_webhook(&delivery)
@@ -174,9 +180,10 @@ async fn the_same_event_id_twice_applies_once() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_same_content_under_a_new_event_id_applies_once() {
-    let app = spawn_app().await;
+async fn the_same_content_under_a_new_event_id_applies_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = sample("carriyo", "shipment_in_transit");
     for _ in 0..2 {
         // A fresh event-id each time, as a resend under a new id would have.
@@ -199,9 +206,10 @@ async fn the_same_content_under_a_new_event_id_applies_once() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_word_the_map_does_not_know_is_accepted_as_unmapped() {
-    let app = spawn_app().await;
+async fn a_word_the_map_does_not_know_is_accepted_as_unmapped(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = shipment(SHIPMENT, "teleported", "2026-11-21T09:00:00Z");
     let response = app
         .post_carriyo_webhook(&CarriyoDelivery::webhook(&body))
@@ -222,9 +230,10 @@ async fn a_word_the_map_does_not_know_is_accepted_as_unmapped() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_late_older_update_cannot_undo_delivered() {
-    let app = spawn_app().await;
+async fn a_late_older_update_cannot_undo_delivered(backend: Backend) {
+    let app = spawn_app(backend).await;
     let delivered = shipment(SHIPMENT, "delivered", "2026-11-21T10:00:00Z");
     app.post_carriyo_webhook(&CarriyoDelivery::webhook(&delivered))
         .await;
@@ -246,9 +255,10 @@ async fn a_late_older_update_cannot_undo_delivered() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_update_for_an_order_nobody_knows_answers_empty_and_stores_nothing() {
-    let app = spawn_app().await;
+async fn an_update_for_an_order_nobody_knows_answers_empty_and_stores_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = sample("carriyo", "shipment_status_update");
     let response = app
         .post_carriyo_status_update(&CarriyoDelivery::status_update(&body))
@@ -266,9 +276,10 @@ async fn an_update_for_an_order_nobody_knows_answers_empty_and_stores_nothing() 
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_update_for_a_known_order_is_applied_before_the_answer() {
-    let app = spawn_app().await;
+async fn an_update_for_a_known_order_is_applied_before_the_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
     let transit = sample("carriyo", "shipment_in_transit");
     app.post_carriyo_webhook(&CarriyoDelivery::webhook(&transit))
         .await;
@@ -335,9 +346,10 @@ async fn an_update_for_a_known_order_is_applied_before_the_answer() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_tenant_id_header_selects_the_store() {
-    let app = spawn_app().await;
+async fn the_tenant_id_header_selects_the_store(backend: Backend) {
+    let app = spawn_app(backend).await;
     let mut body = sample("carriyo", "shipment_in_transit");
     body.as_object_mut().unwrap().remove("tenant");
     let mut delivery = CarriyoDelivery::webhook(&body);
@@ -350,9 +362,10 @@ async fn the_tenant_id_header_selects_the_store() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn without_a_tenant_the_key_selects_the_store() {
-    let app = spawn_app().await;
+async fn without_a_tenant_the_key_selects_the_store(backend: Backend) {
+    let app = spawn_app(backend).await;
     let mut body = sample("carriyo", "shipment_in_transit");
     body.as_object_mut().unwrap().remove("tenant");
     let mut delivery = CarriyoDelivery::webhook(&body);
@@ -365,9 +378,10 @@ async fn without_a_tenant_the_key_selects_the_store() {
 }
 
 /// Each bad input: its status, a message naming what is wrong, nothing stored.
+#[apply(backends)]
 #[tokio::test]
-async fn bad_requests_are_refused_with_a_reason_and_store_nothing() {
-    let app = spawn_app_with(&[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
+async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
     let good = sample("carriyo", "shipment_in_transit");
     let with = |change: &dyn Fn(&mut Value)| {
         let mut body = good.clone();

@@ -1,10 +1,13 @@
 //! The black-box suite: every test starts the real application on a free
-//! port with its own configuration and talks to it over HTTP only.
-//! This binary runs it on the embedded backend; tests/api_redis runs the
-//! same modules on Redis.
+//! port with its own configuration and talks to it over HTTP only, once
+//! on each backend (`#[apply(backends)]`: memory, Redis, Redis Cluster),
+//! the test's name ending in the backend's. The Redis and the Cluster are
+//! throwaway servers started once for this binary (or `REDIS_URL`), each
+//! app under a key prefix of its own.
 
 mod automations;
 mod carriyo;
+#[path = "../helpers/mod.rs"]
 mod helpers;
 mod openapi;
 mod ops;
@@ -12,6 +15,3 @@ mod ops_surface;
 mod redo;
 mod shopify;
 mod shopify_rest;
-
-/// The storage backend the suite runs on here (read by `helpers`).
-const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Memory;

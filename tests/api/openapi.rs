@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
 /// The document as the app serves it, without credentials.
@@ -138,9 +140,12 @@ fn error_schema_of(tag: &str) -> &'static str {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_document_is_openapi_3_1_with_unique_operations_and_resolving_references() {
-    let app = spawn_app().await;
+async fn the_document_is_openapi_3_1_with_unique_operations_and_resolving_references(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     let doc = served_document(&app).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -181,9 +186,12 @@ async fn the_document_is_openapi_3_1_with_unique_operations_and_resolving_refere
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_operation_documents_a_success_and_its_errors_in_its_providers_shape() {
-    let app = spawn_app().await;
+async fn every_operation_documents_a_success_and_its_errors_in_its_providers_shape(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     let doc = served_document(&app).await;
     for (method, path, op) in operations(&doc) {
         let at = format!("{method} {path}");
@@ -226,9 +234,10 @@ async fn every_operation_documents_a_success_and_its_errors_in_its_providers_sha
 /// Sends every documented operation to the live app without credentials
 /// (with an empty JSON object where a body is taken) and holds the answer
 /// to the document.
+#[apply(backends)]
 #[tokio::test]
-async fn every_documented_operation_is_served_and_answers_as_documented() {
-    let app = spawn_app().await;
+async fn every_documented_operation_is_served_and_answers_as_documented(backend: Backend) {
+    let app = spawn_app(backend).await;
     let doc = served_document(&app).await;
     let mut answered: BTreeMap<String, u16> = BTreeMap::new();
     for (method, path, op) in operations(&doc) {
@@ -277,9 +286,10 @@ async fn every_documented_operation_is_served_and_answers_as_documented() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_undocumented_path_or_method_is_not_served() {
-    let app = spawn_app().await;
+async fn an_undocumented_path_or_method_is_not_served(backend: Backend) {
+    let app = spawn_app(backend).await;
     let doc = served_document(&app).await;
     let documented: BTreeSet<(String, String)> = operations(&doc)
         .into_iter()
@@ -331,9 +341,10 @@ fn path_parameters(path: &str) -> Vec<&str> {
         .collect()
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_redo_paths_agree_with_redos_published_schema() {
-    let app = spawn_app().await;
+async fn the_redo_paths_agree_with_redos_published_schema(backend: Backend) {
+    let app = spawn_app(backend).await;
     let ours = served_document(&app).await;
     let redo = redo_published();
     assert_eq!(redo["servers"][0]["url"], "https://api.getredo.com/v2.2");

@@ -2,11 +2,14 @@
 
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_admin_api_needs_an_admin_token() {
-    let app = spawn_app().await;
+async fn the_admin_api_needs_an_admin_token(backend: Backend) {
+    let app = spawn_app(backend).await;
     for path in [
         "/api/v1/stats",
         "/api/v1/events",
@@ -32,9 +35,10 @@ async fn the_admin_api_needs_an_admin_token() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn health_and_ready_answer() {
-    let app = spawn_app().await;
+async fn health_and_ready_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
     assert_eq!(
         app.client
             .get(app.url("/health"))
@@ -49,9 +53,10 @@ async fn health_and_ready_answer() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn stats_list_every_provider_and_outcome() {
-    let app = spawn_app().await;
+async fn stats_list_every_provider_and_outcome(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (status, stats) = app.admin_get("/api/v1/stats").await;
     assert_eq!(status, 200);
     let zero =
@@ -63,9 +68,10 @@ async fn stats_list_every_provider_and_outcome() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn recent_events_come_newest_first_and_page_with_before() {
-    let app = spawn_app().await;
+async fn recent_events_come_newest_first_and_page_with_before(backend: Backend) {
+    let app = spawn_app(backend).await;
     for i in 0..5u64 {
         let mut body = sample("shopify", "fulfillment_event_create");
         body["id"] = json!(70 + i);
@@ -102,9 +108,10 @@ async fn recent_events_come_newest_first_and_page_with_before() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn unknown_paths_answer_json_404() {
-    let app = spawn_app().await;
+async fn unknown_paths_answer_json_404(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app.client.get(app.url("/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();

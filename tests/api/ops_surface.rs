@@ -7,6 +7,8 @@ use std::process::Output;
 
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
 impl Scrape {
@@ -25,9 +27,10 @@ fn carriyo_shipment(status: &str, message_seed: &str) -> Value {
     body
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn webhook_counters_move_by_exactly_what_was_sent() {
-    let app = spawn_app().await;
+async fn webhook_counters_move_by_exactly_what_was_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
     let before = Scrape::of(&app).await;
     for provider in ["shopify", "carriyo", "redo"] {
         for outcome in [
@@ -168,9 +171,10 @@ async fn webhook_counters_move_by_exactly_what_was_sent() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_backlog_gauge_has_one_series_per_configured_partition() {
-    let app = spawn_app_with(&[("SHIPGATE__STORAGE__PARTITIONS", "3")]).await;
+async fn the_backlog_gauge_has_one_series_per_configured_partition(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SHIPGATE__STORAGE__PARTITIONS", "3")]).await;
     let scrape = Scrape::of(&app).await;
     let series: Vec<&String> = scrape
         .0
@@ -185,10 +189,11 @@ async fn the_backlog_gauge_has_one_series_per_configured_partition() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn workers_linger_so_a_trickle_is_applied_in_few_rounds() {
+async fn workers_linger_so_a_trickle_is_applied_in_few_rounds(backend: Backend) {
     let linger = std::time::Duration::from_millis(300);
-    let app = spawn_app_with(&[("SHIPGATE__WORKER__LINGER", "300ms")]).await;
+    let app = spawn_app_with(backend, &[("SHIPGATE__WORKER__LINGER", "300ms")]).await;
     let started = std::time::Instant::now();
     for i in 0..20u64 {
         let at = format!("2026-11-21T10:00:{i:02}Z");
@@ -216,9 +221,10 @@ async fn workers_linger_so_a_trickle_is_applied_in_few_rounds() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_timeline_counts_outcomes_in_the_current_minute() {
-    let app = spawn_app().await;
+async fn the_timeline_counts_outcomes_in_the_current_minute(backend: Backend) {
+    let app = spawn_app(backend).await;
     let delivery = CarriyoDelivery::webhook(&carriyo_shipment("in_transit", "02"));
     assert_eq!(app.post_carriyo_webhook(&delivery).await.status(), 200);
     assert_eq!(app.post_carriyo_webhook(&delivery).await.status(), 200);
@@ -250,9 +256,10 @@ async fn the_timeline_counts_outcomes_in_the_current_minute() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_tracking_number_finds_its_fulfillment() {
-    let app = spawn_app().await;
+async fn a_tracking_number_finds_its_fulfillment(backend: Backend) {
+    let app = spawn_app(backend).await;
     let delivery = CarriyoDelivery::webhook(&carriyo_shipment("in_transit", "03"));
     assert_eq!(app.post_carriyo_webhook(&delivery).await.status(), 200);
     let (status, body) = app
@@ -282,9 +289,10 @@ async fn a_tracking_number_finds_its_fulfillment() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_dashboard_is_served_with_a_strict_content_security_policy() {
-    let app = spawn_app().await;
+async fn the_dashboard_is_served_with_a_strict_content_security_policy(backend: Backend) {
+    let app = spawn_app(backend).await;
     for (path, kind) in [
         ("/dashboard", "text/html"),
         ("/dashboard/app.js", "text/javascript"),
@@ -341,6 +349,11 @@ async fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outpu
     child.wait_with_output().await.unwrap()
 }
 
+/// `env` as the pairs [`run`] takes.
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 fn scratch_dir(name: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("shipgate-{name}-{}", uuid::Uuid::now_v7().simple()));
@@ -353,8 +366,11 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn check_config_names_every_planted_mistake_and_where_it_is() {
+async fn check_config_names_every_planted_mistake_and_where_it_is(backend: Backend) {
+    // Whichever backend the deployment names, the check finds the same.
+    let storage = backend.env();
     let dir = scratch_dir("check-config");
     let maps = dir.join("maps");
     let map = maps.join("carriyo/status_map.toml");
@@ -372,9 +388,11 @@ async fn check_config_names_every_planted_mistake_and_where_it_is() {
             maps.display()
         ),
     );
+    let mut env = pairs(&storage);
+    env.push(("SHIPGATE__WORKER__BATCH_SIZE", "0"));
     let output = run(
         &["check-config", "--config", config.to_str().unwrap()],
-        &[("SHIPGATE__WORKER__BATCH_SIZE", "0")],
+        &env,
         None,
     )
     .await;
@@ -406,7 +424,7 @@ async fn check_config_names_every_planted_mistake_and_where_it_is() {
     );
     let output = run(
         &["check-config", "--config", config.to_str().unwrap()],
-        &[],
+        &pairs(&storage),
         None,
     )
     .await;
@@ -415,8 +433,12 @@ async fn check_config_names_every_planted_mistake_and_where_it_is() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn check_config_finds_a_status_map_missing_a_table_and_a_store_missing_a_key() {
+async fn check_config_finds_a_status_map_missing_a_table_and_a_store_missing_a_key(
+    backend: Backend,
+) {
+    let storage = backend.env();
     let dir = scratch_dir("check-config-tables");
     let maps = dir.join("maps");
     write(
@@ -433,7 +455,7 @@ async fn check_config_finds_a_status_map_missing_a_table_and_a_store_missing_a_k
     );
     let output = run(
         &["check-config", "--config", config.to_str().unwrap()],
-        &[],
+        &pairs(&storage),
         None,
     )
     .await;
@@ -480,9 +502,10 @@ async fn post_signed(
     TestApp::send_for_json(request).await
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn sign_output_is_accepted_by_the_gateway_for_each_provider() {
-    let app = spawn_app().await;
+async fn sign_output_is_accepted_by_the_gateway_for_each_provider(backend: Backend) {
+    let app = spawn_app(backend).await;
     let dir = scratch_dir("sign");
 
     // Shopify, body on standard input.
@@ -559,9 +582,10 @@ async fn sign_output_is_accepted_by_the_gateway_for_each_provider() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn send_sample_posts_a_built_in_sample_to_a_running_gateway() {
-    let app = spawn_app().await;
+async fn send_sample_posts_a_built_in_sample_to_a_running_gateway(backend: Backend) {
+    let app = spawn_app(backend).await;
     let output = run(
         &[
             "send-sample",
@@ -647,14 +671,16 @@ async fn wait_for_delivery(app: &TestApp, fulfillment: u64, state: &str) -> Valu
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn delivery_counters_move_by_exactly_the_attempts_made() {
+async fn delivery_counters_move_by_exactly_the_attempts_made(backend: Backend) {
     let receiver = Receiver::start().await;
     let rules = format!(
         "[[automations]]\nname = \"tell-ops\"\non = [\"out_for_delivery\"]\nurl = \"{}\"\n",
         receiver.url()
     );
     let app = spawn_app_with_config(
+        backend,
         &rules,
         &[
             ("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
@@ -686,7 +712,7 @@ async fn delivery_counters_move_by_exactly_the_attempts_made() {
     }
 
     // One delivery refused once, then delivered on its retry.
-    receiver.answer_next(&[Answer::Status(500)]);
+    receiver.answer_next(&[Answer::Status(500)]).await;
     let at = "2026-11-21T09:00:00Z";
     let body = shopify_event_body(8101, 1, "out_for_delivery", at);
     let response = app
@@ -696,7 +722,7 @@ async fn delivery_counters_move_by_exactly_the_attempts_made() {
     wait_for_delivery(&app, 8101, "delivered").await;
 
     // One refused on both attempts: a dead letter; replayed, delivered.
-    receiver.answer_usually(Answer::Status(503));
+    receiver.answer_usually(Answer::Status(503)).await;
     let body = shopify_event_body(8102, 2, "out_for_delivery", at);
     let response = app
         .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
@@ -718,7 +744,7 @@ async fn delivery_counters_move_by_exactly_the_attempts_made() {
     );
     assert_eq!(dead_letters(&middle) - dead_letters(&before), 1.0);
 
-    receiver.answer_usually(Answer::Status(200));
+    receiver.answer_usually(Answer::Status(200)).await;
     let id = dead["id"].as_str().unwrap();
     let (status, body) = app
         .admin_post(&format!("/api/v1/dead-letters/{id}/replay"))
@@ -772,10 +798,11 @@ fn worker_thread_nice_values() -> Vec<i32> {
 }
 
 #[cfg(target_os = "linux")]
+#[apply(backends)]
 #[tokio::test]
-async fn the_workers_apply_from_a_thread_at_the_configured_nice_value() {
+async fn the_workers_apply_from_a_thread_at_the_configured_nice_value(backend: Backend) {
     // 13: no other test's app runs at it (the default is 10).
-    let app = spawn_app_with(&[("SHIPGATE__WORKER__NICE", "13")]).await;
+    let app = spawn_app_with(backend, &[("SHIPGATE__WORKER__NICE", "13")]).await;
     assert!(
         worker_thread_nice_values().contains(&13),
         "a shipgate-worker thread at nice 13: {:?}",

@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
 const ORDER: &str = "R-2001";
@@ -54,9 +56,10 @@ fn is_object_id(id: &str) -> bool {
     id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_order_is_created_and_read_back_by_either_id() {
-    let app = spawn_app().await;
+async fn an_order_is_created_and_read_back_by_either_id(backend: Backend) {
+    let app = spawn_app(backend).await;
     let order = sample("redo", "create_order");
     let (status, created) = app.redo_post("/orders", &order).await;
     assert_eq!(status, 200, "{created}");
@@ -80,9 +83,10 @@ async fn an_order_is_created_and_read_back_by_either_id() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_fulfillment_goes_from_label_to_in_transit_to_delayed() {
-    let app = spawn_app().await;
+async fn a_fulfillment_goes_from_label_to_in_transit_to_delayed(backend: Backend) {
+    let app = spawn_app(backend).await;
     let ours = create_sample_order(&app).await;
 
     let (status, created) = app
@@ -150,9 +154,12 @@ async fn a_fulfillment_goes_from_label_to_in_transit_to_delayed() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn initial_tracking_is_ignored_without_dummy_tracking_and_ids_are_generated() {
-    let app = spawn_app().await;
+async fn initial_tracking_is_ignored_without_dummy_tracking_and_ids_are_generated(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     let mut body = sample("redo", "create_fulfillment");
     body.as_object_mut().unwrap().remove("fulfillmentId");
@@ -179,9 +186,10 @@ async fn initial_tracking_is_ignored_without_dummy_tracking_and_ids_are_generate
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_redo_word_maps_to_itself() {
-    let app = spawn_app().await;
+async fn every_redo_word_maps_to_itself(backend: Backend) {
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     let shipment_words = STATUSES.iter().filter(|w| **w != "unknown").chain(&EVENTS);
     for (i, word) in shipment_words.enumerate() {
@@ -217,9 +225,10 @@ async fn every_redo_word_maps_to_itself() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_idempotency_key_replay_applies_once() {
-    let app = spawn_app().await;
+async fn an_idempotency_key_replay_applies_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     create_untracked_fulfillment(&app, FULFILLMENT).await;
     let update = sample("redo", "shipment_status");
@@ -269,10 +278,11 @@ fn messages(fulfillment: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn concurrent_statuses_each_answer_their_own_update_and_apply_once() {
+async fn concurrent_statuses_each_answer_their_own_update_and_apply_once(backend: Backend) {
     const POSTS: usize = 16;
-    let app = spawn_app().await;
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     create_untracked_fulfillment(&app, FULFILLMENT).await;
     // Sent together, most read the fulfillment before another's write
@@ -303,9 +313,10 @@ async fn concurrent_statuses_each_answer_their_own_update_and_apply_once() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_same_content_without_a_key_applies_once() {
-    let app = spawn_app().await;
+async fn the_same_content_without_a_key_applies_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     create_untracked_fulfillment(&app, FULFILLMENT).await;
     let update = sample("redo", "shipment_event");
@@ -327,9 +338,10 @@ async fn the_same_content_without_a_key_applies_once() {
 
 /// The path may name the order by our id or the client's; the Redis
 /// backend reads differently for each, and both land on one fulfillment.
+#[apply(backends)]
 #[tokio::test]
-async fn a_status_reaches_its_fulfillment_under_either_order_id() {
-    let app = spawn_app().await;
+async fn a_status_reaches_its_fulfillment_under_either_order_id(backend: Backend) {
+    let app = spawn_app(backend).await;
     let ours = create_sample_order(&app).await;
     create_untracked_fulfillment(&app, FULFILLMENT).await;
     let under = |order: &str| format!("/orders/{order}/fulfillments/{FULFILLMENT}/shipment-status");
@@ -363,9 +375,10 @@ async fn a_status_reaches_its_fulfillment_under_either_order_id() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn taken_order_and_fulfillment_ids_are_conflicts() {
-    let app = spawn_app().await;
+async fn taken_order_and_fulfillment_ids_are_conflicts(backend: Backend) {
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     let mut again = sample("redo", "create_order");
     again["customer"]["email"] = json!("someone.else@example.com");
@@ -395,9 +408,10 @@ async fn taken_order_and_fulfillment_ids_are_conflicts() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn unknown_orders_and_fulfillments_are_not_found_and_store_nothing() {
-    let app = spawn_app().await;
+async fn unknown_orders_and_fulfillments_are_not_found_and_store_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
     create_sample_order(&app).await;
     let cases = [
         (reqwest::Method::GET, "/orders/R-404".to_owned(), "R-404"),
@@ -462,9 +476,10 @@ impl BadRequest {
 
 /// Each bad input: its status, a message naming the header, field or
 /// value at fault, and nothing stored.
+#[apply(backends)]
 #[tokio::test]
-async fn bad_requests_are_refused_with_a_reason_and_store_nothing() {
-    let app = spawn_app_with(&[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
+async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
     create_sample_order(&app).await;
     create_untracked_fulfillment(&app, FULFILLMENT).await;
     let status_update = sample("redo", "shipment_status");
@@ -842,9 +857,10 @@ fn assert_fulfillment_response(answer: &Value) {
     assert_redo_fulfillment(&answer["fulfillment"]);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn answers_hold_what_redos_schema_requires() {
-    let app = spawn_app().await;
+async fn answers_hold_what_redos_schema_requires(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (_, created) = app
         .redo_post("/orders", &sample("redo", "create_order"))
         .await;

@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
 const ORDER: &str = "450789469";
@@ -17,9 +19,10 @@ fn event_body(fulfillment: u64, id: u64, status: &str, happened_at: &str) -> Val
     body
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_sample_event_is_applied_and_readable_through_the_api() {
-    let app = spawn_app().await;
+async fn a_sample_event_is_applied_and_readable_through_the_api(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = sample("shopify", "fulfillment_event_create");
     let response = app
         .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
@@ -69,9 +72,10 @@ const EVENT_ROWS: [(&str, &str, &str); 15] = [
     ("buyer_action_required", "event", "delayed"),
 ];
 
+#[apply(backends)]
 #[tokio::test]
-async fn every_fulfillment_event_word_maps_as_providers_md_says() {
-    let app = spawn_app().await;
+async fn every_fulfillment_event_word_maps_as_providers_md_says(backend: Backend) {
+    let app = spawn_app(backend).await;
     for (i, (word, kind, canonical)) in EVENT_ROWS.iter().enumerate() {
         let fulfillment = 900_000 + i as u64;
         let body = event_body(fulfillment, 1_000 + i as u64, word, "2026-11-21T09:00:00Z");
@@ -105,9 +109,10 @@ async fn every_fulfillment_event_word_maps_as_providers_md_says() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn fulfillment_status_words_map_when_there_is_no_shipment_status() {
-    let app = spawn_app().await;
+async fn fulfillment_status_words_map_when_there_is_no_shipment_status(backend: Backend) {
+    let app = spawn_app(backend).await;
     for (i, word) in ["cancelled", "error", "failure"].iter().enumerate() {
         let id = 800_000 + i as u64;
         let mut body = sample("shopify", "fulfillment_create");
@@ -144,9 +149,10 @@ async fn fulfillment_status_words_map_when_there_is_no_shipment_status() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_event_after_a_status_keeps_the_status_and_its_eta() {
-    let app = spawn_app().await;
+async fn an_event_after_a_status_keeps_the_status_and_its_eta(backend: Backend) {
+    let app = spawn_app(backend).await;
     let transit = event_body(1, 11, "in_transit", "2026-11-21T09:00:00Z");
     app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &transit))
         .await;
@@ -165,9 +171,10 @@ async fn an_event_after_a_status_keeps_the_status_and_its_eta() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_late_older_status_cannot_undo_delivered() {
-    let app = spawn_app().await;
+async fn a_late_older_status_cannot_undo_delivered(backend: Backend) {
+    let app = spawn_app(backend).await;
     let delivered = event_body(2, 21, "delivered", "2026-11-21T10:00:00Z");
     app.post_shopify(&ShopifyDelivery::new(
         "fulfillment_events/create",
@@ -192,9 +199,10 @@ async fn a_late_older_status_cannot_undo_delivered() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_same_delivery_three_times_applies_once() {
-    let app = spawn_app().await;
+async fn the_same_delivery_three_times_applies_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = event_body(3, 31, "in_transit", "2026-11-21T09:00:00Z");
     let delivery = ShopifyDelivery::new("fulfillment_events/create", &body);
     for _ in 0..3 {
@@ -211,9 +219,10 @@ async fn the_same_delivery_three_times_applies_once() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_same_content_under_a_new_delivery_id_applies_once() {
-    let app = spawn_app().await;
+async fn the_same_content_under_a_new_delivery_id_applies_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = event_body(4, 41, "out_for_delivery", "2026-11-21T09:00:00Z");
     for _ in 0..2 {
         // A fresh Event-Id each time, as a resend under a new id would have.
@@ -230,9 +239,10 @@ async fn the_same_content_under_a_new_delivery_id_applies_once() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn two_hundred_concurrent_updates_to_one_fulfillment_all_land() {
-    let app = spawn_app().await;
+async fn two_hundred_concurrent_updates_to_one_fulfillment_all_land(backend: Backend) {
+    let app = spawn_app(backend).await;
     let posts = (0..200u64).map(|i| {
         let app = &app;
         async move {
@@ -256,9 +266,10 @@ async fn two_hundred_concurrent_updates_to_one_fulfillment_all_land() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_word_the_map_does_not_know_is_accepted_as_unmapped() {
-    let app = spawn_app().await;
+async fn a_word_the_map_does_not_know_is_accepted_as_unmapped(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = event_body(6, 61, "teleported", "2026-11-21T09:00:00Z");
     let response = app
         .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
@@ -281,9 +292,10 @@ async fn a_word_the_map_does_not_know_is_accepted_as_unmapped() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_delete_removes_the_event_from_history() {
-    let app = spawn_app().await;
+async fn a_delete_removes_the_event_from_history(backend: Backend) {
+    let app = spawn_app(backend).await;
     let transit = event_body(7, 71, "in_transit", "2026-11-21T09:00:00Z");
     let delivered = event_body(7, 72, "delivered", "2026-11-21T15:00:00Z");
     for body in [&transit, &delivered] {
@@ -308,9 +320,10 @@ async fn a_delete_removes_the_event_from_history() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_rotated_out_secret_still_verifies() {
-    let app = spawn_app().await;
+async fn a_rotated_out_secret_still_verifies(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = event_body(8, 81, "in_transit", "2026-11-21T09:00:00Z");
     let mut delivery = ShopifyDelivery::new("fulfillment_events/create", &body);
     delivery.secret = SHOPIFY_OLD_SECRET;
@@ -320,12 +333,16 @@ async fn a_rotated_out_secret_still_verifies() {
 
 /// A signature computed outside this code base, with OpenSSL:
 /// `printf '%s' "$BODY" | openssl dgst -sha256 -hmac hush-shopify-vector -binary | base64`.
+#[apply(backends)]
 #[tokio::test]
-async fn a_signature_from_an_independent_implementation_verifies() {
-    let app = spawn_app_with(&[(
-        "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
-        "hush-shopify-vector",
-    )])
+async fn a_signature_from_an_independent_implementation_verifies(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[(
+            "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+            "hush-shopify-vector",
+        )],
+    )
     .await;
     let body = r#"{"id":944956391,"fulfillment_id":255858046,"order_id":450789469,"status":"in_transit","happened_at":"2026-11-21T09:30:00-05:00"}"#;
     let send = |signature: &'static str| {
@@ -360,9 +377,10 @@ async fn a_signature_from_an_independent_implementation_verifies() {
 type BadCase<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
 
 /// Each bad input: its status, a message naming what is wrong, nothing stored.
+#[apply(backends)]
 #[tokio::test]
-async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing() {
-    let app = spawn_app_with(&[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
+async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
     let good = event_body(9, 91, "in_transit", "2026-11-21T09:00:00Z");
     let good_bytes = serde_json::to_vec(&good).unwrap();
     let signed = |body: &[u8]| shopify_signature(SHOPIFY_SECRET, body);

@@ -6,6 +6,8 @@ use chrono::{DateTime, FixedOffset};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use rstest_reuse::apply;
+
 use crate::helpers::*;
 
 const ORDER: &str = "450789469";
@@ -69,9 +71,10 @@ fn instant(value: &Value) -> DateTime<FixedOffset> {
         .unwrap_or_else(|e| panic!("{value} is not an RFC 3339 time: {e}"))
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_created_event_is_applied_before_the_answer_and_readable_back() {
-    let app = spawn_app().await;
+async fn a_created_event_is_applied_before_the_answer_and_readable_back(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = sample("shopify", "rest_event_create");
     let sent = &body["event"];
     let event = created(&app, &body).await;
@@ -113,9 +116,10 @@ async fn a_created_event_is_applied_before_the_answer_and_readable_back() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn each_create_gets_its_own_id() {
-    let app = spawn_app().await;
+async fn each_create_gets_its_own_id(backend: Backend) {
+    let app = spawn_app(backend).await;
     let first = created(&app, &event_body("in_transit", "2026-11-22T06:30:00-05:00")).await;
     let second = created(&app, &event_body("delivered", "2026-11-22T16:30:00-05:00")).await;
     assert_ne!(first["id"], second["id"]);
@@ -132,9 +136,10 @@ async fn each_create_gets_its_own_id() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn webhook_events_of_the_same_fulfillment_show_in_the_list() {
-    let app = spawn_app().await;
+async fn webhook_events_of_the_same_fulfillment_show_in_the_list(backend: Backend) {
+    let app = spawn_app(backend).await;
     let rest = created(&app, &sample("shopify", "rest_event_create")).await;
     let webhook = sample("shopify", "fulfillment_event_create");
     let response = app
@@ -164,9 +169,10 @@ async fn webhook_events_of_the_same_fulfillment_show_in_the_list() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_deleted_event_leaves_the_list_the_get_and_the_history() {
-    let app = spawn_app().await;
+async fn a_deleted_event_leaves_the_list_the_get_and_the_history(backend: Backend) {
+    let app = spawn_app(backend).await;
     let transit = created(&app, &event_body("in_transit", "2026-11-22T06:30:00-05:00")).await;
     let delivered = created(&app, &event_body("delivered", "2026-11-22T16:30:00-05:00")).await;
 
@@ -193,9 +199,10 @@ async fn a_deleted_event_leaves_the_list_the_get_and_the_history() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_repeated_create_answers_the_original_event() {
-    let app = spawn_app().await;
+async fn a_repeated_create_answers_the_original_event(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = sample("shopify", "rest_event_create");
     let first = created(&app, &body).await;
     let again = created(&app, &body).await;
@@ -215,9 +222,10 @@ async fn a_repeated_create_answers_the_original_event() {
 /// The content fingerprint still holds the deleted event's claim, so the
 /// same content again is a repeat of an event that is gone: 409, not a 201
 /// for an event that cannot be read back.
+#[apply(backends)]
 #[tokio::test]
-async fn recreating_a_deleted_event_unchanged_is_a_conflict() {
-    let app = spawn_app().await;
+async fn recreating_a_deleted_event_unchanged_is_a_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
     let body = sample("shopify", "rest_event_create");
     let first = created(&app, &body).await;
     let (status, _) = one(&app, Method::DELETE, SHOPIFY_ACCESS_TOKEN, &first["id"]).await;
@@ -234,9 +242,10 @@ async fn recreating_a_deleted_event_unchanged_is_a_conflict() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_status_word_the_map_does_not_know_is_accepted_as_unmapped() {
-    let app = spawn_app().await;
+async fn a_status_word_the_map_does_not_know_is_accepted_as_unmapped(backend: Backend) {
+    let app = spawn_app(backend).await;
     let event = created(&app, &event_body("teleported", "2026-11-22T06:30:00-05:00")).await;
     assert_eq!(event["status"], "teleported");
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
@@ -247,9 +256,10 @@ async fn a_status_word_the_map_does_not_know_is_accepted_as_unmapped() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_access_token_only_reaches_its_own_store() {
-    let app = spawn_app().await;
+async fn an_access_token_only_reaches_its_own_store(backend: Backend) {
+    let app = spawn_app(backend).await;
     let acme = created(&app, &sample("shopify", "rest_event_create")).await;
 
     let (status, answer) = list(&app, OTHER_SHOPIFY_ACCESS_TOKEN).await;
@@ -291,9 +301,10 @@ struct BadCase {
 }
 
 /// Each bad request: its status, a message naming what is wrong, nothing stored.
+#[apply(backends)]
 #[tokio::test]
-async fn bad_requests_are_refused_with_a_reason_and_store_nothing() {
-    let app = spawn_app_with(&[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
+async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SHIPGATE__SERVER__BODY_LIMIT", "4KiB")]).await;
     let events = shopify_events_path(ORDER, FULFILLMENT);
     let good = serde_json::to_vec(&sample("shopify", "rest_event_create")).unwrap();
     let mut huge = sample("shopify", "rest_event_create");
@@ -429,12 +440,13 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing() {
     app.stop().await;
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn an_inline_create_between_two_webhooks_is_built_on() {
+async fn an_inline_create_between_two_webhooks_is_built_on(backend: Backend) {
     // The worker applies the webhooks; the REST create applies inline in
     // between, and the second webhook must build on that change, not on
     // the state the worker itself last wrote.
-    let app = spawn_app().await;
+    let app = spawn_app(backend).await;
     let mut transit = sample("shopify", "fulfillment_event_create");
     transit["status"] = json!("in_transit");
     transit["happened_at"] = json!("2026-11-22T06:30:00-05:00");

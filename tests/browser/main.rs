@@ -7,8 +7,7 @@
 //! page once the subscriber is back. A screenshot of the last state is
 //! saved to `target/tmp/dashboard.png`.
 
-#[allow(dead_code)]
-#[path = "../api/helpers.rs"]
+#[path = "../helpers/mod.rs"]
 mod helpers;
 
 use std::net::{TcpListener, TcpStream};
@@ -22,9 +21,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
 use helpers::*;
-
-/// The storage backend the suite runs on here (read by `helpers`).
-const BACKEND: helpers::SuiteStore = helpers::SuiteStore::Memory;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -381,7 +377,7 @@ async fn scenario(browser: Client, app: Arc<TestApp>, receiver: Arc<Receiver>) {
 /// every attempt, so the page shows a dead letter; once the subscriber is
 /// back, the letter's Replay button gets it delivered.
 async fn dead_letter_replayed_from_the_page(browser: &Client, app: &TestApp, receiver: &Receiver) {
-    receiver.answer_usually(Answer::Status(503));
+    receiver.answer_usually(Answer::Status(503)).await;
     let out = carriyo("ORD-1001-3", "out_for_delivery", 200);
     let response = app
         .post_carriyo_webhook(&CarriyoDelivery::webhook(&out))
@@ -419,7 +415,7 @@ async fn dead_letter_replayed_from_the_page(browser: &Client, app: &TestApp, rec
     assert_eq!(shown_id.as_deref(), Some(id));
     assert_eq!(receiver.received().len(), 3, "three attempts, all refused");
 
-    receiver.answer_usually(Answer::Status(200));
+    receiver.answer_usually(Answer::Status(200)).await;
     click(browser, &format!("{letter} button.replay")).await;
     let message = wait_for_text(browser, "#dead-letters-message", |t| !t.is_empty()).await;
     assert_eq!(message, format!("Delivery {id} ({RULE}) is queued again."));
@@ -466,6 +462,7 @@ async fn the_dashboard_shows_what_the_gateway_receives() {
     );
     let app = Arc::new(
         spawn_app_with_config(
+            Backend::Memory,
             &rule,
             &[
                 ("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),

@@ -5,7 +5,7 @@
 //! each test has a redis-server (or a three-node Redis Cluster) of its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
@@ -13,13 +13,14 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::helpers::redis_server::{RedisCluster, RedisServer};
 use crate::helpers::*;
 
 const ORDER: &str = "450789469";
 /// Short, so takeovers happen within the test's patience.
 const LEASE_TTL: Duration = Duration::from_secs(2);
 /// No loop in these tests runs longer than this.
-const PATIENCE: Duration = Duration::from_secs(60);
+const LOAD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// One planned update: its message (unique, to find it in the history)
 /// and the delivery that carries it, resent as is on retry.
@@ -93,6 +94,10 @@ struct Tally {
     accepted: AtomicUsize,
     unavailable: AtomicUsize,
     unreachable: AtomicUsize,
+    /// Set while a test holds storage down.
+    outage: AtomicBool,
+    /// 2xx answers to requests sent while `outage` was set.
+    accepted_in_outage: AtomicUsize,
 }
 
 impl Tally {
@@ -106,6 +111,19 @@ impl Tally {
 
     fn unreachable(&self) -> usize {
         self.unreachable.load(Ordering::Relaxed)
+    }
+
+    fn accepted_in_outage(&self) -> usize {
+        self.accepted_in_outage.load(Ordering::SeqCst)
+    }
+
+    /// From now on, a request sent is sent during an outage.
+    fn outage_begins(&self) {
+        self.outage.store(true, Ordering::SeqCst);
+    }
+
+    fn outage_ends(&self) {
+        self.outage.store(false, Ordering::SeqCst);
     }
 }
 
@@ -122,7 +140,7 @@ async fn send_load(
     tally: &Tally,
 ) {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + LOAD_PATIENCE;
     stream::iter(plan)
         .for_each_concurrent(concurrency, |(_, updates)| {
             let (client, targets) = (&client, &targets);
@@ -154,12 +172,16 @@ async fn deliver(
             let targets = targets.borrow();
             targets[k % targets.len()].clone()
         };
+        let in_outage = tally.outage.load(Ordering::SeqCst);
         let sent = shopify_request(client, &address, &update.delivery)
-            .timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
             .send()
             .await;
         match sent {
             Ok(response) if response.status().is_success() => {
+                if in_outage {
+                    tally.accepted_in_outage.fetch_add(1, Ordering::SeqCst);
+                }
                 tally.accepted.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -214,12 +236,18 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// Waits until `/ready` answers 200 again after an outage; panics
-    /// after 15 s.
+    /// Waits until `/ready` answers 200 again after an outage.
     async fn wait_until_ready_again(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.status_of("/ready").await != Some(200) {
-            assert!(Instant::now() < deadline, "never ready again");
+        self.wait_for_ready(200, "never ready again").await;
+    }
+
+    /// Waits until `/ready` answers `status`; panics saying `otherwise`
+    /// after [`LOAD_PATIENCE`]. A probe sees an outage only once the
+    /// gateway's connection does, which on a busy machine takes a while.
+    async fn wait_for_ready(&self, status: u16, otherwise: &str) {
+        let deadline = Instant::now() + LOAD_PATIENCE;
+        while self.status_of("/ready").await != Some(status) {
+            assert!(Instant::now() < deadline, "{otherwise}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -301,7 +329,7 @@ impl Gateway {
 
     /// Waits until `path` answers 200.
     async fn wait_for(&self, path: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + LOAD_PATIENCE;
         while self.status_of(path).await != Some(200) {
             assert!(
                 Instant::now() < deadline,
@@ -364,7 +392,7 @@ async fn a_gateway_killed_mid_load_then_restarted_applies_every_2xx_exactly_once
     let tally = Tally::default();
     let load = send_load(&plan, receiver, 40, Duration::from_millis(5), &tally);
     let chaos = async {
-        wait_until("40% of the load answered", PATIENCE, || {
+        wait_until("40% of the load answered", LOAD_PATIENCE, || {
             tally.accepted() * 5 >= total(&plan) * 2
         })
         .await;
@@ -410,7 +438,7 @@ async fn two_gateways_share_and_one_takes_over(env: &[(String, String)]) {
     let plan = plan(40, 10);
     let doomed = Gateway::start(&env).await;
     let survivor = Gateway::start(&env).await;
-    wait_until("both gateways hold partitions", PATIENCE, || {
+    wait_until("both gateways hold partitions", LOAD_PATIENCE, || {
         !doomed.partitions_held().is_empty() && !survivor.partitions_held().is_empty()
     })
     .await;
@@ -421,24 +449,22 @@ async fn two_gateways_share_and_one_takes_over(env: &[(String, String)]) {
     let tally = Tally::default();
     let load = send_load(&plan, receiver, 40, Duration::from_millis(5), &tally);
     let chaos = async {
-        wait_until("a third of the load answered", PATIENCE, || {
+        wait_until("a third of the load answered", LOAD_PATIENCE, || {
             tally.accepted() * 3 >= total(&plan)
         })
         .await;
         doomed.kill().await;
         targets.send_replace(vec![survivor.app.address.clone()]);
-        wait_until("the survivor holds every partition", PATIENCE, || {
+        wait_until("the survivor holds every partition", LOAD_PATIENCE, || {
             survivor.partitions_held().len() == 16
         })
         .await
     };
     let ((), takeover) = tokio::join!(load, chaos);
-    // Leases expire LEASE_TTL after the last renewal; the survivor looks
-    // every LEASE_TTL / 3.
-    assert!(
-        takeover <= LEASE_TTL + LEASE_TTL / 3 + Duration::from_millis(500),
-        "took over after {takeover:?}"
-    );
+    // Leases expire LEASE_TTL after the last renewal and the survivor
+    // looks every LEASE_TTL / 3: about one lease, with room for a busy
+    // machine, not the several a lost lease would take.
+    assert!(takeover <= 3 * LEASE_TTL, "took over after {takeover:?}");
     assert_eq!(tally.accepted(), total(&plan));
     survivor.app.wait_until_applied().await;
     assert_applied_once_in_order(&survivor.app, &plan).await;
@@ -451,10 +477,11 @@ async fn two_gateways_share_and_one_takes_over(env: &[(String, String)]) {
 async fn a_gateway_stopped_with_sigterm_hands_its_partitions_over_at_once() {
     let redis = RedisServer::start(false);
     // Long leases: a takeover well within one shows they were released.
-    let env = deployment_env(redis_env(&redis.url()), Duration::from_secs(9));
+    let lease_ttl = Duration::from_secs(18);
+    let env = deployment_env(redis_env(&redis.url()), lease_ttl);
     let leaving = Gateway::start(&env).await;
     let staying = Gateway::start(&env).await;
-    wait_until("both gateways hold partitions", PATIENCE, || {
+    wait_until("both gateways hold partitions", LOAD_PATIENCE, || {
         !leaving.partitions_held().is_empty() && !staying.partitions_held().is_empty()
     })
     .await;
@@ -467,13 +494,15 @@ async fn a_gateway_stopped_with_sigterm_hands_its_partitions_over_at_once() {
     let stopped = stopping.elapsed();
     let takeover = wait_until(
         "the staying gateway holds every partition",
-        PATIENCE,
+        LOAD_PATIENCE,
         || staying.partitions_held().len() == 16,
     )
     .await;
-    // It looks every lease_ttl / 3 = 3 s; an expiry would take 9 s.
+    // It looks every lease_ttl / 3 = 6 s, so a release is taken within
+    // that; an expiry would come at least 2/3 of a lease, 12 s, after the
+    // last renewal. The bound between leaves room for a busy machine.
     assert!(
-        stopped + takeover < Duration::from_secs(5),
+        stopped + takeover < Duration::from_secs(11),
         "stopped in {stopped:?}, taken over {takeover:?} later"
     );
     staying.app.wait_until_applied().await;
@@ -535,21 +564,26 @@ async fn a_redis_outage_answers_503_loses_no_2xx_and_recovers_by_itself() {
     let tally = Tally::default();
     let load = send_load(&plan, receiver, 8, Duration::from_millis(40), &tally);
     let outage = async {
-        wait_until("load under way", PATIENCE, || tally.accepted() >= 100).await;
+        wait_until("load under way", LOAD_PATIENCE, || tally.accepted() >= 100).await;
         redis.stop();
-        let ready = gateway.status_of("/ready").await;
-        assert_eq!(ready, Some(503), "/ready while Redis is down");
-        // Answers already on their way when Redis stopped may still land.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let settled = tally.accepted();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(tally.accepted(), settled, "a 2xx while Redis was down");
+        // Requests sent from here on find Redis down (those already on
+        // their way may still land).
+        tally.outage_begins();
+        gateway
+            .wait_for_ready(503, "/ready never said 503 while Redis was down")
+            .await;
+        wait_until("the outage answered with 503s", LOAD_PATIENCE, || {
+            tally.unavailable() >= 50
+        })
+        .await;
         let during = tally.accepted();
+        tally.outage_ends();
         redis.restart();
         gateway.wait_until_ready_again().await;
         during
     };
     let ((), accepted_before_restart) = tokio::join!(load, outage);
+    assert_eq!(tally.accepted_in_outage(), 0, "a 2xx while Redis was down");
     assert_the_outage_lost_nothing(&gateway, &plan, &tally, accepted_before_restart).await;
     let ingest_errors = Scrape::of(&gateway.app)
         .await
@@ -573,13 +607,17 @@ async fn a_redis_cluster_node_outage_answers_503_loses_no_2xx_and_recovers_by_it
     let tally = Tally::default();
     let load = send_load(&plan, receiver, 8, Duration::from_millis(40), &tally);
     let outage = async {
-        wait_until("load under way", PATIENCE, || tally.accepted() >= 100).await;
+        wait_until("load under way", LOAD_PATIENCE, || tally.accepted() >= 100).await;
         // The partitions whose slots it serves are out; the others are not
         // (well within cluster-node-timeout, so the Cluster stays up).
         cluster.nodes[1].stop();
-        let ready = gateway.status_of("/ready").await;
-        assert_eq!(ready, Some(503), "/ready while a Cluster node is down");
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        gateway
+            .wait_for_ready(503, "/ready never said 503 while a Cluster node was down")
+            .await;
+        wait_until("the outage answered with 503s", LOAD_PATIENCE, || {
+            tally.unavailable() >= 50
+        })
+        .await;
         let during = tally.accepted();
         cluster.nodes[1].restart();
         cluster.wait_until_up();
@@ -593,7 +631,7 @@ async fn a_redis_cluster_node_outage_answers_503_loses_no_2xx_and_recovers_by_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_duplicate_storm_applies_each_delivery_once() {
-    let app = spawn_app().await;
+    let app = spawn_app(Backend::Redis).await;
     let plan = plan(100, 10);
     let clients: Vec<reqwest::Client> = (0..8).map(|_| reqwest::Client::new()).collect();
     let copies = plan
