@@ -18,8 +18,11 @@
 //! - [`ops`]: the admin API, health checks, Prometheus metrics and the
 //!   dashboard's timeline.
 //!
-//! [`app`] wires them together from [`config`], serving the route table of
-//! [`routes`] (which also writes the OpenAPI document); [`telemetry`] sets up logs;
+//! [`http`] holds what the two HTTP boundaries ([`ingest`], [`ops`]) share:
+//! request ids, the request span, `Retry-After`.
+//!
+//! [`app`] wires them together from [`config`], serving one route table
+//! that also writes the OpenAPI document; [`telemetry`] sets up logs;
 //! [`cli`] holds the binary's tools besides `serve` (check-config, sign,
 //! send-sample).
 
@@ -28,9 +31,9 @@ pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod fulfillment;
+pub mod http;
 pub mod ingest;
 pub mod ops;
 pub mod providers;
-pub mod routes;
 pub mod storage;
 pub mod telemetry;
