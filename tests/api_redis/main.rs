@@ -17,6 +17,8 @@ mod ops;
 mod ops_surface;
 #[path = "../api/redo.rs"]
 mod redo;
+#[path = "../api/request_id.rs"]
+mod request_id;
 #[path = "../api/shopify.rs"]
 mod shopify;
 #[path = "../api/shopify_rest.rs"]
