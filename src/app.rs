@@ -14,14 +14,19 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 
 use crate::config::{Backend, Settings};
 use crate::fulfillment::automations::{Automations, StallScanner};
 use crate::fulfillment::{FulfillmentCore, Recorder, Worker};
-use crate::ingest::StoreDirectory;
+use crate::http::{self, RequestId, RequestSpan};
+use crate::ingest::{self, StoreDirectory};
+use crate::ops;
 use crate::ops::metrics::{self, Metrics};
+use crate::ops::openapi::ServedDocument;
 use crate::providers::status_map::{StatusMapError, StatusMaps};
-use crate::routes;
 use crate::storage::{self, Storage, StorageError};
 
 /// What every request handler shares. Each HTTP worker thread has its
@@ -93,11 +98,32 @@ pub enum StartupError {
     Delivery(#[from] reqwest::Error),
     #[error("cannot start the workers' thread: {0}")]
     Background(std::io::Error),
+    #[error("the OpenAPI document does not serialize: {0}")]
+    OpenApi(serde_json::Error),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
         source: std::io::Error,
     },
+}
+
+/// The route table: every path the gateway serves, each registered with
+/// its OpenAPI operation through `utoipa-actix-web`, so that no route is
+/// served undocumented, documented unserved, or served under another path
+/// than the document says.
+fn routes(cfg: &mut ServiceConfig) {
+    ingest::routes(cfg);
+    ops::routes(cfg);
+}
+
+/// The operations and schemas of the route table, gathered from a table
+/// that is built but never served.
+fn gathered_document() -> utoipa::openapi::OpenApi {
+    let (_, gathered) = App::new()
+        .into_utoipa_app()
+        .configure(routes)
+        .split_for_parts();
+    gathered
 }
 
 /// A built application, bound and ready to run.
@@ -129,6 +155,9 @@ impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
     /// the worker, the dispatcher and the stall scanner on their thread.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let document = web::Data::new(
+            ServedDocument::new(gathered_document()).map_err(StartupError::OpenApi)?,
+        );
         let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
         let storage = storage::open(&settings).await?;
         warn_about_development_setup(&settings);
@@ -165,10 +194,16 @@ impl Application {
         let server = HttpServer::new(move || {
             let state = state.clone();
             App::new()
+                .into_utoipa_app()
                 .data_factory(move || state.clone().on_this_thread())
-                .wrap(actix_web::middleware::from_fn(metrics::time_requests))
-                .configure(routes::serve)
+                .app_data(document.clone())
+                .configure(routes)
                 .default_service(web::to(no_route))
+                .into_app()
+                .wrap_fn(ingest::count_refusals)
+                .wrap(actix_web::middleware::from_fn(metrics::time_requests))
+                .wrap_fn(http::answer_with_request_id)
+                .wrap(TracingLogger::<RequestSpan>::new())
         })
         .listen(listener)
         .map_err(|e| {
@@ -362,9 +397,11 @@ fn warn_about_development_setup(settings: &Settings) {
     }
 }
 
+/// Answers a method and path the route table does not serve.
 async fn no_route(req: HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(json!({
-        "error": format!("no route for {} {}", req.method(), req.path())
+        "error": format!("no route for {} {}", req.method(), req.path()),
+        "requestId": RequestId::current(),
     }))
 }
 
@@ -373,27 +410,126 @@ mod tests {
     use std::net::TcpStream;
     use std::time::Duration;
 
-    use super::listen;
+    use actix_web::http::{Method, StatusCode};
+    use actix_web::test::{call_service, init_service, TestRequest};
+    use utoipa::openapi::path::Operation;
+
+    use super::*;
 
     #[test]
     fn the_listener_queues_its_backlog_of_unaccepted_connections() {
-        // Nothing accepts: every connection past the queue's room would
-        // have its SYN dropped and not connect within the timeout. std's
-        // bind leaves room for 128.
+        // Nothing accepts while they connect: every connection past the
+        // queue's room would have its SYN dropped and not connect within
+        // the timeout. std's bind leaves room for 128.
         let listener = listen("127.0.0.1:0", 512).expect("a listener");
         let addr = listener.local_addr().expect("its address");
-        let connected: Vec<TcpStream> = (0..400)
+        let _clients: Vec<TcpStream> = (0..400)
             .map(|i| {
                 TcpStream::connect_timeout(&addr, Duration::from_millis(500))
                     .unwrap_or_else(|e| panic!("connection {i} of 400 was not queued: {e}"))
             })
             .collect();
-        assert_eq!(connected.len(), 400);
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let queued = std::iter::from_fn(|| listener.accept().ok()).count();
+        assert_eq!(queued, 400, "the listener handed over what it queued");
     }
 
-    #[test]
-    fn an_address_that_does_not_resolve_is_refused() {
-        let err = listen("no-such-host.invalid:8080", 16).expect_err("no address");
-        assert!(!err.to_string().is_empty());
+    #[tokio::test]
+    async fn an_address_that_does_not_resolve_is_refused_naming_it() {
+        let settings = Settings::load_with_env(
+            None,
+            [(
+                "SHIPGATE__SERVER__HOST".into(),
+                "no-such-host.invalid".into(),
+            )],
+        )
+        .expect("settings");
+        match Application::build(settings).await {
+            Err(StartupError::Bind { address, .. }) => {
+                assert_eq!(address, "no-such-host.invalid:8080")
+            }
+            Err(other) => panic!("refused for another reason: {other}"),
+            Ok(_) => panic!("bound an address that does not resolve"),
+        }
+    }
+
+    /// The operations of one path, by method.
+    fn operations(item: utoipa::openapi::PathItem) -> Vec<(Method, Operation)> {
+        [
+            (Method::GET, item.get),
+            (Method::PUT, item.put),
+            (Method::POST, item.post),
+            (Method::DELETE, item.delete),
+            (Method::OPTIONS, item.options),
+            (Method::HEAD, item.head),
+            (Method::PATCH, item.patch),
+            (Method::TRACE, item.trace),
+        ]
+        .into_iter()
+        .filter_map(|(method, operation)| Some((method, operation?)))
+        .collect()
+    }
+
+    /// `path` with every `{parameter}` filled with 1.
+    fn concrete(path: &str) -> String {
+        let mut filled = String::new();
+        let mut rest = path;
+        while let Some((head, tail)) = rest.split_once('{') {
+            filled.push_str(head);
+            filled.push('1');
+            rest = tail.split_once('}').map_or("", |(_, after)| after);
+        }
+        filled.push_str(rest);
+        filled
+    }
+
+    /// Reads the route table itself, not its source: each documented
+    /// operation reaches a route registered under exactly its documented
+    /// path and method (the handlers, without the app's state, answer
+    /// something other than the router's 404 or 405), and a path or
+    /// method the document does not list reaches none.
+    #[actix_web::test]
+    async fn the_route_table_serves_exactly_the_documented_operations() {
+        let (app, document) = App::new()
+            .into_utoipa_app()
+            .configure(routes)
+            .split_for_parts();
+        let app = init_service(app).await;
+        let mut served = Vec::new();
+        for (path, item) in document.paths.paths {
+            for (method, operation) in operations(item) {
+                let request = TestRequest::default()
+                    .method(method.clone())
+                    .uri(&concrete(&path))
+                    .to_request();
+                let response = call_service(&app, request).await;
+                let at = format!("{method} {path} ({:?})", operation.operation_id);
+                assert_ne!(response.status(), StatusCode::NOT_FOUND, "{at}");
+                assert_ne!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{at}");
+                assert_eq!(
+                    response.request().match_pattern().as_deref(),
+                    Some(path.as_str()),
+                    "{at} is served under another path"
+                );
+                served.push(at);
+            }
+        }
+        assert!(served.len() >= 30, "only {served:#?}");
+        for (method, path) in [
+            (Method::GET, "/webhooks/shopify"),
+            (Method::PUT, "/v2.2/stores/1/orders"),
+            (Method::POST, "/openapi.json"),
+            (Method::GET, "/api/v1/no-such-thing"),
+            (Method::GET, "/"),
+        ] {
+            let request = TestRequest::default()
+                .method(method.clone())
+                .uri(path)
+                .to_request();
+            let response = call_service(&app, request).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        }
     }
 }

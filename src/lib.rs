@@ -19,7 +19,8 @@
 //!   [`providers`]: one adapter per provider (Shopify, Carriyo, Redo)
 //!   that verifies a delivery and turns it into an observation, using
 //!   the status maps of `providers/<provider>/status_map.toml`.
-//!   [`telemetry`]: logs.
+//!   [`telemetry`]: logs. [`http`]: what the two HTTP boundaries share
+//!   (request ids, the request span, `Retry-After`).
 //! - [`config`]: the layered settings, parsed into domain types.
 //! - [`domain`]: the records storage keeps and the core changes: a
 //!   fulfillment with its pure apply rules, orders, outbox deliveries.
@@ -32,9 +33,9 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod fulfillment;
+pub mod http;
 pub mod ingest;
 pub mod ops;
 pub mod providers;
-pub mod routes;
 pub mod storage;
 pub mod telemetry;

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["canonical"],
     &["domain"],
     &["config"],
-    &["providers", "storage", "telemetry"],
+    &["providers", "storage", "telemetry", "http"],
     &["fulfillment"],
     &["ingest", "ops", "cli"],
     &["app"],

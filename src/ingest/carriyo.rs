@@ -2,35 +2,30 @@
 //! `POST /orders/shipment-status-update`.
 
 use actix_web::http::header::HeaderMap;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    answer, read_json_body, record, Acknowledgement, CarriyoErrorBody, IngestError, ProviderError,
-    StoreRef,
+    read_json_body, record, Acknowledgement, CarriyoError, CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
-use crate::canonical::{FulfillmentKey, Provider};
+use crate::canonical::FulfillmentKey;
 use crate::config::CarriyoSettings;
 use crate::domain::Fulfillment;
 use crate::fulfillment::timestamp;
 use crate::providers::carriyo as adapter;
-use crate::routes::Routes;
 
 /// Registers Carriyo's two paths.
-pub fn routes(routes: &mut Routes) {
-    routes
-        .add(__path_webhook, webhook)
-        .add(__path_shipment_status_update, shipment_status_update);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(webhook).service(shipment_status_update);
 }
 
 /// `POST /webhooks/carriyo`: authenticate, record, answer 200 at once
 /// (Carriyo waits 30 s at most); a worker applies it.
 #[utoipa::path(
-    post,
-    path = "/webhooks/carriyo",
     operation_id = "carriyo_webhook",
     tag = "carriyo",
     summary = "Receive a Carriyo shipment webhook",
@@ -54,32 +49,28 @@ pub fn routes(routes: &mut Routes) {
     ),
     security(("carriyo_api_key" = [])),
 )]
+#[post("/webhooks/carriyo")]
 async fn webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let headers = req.headers();
-        let key = adapter::api_key(headers)?;
-        let store = match adapter::webhook_tenant(headers, &body)? {
-            Some(tenant) => store_of_tenant(&state, &tenant)?,
-            None => state.stores.carriyo_by_key(key).ok_or_else(|| {
-                IngestError::Unauthorized(format!(
-                    "header {} is not an API key of any Carriyo tenant configured here",
-                    adapter::API_KEY_HEADER
-                ))
-            })?,
-        };
-        adapter::verify_key(key, &store.settings)?;
-        let observation =
-            adapter::parse_shipment(&store.name, &state.maps.carriyo, headers, &body)?;
-        let recorded = record(&state, observation).await?;
-        Ok::<_, IngestError>(recorded.acknowledgement())
-    }
-    .await;
-    answer(&state, Provider::Carriyo, outcome).await
+) -> Result<HttpResponse, CarriyoError> {
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let headers = req.headers();
+    let key = adapter::api_key(headers)?;
+    let store = match adapter::webhook_tenant(headers, &body)? {
+        Some(tenant) => store_of_tenant(&state, &tenant)?,
+        None => state.stores.carriyo_by_key(key).ok_or_else(|| {
+            IngestError::Unauthorized(format!(
+                "header {} is not an API key of any Carriyo tenant configured here",
+                adapter::API_KEY_HEADER
+            ))
+        })?,
+    };
+    adapter::verify_key(key, &store.settings)?;
+    let observation = adapter::parse_shipment(&store.name, &state.maps.carriyo, headers, &body)?;
+    let recorded = record(&state, observation).await?;
+    Ok(recorded.acknowledgement())
 }
 
 /// `POST /orders/shipment-status-update` (headers `x-api-key` and
@@ -105,8 +96,6 @@ async fn webhook(
 /// changed them. The order's own `status` is always `open`: shipgate tracks
 /// shipments, not order lifecycles.
 #[utoipa::path(
-    post,
-    path = "/orders/shipment-status-update",
     operation_id = "carriyo_order_shipment_status_update",
     tag = "carriyo",
     summary = "Update an order's shipment status (Carriyo's order endpoint shape)",
@@ -124,41 +113,37 @@ async fn webhook(
     ),
     security(("carriyo_api_key" = [], "carriyo_tenant" = [])),
 )]
+#[post("/orders/shipment-status-update")]
 async fn shipment_status_update(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let headers = req.headers();
-        let store = authenticate_order_call(&state, headers)?;
-        let observation =
-            adapter::parse_shipment(&store.name, &state.maps.carriyo, headers, &body)?;
-        if !order_is_known(&state, &observation.key).await? {
-            tracing::info!(
-                store = %store.name,
-                order = %observation.key.order_ref,
-                "Carriyo status update for an order this store does not know; nothing recorded"
-            );
-            return Ok(HttpResponse::Ok().finish());
-        }
-        let recorded = record(&state, observation).await?;
-        if !recorded.is_duplicate() {
-            state.core.apply(&recorded.event).await?;
-        }
-        let fulfillments = state
-            .storage
-            .fulfillments_of_order(&store.name, &recorded.event.key.order_ref)
-            .await?;
-        Ok(HttpResponse::Ok().json(OrderAnswer::new(
-            &store.settings,
-            &recorded.event.key.order_ref,
-            &fulfillments,
-        )))
+) -> Result<HttpResponse, CarriyoError> {
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let headers = req.headers();
+    let store = authenticate_order_call(&state, headers)?;
+    let observation = adapter::parse_shipment(&store.name, &state.maps.carriyo, headers, &body)?;
+    if !order_is_known(&state, &observation.key).await? {
+        tracing::info!(
+            store = %store.name,
+            order = %observation.key.order_ref,
+            "Carriyo status update for an order this store does not know; nothing recorded"
+        );
+        return Ok(HttpResponse::Ok().finish());
     }
-    .await;
-    answer(&state, Provider::Carriyo, outcome).await
+    let recorded = record(&state, observation).await?;
+    if !recorded.is_duplicate() {
+        state.core.apply(&recorded.event).await?;
+    }
+    let fulfillments = state
+        .storage
+        .fulfillments_of_order(&store.name, &recorded.event.key.order_ref)
+        .await?;
+    Ok(HttpResponse::Ok().json(OrderAnswer::new(
+        &store.settings,
+        &recorded.event.key.order_ref,
+        &fulfillments,
+    )))
 }
 
 /// Both headers are required here; the key must be one of the tenant's.

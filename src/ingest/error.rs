@@ -1,17 +1,19 @@
 //! The ingest boundary's one error type, mapped to status codes in one
 //! place, and answered in the calling provider's own error shape.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::Refusal;
 use crate::canonical::Provider;
+use crate::http::{RequestId, RETRY_AFTER_SECS};
 use crate::providers::Rejection;
-use crate::storage::StorageError;
-
-/// Seconds a client is told to wait when storage is down.
-pub const RETRY_AFTER_SECS: u32 = 5;
+use crate::storage::{Outcome, StorageError};
 
 /// Why a request to a provider path was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -56,52 +58,59 @@ impl IngestError {
         }
     }
 
-    /// Whether this counts as an unauthorized request in the stats.
-    pub fn is_unauthorized(&self) -> bool {
-        matches!(self, Self::Unauthorized(_))
-    }
-
-    /// Whether this counts as an invalid request in the stats.
-    pub fn is_invalid(&self) -> bool {
-        matches!(
-            self,
-            Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_)
-        )
-    }
-}
-
-/// Whose error shape an answer takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorShape {
-    /// `{"errors": "message"}`
-    Shopify,
-    /// `{"errors": [{"code": ..., "message": ...}]}`
-    Carriyo,
-    /// `{"error": "message"}`, also used by the ops API.
-    Redo,
-}
-
-impl ErrorShape {
-    /// The shape a provider's own paths answer errors in.
-    pub fn of(provider: Provider) -> Self {
-        match provider {
-            Provider::Shopify => Self::Shopify,
-            Provider::Carriyo => Self::Carriyo,
-            Provider::Redo => Self::Redo,
+    /// How the stats count this refusal: unauthorized, invalid, or not at
+    /// all (an unknown fulfillment is the caller's question, not a bad
+    /// delivery).
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Self::Unauthorized(_) => Some(Outcome::Unauthorized),
+            Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_) => {
+                Some(Outcome::Invalid)
+            }
+            Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
+}
+
+/// A provider's error body: the shape its paths answer every error in,
+/// with the request's id as an extra key beside the provider's own.
+pub trait ErrorBody: Serialize + 'static {
+    /// The provider whose paths answer in this shape.
+    const PROVIDER: Provider;
+
+    /// The body of an error answered with `status`.
+    fn new(status: StatusCode, message: String, request_id: Option<RequestId>) -> Self;
 }
 
 /// Shopify's error body: `{"errors": "message"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShopifyErrorBody {
     pub errors: String,
+    /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub request_id: Option<RequestId>,
+}
+
+impl ErrorBody for ShopifyErrorBody {
+    const PROVIDER: Provider = Provider::Shopify;
+
+    fn new(_: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
+        Self {
+            errors: message,
+            request_id,
+        }
+    }
 }
 
 /// Carriyo's error body: `{"errors": [{"code": ..., "message": ...}]}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CarriyoErrorBody {
     pub errors: Vec<CarriyoErrorDetail>,
+    /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub request_id: Option<RequestId>,
 }
 
 /// One error of a Carriyo error body.
@@ -112,44 +121,87 @@ pub struct CarriyoErrorDetail {
     pub message: String,
 }
 
-/// Redo's error body, which the ops API uses too: `{"error": "message"}`.
+impl ErrorBody for CarriyoErrorBody {
+    const PROVIDER: Provider = Provider::Carriyo;
+
+    fn new(status: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
+        let code = status.canonical_reason().unwrap_or("error").to_owned();
+        Self {
+            errors: vec![CarriyoErrorDetail { code, message }],
+            request_id,
+        }
+    }
+}
+
+/// Redo's error body: `{"error": "message"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RedoErrorBody {
     pub error: String,
+    /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub request_id: Option<RequestId>,
 }
 
-/// An [`IngestError`] answered in a provider's shape.
-#[derive(Debug, thiserror::Error)]
+impl ErrorBody for RedoErrorBody {
+    const PROVIDER: Provider = Provider::Redo;
+
+    fn new(_: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
+        Self {
+            error: message,
+            request_id,
+        }
+    }
+}
+
+/// An [`IngestError`] answered in the error shape `B` of a provider's paths.
+#[derive(thiserror::Error)]
 #[error("{error}")]
-pub struct ProviderError {
-    pub shape: ErrorShape,
-    pub error: IngestError,
+pub struct ProviderError<B> {
+    error: IngestError,
+    shape: PhantomData<fn() -> B>,
 }
 
-impl ResponseError for ProviderError {
+/// What Shopify's paths answer errors with.
+pub type ShopifyError = ProviderError<ShopifyErrorBody>;
+/// What Carriyo's paths answer errors with.
+pub type CarriyoError = ProviderError<CarriyoErrorBody>;
+/// What the Redo-style paths answer errors with.
+pub type RedoError = ProviderError<RedoErrorBody>;
+
+impl<B, E: Into<IngestError>> From<E> for ProviderError<B> {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            shape: PhantomData,
+        }
+    }
+}
+
+impl<B> fmt::Debug for ProviderError<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<B: ErrorBody> ResponseError for ProviderError<B> {
     fn status_code(&self) -> StatusCode {
         self.error.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let message = self.error.to_string();
-        let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
-        match self.shape {
-            ErrorShape::Shopify => response.json(ShopifyErrorBody { errors: message }),
-            ErrorShape::Redo => response.json(RedoErrorBody { error: message }),
-            ErrorShape::Carriyo => response.json(CarriyoErrorBody {
-                errors: vec![CarriyoErrorDetail {
-                    code: self
-                        .status_code()
-                        .canonical_reason()
-                        .unwrap_or("error")
-                        .to_owned(),
-                    message,
-                }],
-            }),
-        }
+        let body = B::new(status, self.error.to_string(), RequestId::current());
+        let mut response = response.json(body);
+        response.extensions_mut().insert(Refusal {
+            provider: B::PROVIDER,
+            outcome: self.error.outcome(),
+            storage_failed: matches!(self.error, IngestError::Storage(_)),
+        });
+        response
     }
 }

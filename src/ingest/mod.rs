@@ -10,29 +10,34 @@ mod shopify;
 mod stores;
 
 pub use error::{
-    CarriyoErrorBody, CarriyoErrorDetail, ErrorShape, IngestError, ProviderError, RedoErrorBody,
-    ShopifyErrorBody, RETRY_AFTER_SECS,
+    CarriyoError, CarriyoErrorBody, CarriyoErrorDetail, ErrorBody, IngestError, ProviderError,
+    RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody,
 };
 pub use stores::{StoreDirectory, StoreRef};
 
+use std::future::Future;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, Observation, Provider};
 use crate::storage::{Claim, Outcome};
 
-/// Registers every provider path. actix tries routes in the order added,
-/// and each path with a `{segment}` costs a regex match whether it matches
-/// or not: the static webhook paths, most of the traffic, go first.
-pub fn routes(routes: &mut crate::routes::Routes) {
-    shopify::webhook_routes(routes);
-    carriyo::routes(routes);
-    redo::routes(routes);
-    shopify::rest_routes(routes);
+/// Registers every provider path, each with its OpenAPI operation. actix
+/// tries routes in the order added, and each path with a `{segment}` costs
+/// a regex match whether it matches or not: the static webhook paths, most
+/// of the traffic, go first.
+pub fn routes(cfg: &mut ServiceConfig) {
+    shopify::webhook_routes(cfg);
+    carriyo::routes(cfg);
+    redo::routes(cfg);
+    shopify::rest_routes(cfg);
 }
 
 /// Reads a JSON body of at most `limit` bytes.
@@ -142,46 +147,62 @@ impl Recorded {
     }
 }
 
-/// Answers a provider path: the handler's response, or its error counted
-/// in the stats and given the provider's own error shape.
-pub async fn answer(
-    state: &AppState,
+/// What the answer to a refused request carries for [`count_refusals`],
+/// which has the application's state that rendering an error lacks.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
     provider: Provider,
-    outcome: Result<HttpResponse, IngestError>,
-) -> Result<HttpResponse, ProviderError> {
-    match outcome {
-        Ok(response) => Ok(response),
-        Err(e) => Err(refuse(state, provider, ErrorShape::of(provider), e).await),
+    /// How the stats count it, if they do.
+    outcome: Option<Outcome>,
+    /// Whether storage failed, which the metrics count.
+    storage_failed: bool,
+}
+
+/// Counts each request a provider path refused, in the stats and the
+/// metrics, before it is answered: the one place ingest's refusals are
+/// counted and logged. For `App::wrap_fn`; an answer that is not a
+/// refusal passes through untouched.
+pub fn count_refusals<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let answer = service.call(req);
+    async move {
+        let response = answer.await?;
+        let refusal = response.response().extensions().get::<Refusal>().copied();
+        if let Some(refusal) = refusal {
+            if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+                let error = response.response().error().map(ToString::to_string);
+                refusal.count(state, &error.unwrap_or_default()).await;
+            }
+        }
+        Ok(response)
     }
 }
 
-/// Counts a refused request in the stats and wraps it in the provider's
-/// error shape. Counting is best effort: it never changes the answer.
-async fn refuse(
-    state: &AppState,
-    provider: Provider,
-    shape: ErrorShape,
-    error: IngestError,
-) -> ProviderError {
-    let outcome = if error.is_unauthorized() {
-        Some(Outcome::Unauthorized)
-    } else if error.is_invalid() {
-        Some(Outcome::Invalid)
-    } else {
-        None
-    };
-    if let Some(outcome) = outcome {
-        tracing::info!(%provider, outcome = outcome.as_str(), error = %error, "request refused");
-        state.metrics.count_webhook(provider, outcome);
-        if let Err(e) = state.storage.count(provider, outcome).await {
-            state.metrics.count_storage_error("count");
-            tracing::warn!(error = %e, "could not count a refused request");
+impl Refusal {
+    /// Counting is best effort: it never changes the answer.
+    async fn count(self, state: &AppState, error: &str) {
+        let Self {
+            provider,
+            outcome,
+            storage_failed,
+        } = self;
+        if let Some(outcome) = outcome {
+            tracing::info!(%provider, outcome = outcome.as_str(), error, "request refused");
+            state.metrics.count_webhook(provider, outcome);
+            if let Err(e) = state.storage.count(provider, outcome).await {
+                state.metrics.count_storage_error("count");
+                tracing::warn!(error = %e, "could not count a refused request");
+            }
+        } else if storage_failed {
+            state.metrics.count_storage_error("ingest");
+            tracing::warn!(%provider, error, "request failed");
+        } else {
+            tracing::debug!(%provider, error, "request answered with an error");
         }
-    } else if matches!(error, IngestError::Storage(_)) {
-        state.metrics.count_storage_error("ingest");
-        tracing::warn!(%provider, error = %error, "request failed");
-    } else {
-        tracing::debug!(%provider, error = %error, "request answered with an error");
     }
-    ProviderError { shape, error }
 }

@@ -4,29 +4,28 @@
 //! updates are recorded, then applied before the answer, because Redo
 //! answers with the fulfillment as the update left it.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{answer, count_claim, read_json_body, IngestError, ProviderError, RedoErrorBody};
+use super::{count_claim, read_json_body, IngestError, RedoError, RedoErrorBody};
 use crate::app::AppState;
-use crate::canonical::{CanonicalEvent, FulfillmentKey, Observation, Provider};
+use crate::canonical::{CanonicalEvent, FulfillmentKey, Observation};
 use crate::domain::{Fulfillment, Order};
 use crate::fulfillment::{CreateError, FulfillmentView};
 use crate::providers::known;
 use crate::providers::redo::{self as adapter, CreateOrderRequest};
-use crate::routes::Routes;
 use crate::storage::{OrderFulfillment, StorageError, Versioned};
 
 /// Registers the Redo-style paths, Redo's own under the `/v2.2` base.
-pub fn routes(routes: &mut Routes) {
+pub fn routes(cfg: &mut ServiceConfig) {
     // Statuses are most of a client's calls; see `ingest::routes`.
-    routes
-        .add(__path_shipment_status, shipment_status)
-        .add(__path_create_order, create_order)
-        .add(__path_get_order, get_order)
-        .add(__path_create_fulfillment, create_fulfillment);
+    cfg.service(shipment_status)
+        .service(create_order)
+        .service(get_order)
+        .service(create_fulfillment);
 }
 
 /// `/stores/{storeId}`.
@@ -91,8 +90,6 @@ struct OrderAnswer {
 /// `POST /orders`: stores the order under a new id of ours; answers 200
 /// `{orderId, externalOrderId}`, or 409 when the client's id is taken.
 #[utoipa::path(
-    post,
-    path = "/v2.2/stores/{storeId}/orders",
     operation_id = "redo_create_order",
     tag = "redo",
     summary = "Create an order (Redo's shape)",
@@ -110,48 +107,44 @@ struct OrderAnswer {
     ),
     security(("redo_bearer" = [])),
 )]
+#[post("/v2.2/stores/{storeId}/orders")]
 async fn create_order(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<StorePath>,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let store = authorize(&state, &req, &path.store_id)?;
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let new = adapter::parse_create_order(&body)?;
-        let order = Order {
-            store,
-            id: new_object_id(),
-            external_id: new.request.order_id.clone(),
-            created_at: new.created_at,
-            body: serde_json::to_value(&new.request).map_err(|e| {
-                IngestError::Storage(StorageError::Corrupt(format!(
-                    "order {} does not serialize: {e}",
-                    new.request.order_id
-                )))
-            })?,
-        };
-        if !state.storage.create_order(&order).await? {
-            return Err(IngestError::Conflict(format!(
-                "an order with orderId '{}' exists already",
-                order.external_id
-            )));
-        }
-        Ok(HttpResponse::Ok().json(CreateOrderResponse {
-            order_id: order.id,
-            external_order_id: order.external_id,
-        }))
+) -> Result<HttpResponse, RedoError> {
+    let store = authorize(&state, &req, &path.store_id)?;
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let new = adapter::parse_create_order(&body)?;
+    let order = Order {
+        store,
+        id: new_object_id(),
+        external_id: new.request.order_id.clone(),
+        created_at: new.created_at,
+        body: serde_json::to_value(&new.request).map_err(|e| {
+            IngestError::Storage(StorageError::Corrupt(format!(
+                "order {} does not serialize: {e}",
+                new.request.order_id
+            )))
+        })?,
+    };
+    if !state.storage.create_order(&order).await? {
+        return Err(IngestError::Conflict(format!(
+            "an order with orderId '{}' exists already",
+            order.external_id
+        ))
+        .into());
     }
-    .await;
-    answer(&state, Provider::Redo, outcome).await
+    Ok(HttpResponse::Ok().json(CreateOrderResponse {
+        order_id: order.id,
+        external_order_id: order.external_id,
+    }))
 }
 
 /// `GET /orders/{orderId}` (our id or the client's): the order as created
 /// plus its fulfillments.
 #[utoipa::path(
-    get,
-    path = "/v2.2/stores/{storeId}/orders/{orderId}",
     operation_id = "redo_get_order",
     tag = "redo",
     summary = "Read an order with its fulfillments (Redo's shape)",
@@ -165,33 +158,28 @@ async fn create_order(
     ),
     security(("redo_bearer" = [])),
 )]
+#[get("/v2.2/stores/{storeId}/orders/{orderId}")]
 async fn get_order(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<OrderPath>,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let store = authorize(&state, &req, &path.store_id)?;
-        let order = find_order(&state, &store, &path.order_id).await?;
-        let fulfillments = state
-            .storage
-            .fulfillments_of_order(&store, &order.external_id)
-            .await?;
-        Ok(HttpResponse::Ok().json(OrderAnswer {
-            order: stored_request(&order)?,
-            fulfillments: fulfillments.iter().map(FulfillmentView::redo).collect(),
-        }))
-    }
-    .await;
-    answer(&state, Provider::Redo, outcome).await
+) -> Result<HttpResponse, RedoError> {
+    let store = authorize(&state, &req, &path.store_id)?;
+    let order = find_order(&state, &store, &path.order_id).await?;
+    let fulfillments = state
+        .storage
+        .fulfillments_of_order(&store, &order.external_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(OrderAnswer {
+        order: stored_request(&order)?,
+        fulfillments: fulfillments.iter().map(FulfillmentView::redo).collect(),
+    }))
 }
 
 /// `POST /orders/{orderId}/fulfillments`: creates the fulfillment (409 if
 /// its id is taken on the order); with `useDummyTracking`, its initial
 /// tracking is recorded and applied like any shipment status.
 #[utoipa::path(
-    post,
-    path = "/v2.2/stores/{storeId}/orders/{orderId}/fulfillments",
     operation_id = "redo_create_fulfillment",
     tag = "redo",
     summary = "Create a fulfillment of an order (Redo's shape)",
@@ -210,53 +198,49 @@ async fn get_order(
     ),
     security(("redo_bearer" = [])),
 )]
+#[post("/v2.2/stores/{storeId}/orders/{orderId}/fulfillments")]
 async fn create_fulfillment(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<OrderPath>,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let store = authorize(&state, &req, &path.store_id)?;
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let request = adapter::parse_create_fulfillment(&body)?;
-        let order = find_order(&state, &store, &path.order_id).await?;
-        let line_items =
-            adapter::fulfilled_line_items(&stored_request(&order)?, &request.line_items)?;
-        let key = FulfillmentKey {
-            store,
-            order_ref: order.external_id,
-            fulfillment_ref: request.fulfillment_id.unwrap_or_else(new_object_id),
-        };
-        let mut fulfillment = Fulfillment::new(key.clone(), Utc::now());
-        fulfillment.line_items = line_items;
-        if let Some(tracking) = request.tracking {
-            fulfillment.carrier = known(Some(tracking.carrier));
-            fulfillment.tracking_number = known(Some(tracking.code));
-        }
-        state.core.create(&fulfillment).await.map_err(|e| match e {
-            CreateError::Exists(key) => IngestError::Conflict(format!(
-                "fulfillment '{}' exists already on order '{}'",
-                key.fulfillment_ref, key.order_ref
-            )),
-            CreateError::Storage(e) => e.into(),
-        })?;
-        let fulfillment = match request.initial_tracking {
-            Some(update) => {
-                let current = state
-                    .storage
-                    .fulfillment(&key)
-                    .await?
-                    .ok_or_else(|| fulfillment_not_found(&key))?;
-                let observation = adapter::observe(&state.maps.redo, key, update, None);
-                record_and_apply(&state, observation, current).await?
-            }
-            None => fulfillment,
-        };
-        Ok(fulfillment_answer(&fulfillment))
+) -> Result<HttpResponse, RedoError> {
+    let store = authorize(&state, &req, &path.store_id)?;
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let request = adapter::parse_create_fulfillment(&body)?;
+    let order = find_order(&state, &store, &path.order_id).await?;
+    let line_items = adapter::fulfilled_line_items(&stored_request(&order)?, &request.line_items)?;
+    let key = FulfillmentKey {
+        store,
+        order_ref: order.external_id,
+        fulfillment_ref: request.fulfillment_id.unwrap_or_else(new_object_id),
+    };
+    let mut fulfillment = Fulfillment::new(key.clone(), Utc::now());
+    fulfillment.line_items = line_items;
+    if let Some(tracking) = request.tracking {
+        fulfillment.carrier = known(Some(tracking.carrier));
+        fulfillment.tracking_number = known(Some(tracking.code));
     }
-    .await;
-    answer(&state, Provider::Redo, outcome).await
+    state.core.create(&fulfillment).await.map_err(|e| match e {
+        CreateError::Exists(key) => IngestError::Conflict(format!(
+            "fulfillment '{}' exists already on order '{}'",
+            key.fulfillment_ref, key.order_ref
+        )),
+        CreateError::Storage(e) => e.into(),
+    })?;
+    let fulfillment = match request.initial_tracking {
+        Some(update) => {
+            let current = state
+                .storage
+                .fulfillment(&key)
+                .await?
+                .ok_or_else(|| fulfillment_not_found(&key))?;
+            let observation = adapter::observe(&state.maps.redo, key, update, None);
+            record_and_apply(&state, observation, current).await?
+        }
+        None => fulfillment,
+    };
+    Ok(fulfillment_answer(&fulfillment))
 }
 
 /// `POST /orders/{orderId}/fulfillments/{fulfillmentId}/shipment-status`:
@@ -264,8 +248,6 @@ async fn create_fulfillment(
 /// answer. A duplicate (same Idempotency-Key, or same content) answers the
 /// same 200 with the fulfillment as it is, and changes nothing.
 #[utoipa::path(
-    post,
-    path = "/v2.2/stores/{storeId}/orders/{orderId}/fulfillments/{fulfillmentId}/shipment-status",
     operation_id = "redo_update_shipment_status",
     tag = "redo",
     summary = "Post a shipment status or event (Redo's shape)",
@@ -289,33 +271,30 @@ async fn create_fulfillment(
     ),
     security(("redo_bearer" = [])),
 )]
+#[post("/v2.2/stores/{storeId}/orders/{orderId}/fulfillments/{fulfillmentId}/shipment-status")]
 async fn shipment_status(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<FulfillmentPath>,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let store = authorize(&state, &req, &path.store_id)?;
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let update = adapter::parse_shipment_status(&body)?;
-        let delivery_id = adapter::idempotency_key(req.headers())?;
-        let current = match state
-            .storage
-            .order_fulfillment(&store, &path.order_id, &path.fulfillment_id)
-            .await?
-        {
-            OrderFulfillment::Found(current) => *current,
-            OrderFulfillment::NoFulfillment(key) => return Err(fulfillment_not_found(&key)),
-            OrderFulfillment::NoOrder => return Err(order_not_found(&path.order_id)),
-        };
-        let key = current.value.key.clone();
-        let observation = adapter::observe(&state.maps.redo, key, update, delivery_id);
-        let fulfillment = record_and_apply(&state, observation, current).await?;
-        Ok(fulfillment_answer(&fulfillment))
-    }
-    .await;
-    answer(&state, Provider::Redo, outcome).await
+) -> Result<HttpResponse, RedoError> {
+    let store = authorize(&state, &req, &path.store_id)?;
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let update = adapter::parse_shipment_status(&body)?;
+    let delivery_id = adapter::idempotency_key(req.headers())?;
+    let current = match state
+        .storage
+        .order_fulfillment(&store, &path.order_id, &path.fulfillment_id)
+        .await?
+    {
+        OrderFulfillment::Found(current) => *current,
+        OrderFulfillment::NoFulfillment(key) => return Err(fulfillment_not_found(&key).into()),
+        OrderFulfillment::NoOrder => return Err(order_not_found(&path.order_id).into()),
+    };
+    let key = current.value.key.clone();
+    let observation = adapter::observe(&state.maps.redo, key, update, delivery_id);
+    let fulfillment = record_and_apply(&state, observation, current).await?;
+    Ok(fulfillment_answer(&fulfillment))
 }
 
 /// The name of the store `storeId` names, if the bearer token is one of

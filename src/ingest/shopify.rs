@@ -4,31 +4,23 @@
 //! its own writes: a create or delete is applied before it is answered.
 //! Webhook-delivered events of the same fulfillment show in it too.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    answer, read_json_body, record, Acknowledgement, IngestError, ProviderError, Recorded,
-    ShopifyErrorBody,
+    read_json_body, record, Acknowledgement, IngestError, Recorded, ShopifyError, ShopifyErrorBody,
 };
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
 use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify as adapter;
-use crate::routes::Routes;
 use crate::storage::Claim;
 
 /// The sequence the REST API numbers the events it creates from.
 const EVENT_SEQUENCE: &str = "shopify:fulfillment_event";
-
-/// A fulfillment's events collection.
-const EVENTS_PATH: &str =
-    "/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events.json";
-/// One event of a fulfillment.
-const EVENT_PATH: &str =
-    "/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events/{event_id}.json";
 
 /// `{version}`, `{order_id}`, `{fulfillment_id}` as sent.
 type EventsPath = web::Path<EventsPathParams>;
@@ -36,24 +28,21 @@ type EventsPath = web::Path<EventsPathParams>;
 type EventPath = web::Path<EventPathParams>;
 
 /// Registers the webhook endpoint.
-pub fn webhook_routes(routes: &mut Routes) {
-    routes.add(__path_webhook, webhook);
+pub fn webhook_routes(cfg: &mut ServiceConfig) {
+    cfg.service(webhook);
 }
 
 /// Registers the REST-shaped events API.
-pub fn rest_routes(routes: &mut Routes) {
-    routes
-        .add(__path_create_event, create_event)
-        .add(__path_list_events, list_events)
-        .add(__path_get_event, get_event)
-        .add(__path_delete_event, delete_event);
+pub fn rest_routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_event)
+        .service(list_events)
+        .service(get_event)
+        .service(delete_event);
 }
 
 /// `POST /webhooks/shopify`: verify, record, answer 200 at once; a worker
 /// applies it.
 #[utoipa::path(
-    post,
-    path = "/webhooks/shopify",
     operation_id = "shopify_webhook",
     tag = "shopify",
     summary = "Receive a Shopify webhook delivery",
@@ -78,34 +67,29 @@ pub fn rest_routes(routes: &mut Routes) {
     ),
     security(("shopify_hmac" = [])),
 )]
+#[post("/webhooks/shopify")]
 async fn webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let headers = req.headers();
-        let domain = adapter::shop_domain(headers)?;
-        let store = state.stores.shopify_by_domain(domain).ok_or_else(|| {
-            IngestError::Unauthorized(format!(
-                "header X-Shopify-Shop-Domain '{domain}' is not a shop configured here"
-            ))
-        })?;
-        adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
-        let observation = adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)?;
-        let recorded = record(&state, observation).await?;
-        Ok::<_, IngestError>(recorded.acknowledgement())
-    }
-    .await;
-    answer(&state, Provider::Shopify, outcome).await
+) -> Result<HttpResponse, ShopifyError> {
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let headers = req.headers();
+    let domain = adapter::shop_domain(headers)?;
+    let store = state.stores.shopify_by_domain(domain).ok_or_else(|| {
+        IngestError::Unauthorized(format!(
+            "header X-Shopify-Shop-Domain '{domain}' is not a shop configured here"
+        ))
+    })?;
+    adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
+    let observation = adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)?;
+    let recorded = record(&state, observation).await?;
+    Ok(recorded.acknowledgement())
 }
 
 /// `POST .../events.json`: records the new event and applies it before
 /// answering 201 with it; a repeat of an earlier event answers that one.
 #[utoipa::path(
-    post,
-    path = EVENTS_PATH,
     operation_id = "shopify_create_fulfillment_event",
     tag = "shopify",
     summary = "Create a fulfillment event (Shopify REST shape)",
@@ -124,50 +108,45 @@ async fn webhook(
     ),
     security(("shopify_access_token" = [])),
 )]
+#[post("/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events.json")]
 async fn create_event(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventsPath,
     payload: web::Payload,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let EventsPathParams {
-            version,
-            order_id,
-            fulfillment_id,
-        } = path.into_inner();
-        let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
-        let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-        let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
-        let observation = adapter::parse_rest_event(
-            call.store(),
-            &state.maps.shopify,
-            call.order_id,
-            call.fulfillment_id,
-            id,
-            &body,
-        )?;
-        let recorded = record(&state, observation).await?;
-        if recorded.claim == Claim::Accepted {
-            state.core.apply(&recorded.event).await?;
-        }
-        let fulfillment = state.core.get(&call.key).await?;
-        let created = fulfillment
-            .as_ref()
-            .and_then(|f| call.event_by_our_id(f, recorded.event_id()))
-            .ok_or_else(|| not_shown(&recorded, id))?;
-        Ok(HttpResponse::Created().json(OneEvent {
-            fulfillment_event: created,
-        }))
+) -> Result<HttpResponse, ShopifyError> {
+    let EventsPathParams {
+        version,
+        order_id,
+        fulfillment_id,
+    } = path.into_inner();
+    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
+    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
+    let observation = adapter::parse_rest_event(
+        call.store(),
+        &state.maps.shopify,
+        call.order_id,
+        call.fulfillment_id,
+        id,
+        &body,
+    )?;
+    let recorded = record(&state, observation).await?;
+    if recorded.claim == Claim::Accepted {
+        state.core.apply(&recorded.event).await?;
     }
-    .await;
-    answer(&state, Provider::Shopify, outcome).await
+    let fulfillment = state.core.get(&call.key).await?;
+    let created = fulfillment
+        .as_ref()
+        .and_then(|f| call.event_by_our_id(f, recorded.event_id()))
+        .ok_or_else(|| not_shown(&recorded, id))?;
+    Ok(HttpResponse::Created().json(OneEvent {
+        fulfillment_event: created,
+    }))
 }
 
 /// `GET .../events.json`: the fulfillment's Shopify events, oldest first.
 #[utoipa::path(
-    get,
-    path = EVENTS_PATH,
     operation_id = "shopify_list_fulfillment_events",
     tag = "shopify",
     summary = "List a fulfillment's events (Shopify REST shape), oldest first",
@@ -182,32 +161,27 @@ async fn create_event(
     ),
     security(("shopify_access_token" = [])),
 )]
+#[get("/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events.json")]
 async fn list_events(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventsPath,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let EventsPathParams {
-            version,
-            order_id,
-            fulfillment_id,
-        } = path.into_inner();
-        let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
-        let fulfillment = call.fulfillment(&state).await?;
-        let events: Vec<RestEvent> = call.events(&fulfillment).collect();
-        Ok(HttpResponse::Ok().json(EventList {
-            fulfillment_events: events,
-        }))
-    }
-    .await;
-    answer(&state, Provider::Shopify, outcome).await
+) -> Result<HttpResponse, ShopifyError> {
+    let EventsPathParams {
+        version,
+        order_id,
+        fulfillment_id,
+    } = path.into_inner();
+    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
+    let fulfillment = call.fulfillment(&state).await?;
+    let events: Vec<RestEvent> = call.events(&fulfillment).collect();
+    Ok(HttpResponse::Ok().json(EventList {
+        fulfillment_events: events,
+    }))
 }
 
 /// `GET .../events/{event_id}.json`.
 #[utoipa::path(
-    get,
-    path = EVENT_PATH,
     operation_id = "shopify_get_fulfillment_event",
     tag = "shopify",
     summary = "Read one fulfillment event (Shopify REST shape)",
@@ -222,35 +196,32 @@ async fn list_events(
     ),
     security(("shopify_access_token" = [])),
 )]
+#[get(
+    "/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events/{event_id}.json"
+)]
 async fn get_event(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventPath,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let EventPathParams {
-            version,
-            order_id,
-            fulfillment_id,
-            event_id,
-        } = path.into_inner();
-        let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
-        let event_id = path_id("event_id", &event_id)?;
-        let fulfillment = call.fulfillment(&state).await?;
-        let event = call.event(&fulfillment, event_id)?;
-        Ok(HttpResponse::Ok().json(OneEvent {
-            fulfillment_event: event,
-        }))
-    }
-    .await;
-    answer(&state, Provider::Shopify, outcome).await
+) -> Result<HttpResponse, ShopifyError> {
+    let EventPathParams {
+        version,
+        order_id,
+        fulfillment_id,
+        event_id,
+    } = path.into_inner();
+    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
+    let event_id = path_id("event_id", &event_id)?;
+    let fulfillment = call.fulfillment(&state).await?;
+    let event = call.event(&fulfillment, event_id)?;
+    Ok(HttpResponse::Ok().json(OneEvent {
+        fulfillment_event: event,
+    }))
 }
 
 /// `DELETE .../events/{event_id}.json`: records the retraction and applies
 /// it before answering `{}`, so the event is gone from the next read.
 #[utoipa::path(
-    delete,
-    path = EVENT_PATH,
     operation_id = "shopify_delete_fulfillment_event",
     tag = "shopify",
     summary = "Delete a fulfillment event (Shopify REST shape)",
@@ -265,32 +236,31 @@ async fn get_event(
     ),
     security(("shopify_access_token" = [])),
 )]
+#[delete(
+    "/admin/api/{version}/orders/{order_id}/fulfillments/{fulfillment_id}/events/{event_id}.json"
+)]
 async fn delete_event(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: EventPath,
-) -> Result<HttpResponse, ProviderError> {
-    let outcome = async {
-        let EventPathParams {
-            version,
-            order_id,
-            fulfillment_id,
-            event_id,
-        } = path.into_inner();
-        let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
-        let event_id = path_id("event_id", &event_id)?;
-        let fulfillment = call.fulfillment(&state).await?;
-        call.event(&fulfillment, event_id)?;
-        let retraction =
-            adapter::rest_retraction(call.store(), call.order_id, call.fulfillment_id, event_id);
-        let recorded = record(&state, retraction).await?;
-        if !recorded.is_duplicate() {
-            state.core.apply(&recorded.event).await?;
-        }
-        Ok(HttpResponse::Ok().json(Deleted {}))
+) -> Result<HttpResponse, ShopifyError> {
+    let EventPathParams {
+        version,
+        order_id,
+        fulfillment_id,
+        event_id,
+    } = path.into_inner();
+    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
+    let event_id = path_id("event_id", &event_id)?;
+    let fulfillment = call.fulfillment(&state).await?;
+    call.event(&fulfillment, event_id)?;
+    let retraction =
+        adapter::rest_retraction(call.store(), call.order_id, call.fulfillment_id, event_id);
+    let recorded = record(&state, retraction).await?;
+    if !recorded.is_duplicate() {
+        state.core.apply(&recorded.event).await?;
     }
-    .await;
-    answer(&state, Provider::Shopify, outcome).await
+    Ok(HttpResponse::Ok().json(Deleted {}))
 }
 
 /// A REST call admitted for one fulfillment of the caller's store.

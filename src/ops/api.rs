@@ -3,72 +3,43 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::admin::Admin;
+use super::error::{OpsError, OpsErrorBody};
 
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
 use crate::domain::Trigger;
 use crate::domain::{Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued};
 use crate::fulfillment::{FulfillmentView, OpsFulfillment};
-use crate::ingest::{ErrorShape, IngestError, ProviderError, RedoErrorBody};
-use crate::providers::verify::secret_matches;
-use crate::routes::Routes;
 use crate::storage::{EventFilter, Outcome, UnmappedWord};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
 /// Registers the admin API.
-pub fn routes(routes: &mut Routes) {
-    routes
-        .add(__path_fulfillment, fulfillment)
-        .add(__path_events, events)
-        .add(__path_stats, stats)
-        .add(__path_unmapped, unmapped)
-        .add(__path_backlog, backlog)
-        .add(__path_automations, automations)
-        .add(__path_deliveries, deliveries)
-        .add(__path_dead_letters, dead_letters)
-        .add(__path_replay_dead_letters, replay_dead_letters)
-        .add(__path_replay_dead_letter, replay_dead_letter);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(fulfillment)
+        .service(events)
+        .service(stats)
+        .service(unmapped)
+        .service(backlog)
+        .service(automations)
+        .service(deliveries)
+        .service(dead_letters)
+        .service(replay_dead_letters)
+        .service(replay_dead_letter);
 }
 
-type ApiResult = Result<HttpResponse, ProviderError>;
-
-/// Ops answers use the `{"error": ...}` shape, like Redo's.
-pub(super) fn api_error(error: IngestError) -> ProviderError {
-    ProviderError {
-        shape: ErrorShape::Redo,
-        error,
-    }
-}
-
-/// Admits a request that carries one of the admin tokens.
-pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ProviderError> {
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if secret_matches(&state.settings.admin.tokens, token.trim()) => Ok(()),
-        Some(_) => Err(api_error(IngestError::Unauthorized(
-            "header Authorization carries a token that is not an admin token".into(),
-        ))),
-        None => Err(api_error(IngestError::Unauthorized(
-            "header Authorization is missing; send Authorization: Bearer <admin token>".into(),
-        ))),
-    }
-}
+type ApiResult = Result<HttpResponse, OpsError>;
 
 /// One fulfillment: Redo's shape plus where it belongs and, per history
 /// entry, which provider said what.
 #[utoipa::path(
-    get,
-    path = "/api/v1/stores/{store}/orders/{order}/fulfillments/{fulfillment}",
     operation_id = "ops_get_fulfillment",
     tag = "ops",
     summary = "Read a fulfillment with its whole tracking history",
@@ -79,35 +50,28 @@ pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), Provider
     ),
     responses(
         (status = 200, description = "The fulfillment", body = OpsFulfillment),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 404, description = "No such fulfillment", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 404, description = "No such fulfillment", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
+#[get("/api/v1/stores/{store}/orders/{order}/fulfillments/{fulfillment}")]
 async fn fulfillment(
+    _: Admin,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<(String, String, String)>,
 ) -> ApiResult {
-    require_admin(&req, &state)?;
     let (store, order_ref, fulfillment_ref) = path.into_inner();
     let key = FulfillmentKey {
         store,
         order_ref,
         fulfillment_ref,
     };
-    match state
-        .core
-        .get(&key)
-        .await
-        .map_err(|e| api_error(e.into()))?
-    {
+    match state.core.get(&key).await? {
         Some(f) => Ok(HttpResponse::Ok().json(FulfillmentView::ops(&f))),
-        None => Err(api_error(IngestError::NotFound(format!(
-            "no fulfillment {key} is known"
-        )))),
+        None => Err(OpsError::NotFound(format!("no fulfillment {key} is known"))),
     }
 }
 
@@ -134,36 +98,31 @@ struct EventsPage {
 
 /// Recent canonical events, newest first, a page at a time.
 #[utoipa::path(
-    get,
-    path = "/api/v1/events",
     operation_id = "ops_list_events",
     tag = "ops",
     summary = "Recent canonical events, newest first",
     params(EventsQuery),
     responses(
         (status = 200, description = "A page of events", body = EventsPage),
-        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn events(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    require_admin(&req, &state)?;
+#[get("/api/v1/events")]
+async fn events(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let query = web::Query::<EventsQuery>::from_query(req.query_string())
-        .map_err(|e| api_error(IngestError::Invalid(format!("query: {e}"))))?
+        .map_err(OpsError::query)?
         .into_inner();
     let provider = query_word::<Provider>("provider", query.provider)?;
     let before = query
         .before
         .filter(|b| !b.is_empty())
         .map(|b| {
-            b.parse::<EventId>().map_err(|_| {
-                api_error(IngestError::Invalid(format!(
-                    "query `before`: '{b}' is not an event id"
-                )))
-            })
+            b.parse::<EventId>()
+                .map_err(|_| OpsError::Invalid(format!("query `before`: '{b}' is not an event id")))
         })
         .transpose()?;
     let limit = checked_limit(query.limit)?;
@@ -173,11 +132,7 @@ async fn events(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
         before,
         limit,
     };
-    let events = state
-        .storage
-        .recent_events(&filter)
-        .await
-        .map_err(|e| api_error(e.into()))?;
+    let events = state.storage.recent_events(&filter).await?;
     Ok(HttpResponse::Ok().json(EventsPage { events }))
 }
 
@@ -191,26 +146,20 @@ struct StatsAnswer {
 
 /// Ingest outcomes since the storage was new, per provider.
 #[utoipa::path(
-    get,
-    path = "/api/v1/stats",
     operation_id = "ops_stats",
     tag = "ops",
     summary = "Ingest outcomes per provider",
     responses(
         (status = 200, description = "Every provider and outcome, zeros included", body = StatsAnswer),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn stats(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    require_admin(&req, &state)?;
-    let counted = state
-        .storage
-        .stats()
-        .await
-        .map_err(|e| api_error(e.into()))?;
+#[get("/api/v1/stats")]
+async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult {
+    let counted = state.storage.stats().await?;
     // Every provider and outcome appears, zeros included, so a dashboard
     // or script never has to guess whether a key is missing or zero.
     let providers = Provider::ALL
@@ -241,26 +190,20 @@ struct UnmappedAnswer {
 
 /// Provider words the status maps do not know, with how often each came.
 #[utoipa::path(
-    get,
-    path = "/api/v1/unmapped",
     operation_id = "ops_unmapped_words",
     tag = "ops",
     summary = "Provider words the status maps do not know",
     responses(
         (status = 200, description = "The words, with counts", body = UnmappedAnswer),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn unmapped(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    require_admin(&req, &state)?;
-    let words = state
-        .storage
-        .unmapped_words()
-        .await
-        .map_err(|e| api_error(e.into()))?;
+#[get("/api/v1/unmapped")]
+async fn unmapped(_: Admin, state: web::Data<AppState>) -> ApiResult {
+    let words = state.storage.unmapped_words().await?;
     Ok(HttpResponse::Ok().json(UnmappedAnswer { unmapped: words }))
 }
 
@@ -275,33 +218,27 @@ struct BacklogAnswer {
 /// Entries waiting in each partition of the event log: how far the
 /// workers are behind.
 #[utoipa::path(
-    get,
-    path = "/api/v1/backlog",
     operation_id = "ops_backlog",
     tag = "ops",
     summary = "Event-log entries waiting to be applied, per partition",
     responses(
         (status = 200, description = "The backlog", body = BacklogAnswer),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn backlog(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    require_admin(&req, &state)?;
-    let partitions = state
-        .storage
-        .backlog()
-        .await
-        .map_err(|e| api_error(e.into()))?;
+#[get("/api/v1/backlog")]
+async fn backlog(_: Admin, state: web::Data<AppState>) -> ApiResult {
+    let partitions = state.storage.backlog().await?;
     let total: u64 = partitions.iter().sum();
     Ok(HttpResponse::Ok().json(BacklogAnswer { partitions, total }))
 }
 
 /// A query parameter parsed as a word of the API (a provider, a state, a
 /// reason); empty counts as absent.
-fn query_word<T>(name: &str, value: Option<String>) -> Result<Option<T>, ProviderError>
+fn query_word<T>(name: &str, value: Option<String>) -> Result<Option<T>, OpsError>
 where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
@@ -310,16 +247,16 @@ where
         .filter(|v| !v.is_empty())
         .map(|v| v.parse::<T>())
         .transpose()
-        .map_err(|e| api_error(IngestError::Invalid(format!("query `{name}`: {e}"))))
+        .map_err(|e| OpsError::Invalid(format!("query `{name}`: {e}")))
 }
 
 /// The `limit` of a listing, within bounds.
-fn checked_limit(limit: Option<usize>) -> Result<usize, ProviderError> {
+fn checked_limit(limit: Option<usize>) -> Result<usize, OpsError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(api_error(IngestError::Invalid(format!(
+        return Err(OpsError::Invalid(format!(
             "query `limit`: {limit} is not between 1 and {MAX_LIMIT}"
-        ))));
+        )));
     }
     Ok(limit)
 }
@@ -349,19 +286,17 @@ struct AutomationsAnswer<'a> {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/automations",
     operation_id = "ops_automations",
     tag = "ops",
     summary = "The automation rules",
     responses(
         (status = 200, description = "The rules", body = AutomationsAnswer),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn automations(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    require_admin(&req, &state)?;
+#[get("/api/v1/automations")]
+async fn automations(_: Admin, state: web::Data<AppState>) -> ApiResult {
     let automations = state
         .automations
         .rules()
@@ -395,15 +330,15 @@ struct DeliveryQuery {
 }
 
 impl DeliveryQuery {
-    fn read(req: &HttpRequest) -> Result<Self, ProviderError> {
+    fn read(req: &HttpRequest) -> Result<Self, OpsError> {
         Ok(web::Query::<Self>::from_query(req.query_string())
-            .map_err(|e| api_error(IngestError::Invalid(format!("query: {e}"))))?
+            .map_err(OpsError::query)?
             .into_inner())
     }
 
     /// The filter it asks for; dead-letter paths always mean state dead.
-    fn filter(self, dead_letters: bool) -> Result<DeliveryFilter, ProviderError> {
-        let state = if dead_letters {
+    fn filter(self, dead_only: bool) -> Result<DeliveryFilter, OpsError> {
+        let state = if dead_only {
             Some(DeliveryState::Dead)
         } else {
             query_word::<DeliveryState>("state", self.state)?
@@ -495,23 +430,15 @@ impl<'a> From<&'a Delivery> for DeliveryView<'a> {
 async fn list_deliveries(
     state: &AppState,
     req: &HttpRequest,
-    dead_letters: bool,
-) -> Result<Vec<Delivery>, ProviderError> {
-    require_admin(req, state)?;
-    let filter = DeliveryQuery::read(req)?.filter(dead_letters)?;
-    state
-        .automations
-        .storage()
-        .deliveries(&filter)
-        .await
-        .map_err(|e| api_error(e.into()))
+    dead_only: bool,
+) -> Result<Vec<Delivery>, OpsError> {
+    let filter = DeliveryQuery::read(req)?.filter(dead_only)?;
+    Ok(state.automations.storage().deliveries(&filter).await?)
 }
 
 /// `GET /api/v1/deliveries?rule=&store=&order=&fulfillment=&state=&reason=&limit=`,
 /// newest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/deliveries",
     operation_id = "ops_list_deliveries",
     tag = "ops",
     summary = "Automation deliveries, newest first",
@@ -526,14 +453,15 @@ async fn list_deliveries(
     ),
     responses(
         (status = 200, description = "The deliveries that pass the filter", body = DeliveriesAnswer),
-        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn deliveries(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
+#[get("/api/v1/deliveries")]
+async fn deliveries(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let found = list_deliveries(&state, &req, false).await?;
     let deliveries = found.iter().map(DeliveryView::from).collect();
     Ok(HttpResponse::Ok().json(DeliveriesAnswer { deliveries }))
@@ -541,8 +469,6 @@ async fn deliveries(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
 
 /// `GET /api/v1/dead-letters?reason=&rule=&...`, newest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/dead-letters",
     operation_id = "ops_list_dead_letters",
     tag = "ops",
     summary = "Dead letters: deliveries whose every attempt failed, newest first",
@@ -556,14 +482,15 @@ async fn deliveries(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     ),
     responses(
         (status = 200, description = "The dead letters that pass the filter", body = DeadLettersAnswer),
-        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn dead_letters(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
+#[get("/api/v1/dead-letters")]
+async fn dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let found = list_deliveries(&state, &req, true).await?;
     let dead_letters = found.iter().map(DeliveryView::from).collect();
     Ok(HttpResponse::Ok().json(DeadLettersAnswer { dead_letters }))
@@ -573,8 +500,6 @@ async fn dead_letters(state: web::Data<AppState>, req: HttpRequest) -> ApiResult
 /// letter again, with its `webhook-id`. A delivered message is refused
 /// unless forced, so a replay clicked twice does not notify twice.
 #[utoipa::path(
-    post,
-    path = "/api/v1/dead-letters/{id}/replay",
     operation_id = "ops_replay_dead_letter",
     tag = "ops",
     summary = "Send a dead letter again",
@@ -584,49 +509,41 @@ async fn dead_letters(state: web::Data<AppState>, req: HttpRequest) -> ApiResult
     ),
     responses(
         (status = 200, description = "Queued again", body = ReplayAnswer),
-        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 404, description = "No such delivery", body = RedoErrorBody),
-        (status = 409, description = "Delivered already (unless forced), or queued already", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 404, description = "No such delivery", body = OpsErrorBody),
+        (status = 409, description = "Delivered already (unless forced), or queued already", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
+#[post("/api/v1/dead-letters/{id}/replay")]
 async fn replay_dead_letter(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> ApiResult {
-    require_admin(&req, &state)?;
     let force = DeliveryQuery::read(&req)?.force.unwrap_or(false);
     let id = id.into_inner();
-    match state
-        .automations
-        .replay(&id, force)
-        .await
-        .map_err(|e| api_error(e.into()))?
-    {
+    match state.automations.replay(&id, force).await? {
         Requeued::Queued(d) => Ok(HttpResponse::Ok().json(ReplayAnswer {
             replayed: DeliveryView::from(&*d),
         })),
-        Requeued::AlreadyDelivered => Err(api_error(IngestError::Conflict(format!(
+        Requeued::AlreadyDelivered => Err(OpsError::Conflict(format!(
             "delivery {id} was delivered already; add ?force=true to send it again"
-        )))),
-        Requeued::AlreadyPending => Err(api_error(IngestError::Conflict(format!(
+        ))),
+        Requeued::AlreadyPending => Err(OpsError::Conflict(format!(
             "delivery {id} is queued for delivery already"
-        )))),
-        Requeued::NotFound => Err(api_error(IngestError::NotFound(format!(
-            "no delivery {id} is known"
-        )))),
+        ))),
+        Requeued::NotFound => Err(OpsError::NotFound(format!("no delivery {id} is known"))),
     }
 }
 
 /// `POST /api/v1/dead-letters/replay?reason=&rule=&...`: sends every
 /// matching dead letter again, paced by `delivery.replay_pace`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/dead-letters/replay",
     operation_id = "ops_replay_dead_letters",
     tag = "ops",
     summary = "Send every matching dead letter again, paced by delivery.replay_pace",
@@ -639,21 +556,17 @@ async fn replay_dead_letter(
     ),
     responses(
         (status = 200, description = "The dead letters queued again", body = BulkReplayAnswer),
-        (status = 400, description = "A query parameter is malformed (named)", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn replay_dead_letters(state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    require_admin(&req, &state)?;
+#[post("/api/v1/dead-letters/replay")]
+async fn replay_dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let filter = DeliveryQuery::read(&req)?.filter(true)?;
-    let ids = state
-        .automations
-        .replay_dead_letters(&filter)
-        .await
-        .map_err(|e| api_error(e.into()))?;
+    let ids = state.automations.replay_dead_letters(&filter).await?;
     Ok(HttpResponse::Ok().json(BulkReplayAnswer {
         replayed: ids.len(),
         ids,

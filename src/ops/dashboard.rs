@@ -5,7 +5,8 @@
 //! data and need no token.
 
 use actix_web::http::header;
-use actix_web::HttpResponse;
+use actix_web::{get, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
@@ -17,11 +18,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Registers the page and its assets.
-pub fn routes(routes: &mut crate::routes::Routes) {
-    routes
-        .add(__path_index, index)
-        .add(__path_script, script)
-        .add(__path_stylesheet, stylesheet);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(index).service(script).service(stylesheet);
 }
 
 fn asset(content_type: &str, body: &'static str) -> HttpResponse {
@@ -38,36 +36,33 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 
 /// The dashboard page; it asks for an admin token and reads `/api/v1`.
 #[utoipa::path(
-    get,
-    path = "/dashboard",
     operation_id = "dashboard",
     tag = "ops",
     responses((status = 200, description = "The page", body = String, content_type = "text/html; charset=utf-8")),
 )]
+#[get("/dashboard")]
 async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
 /// The dashboard's script.
 #[utoipa::path(
-    get,
-    path = "/dashboard/app.js",
     operation_id = "dashboard_script",
     tag = "ops",
     responses((status = 200, description = "The script", body = String, content_type = "text/javascript; charset=utf-8")),
 )]
+#[get("/dashboard/app.js")]
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 /// The dashboard's stylesheet.
 #[utoipa::path(
-    get,
-    path = "/dashboard/app.css",
     operation_id = "dashboard_stylesheet",
     tag = "ops",
     responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css; charset=utf-8")),
 )]
+#[get("/dashboard/app.css")]
 async fn stylesheet() -> HttpResponse {
     asset("text/css; charset=utf-8", APP_CSS)
 }

@@ -1,17 +1,18 @@
 //! `/health` says the process answers; `/ready` says it can do its job,
 //! which means touching storage for real.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::AppState;
-use crate::ingest::RETRY_AFTER_SECS;
-use crate::routes::Routes;
+use crate::http::RETRY_AFTER_SECS;
 
 /// Registers `/health` and `/ready`.
-pub fn routes(routes: &mut Routes) {
-    routes.add(__path_health, health).add(__path_ready, ready);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(health).service(ready);
 }
 
 /// The answer of `/health`.
@@ -32,20 +33,17 @@ struct Readiness {
 
 /// The process answers.
 #[utoipa::path(
-    get,
-    path = "/health",
     operation_id = "health",
     tag = "ops",
     responses((status = 200, description = "The process answers", body = Health)),
 )]
+#[get("/health")]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// The gateway can do its job: storage answered a real round trip.
 #[utoipa::path(
-    get,
-    path = "/ready",
     operation_id = "ready",
     tag = "ops",
     responses(
@@ -54,6 +52,7 @@ async fn health() -> HttpResponse {
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
 )]
+#[get("/ready")]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.storage.ping().await {
         Ok(()) => HttpResponse::Ok().json(Readiness {
@@ -61,7 +60,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
             storage: "ok".into(),
         }),
         Err(e) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()))
+            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS))
             .json(Readiness {
                 status: "not ready",
                 storage: e.to_string(),

@@ -5,24 +5,24 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::api::{api_error, require_admin};
+use super::admin::Admin;
+use super::error::{OpsError, OpsErrorBody};
 use crate::app::AppState;
 use crate::canonical::{FulfillmentKey, Provider};
-use crate::ingest::{IngestError, ProviderError, RedoErrorBody};
-use crate::routes::Routes;
 use crate::storage::EventFilter;
 
 /// Events read per storage call while searching.
 const PAGE: usize = 1000;
 
 /// Registers the search.
-pub fn routes(routes: &mut Routes) {
-    routes.add(__path_by_tracking_number, by_tracking_number);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(by_tracking_number);
 }
 
 /// The tracking number searched for.
@@ -55,33 +55,30 @@ struct Match {
 /// Which fulfillments a tracking number was seen on, among the events the
 /// storage keeps.
 #[utoipa::path(
-    get,
-    path = "/api/v1/fulfillments",
     operation_id = "ops_find_by_tracking_number",
     tag = "ops",
     summary = "Find fulfillments by tracking number",
     params(TrackingQuery),
     responses(
         (status = 200, description = "The fulfillments, most recently seen first", body = TrackingMatches),
-        (status = 400, description = "`trackingNumber` is missing or empty", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable, retry later", body = RedoErrorBody,
+        (status = 400, description = "`trackingNumber` is missing or empty", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
+#[get("/api/v1/fulfillments")]
 async fn by_tracking_number(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<HttpResponse, ProviderError> {
-    require_admin(&req, &state)?;
-    let query = web::Query::<TrackingQuery>::from_query(req.query_string())
-        .map_err(|e| api_error(IngestError::Invalid(format!("query: {e}"))))?;
+) -> Result<HttpResponse, OpsError> {
+    let query =
+        web::Query::<TrackingQuery>::from_query(req.query_string()).map_err(OpsError::query)?;
     let wanted = query.tracking_number.trim();
     if wanted.is_empty() {
-        return Err(api_error(IngestError::Invalid(
-            "query `trackingNumber` is empty".into(),
-        )));
+        return Err(OpsError::Invalid("query `trackingNumber` is empty".into()));
     }
     let mut found: BTreeMap<FulfillmentKey, Match> = BTreeMap::new();
     let mut filter = EventFilter {
@@ -89,11 +86,7 @@ async fn by_tracking_number(
         ..EventFilter::default()
     };
     loop {
-        let page = state
-            .storage
-            .recent_events(&filter)
-            .await
-            .map_err(|e| api_error(e.into()))?;
+        let page = state.storage.recent_events(&filter).await?;
         for event in &page {
             if event.tracking_number.as_deref() == Some(wanted) {
                 // Newest first: the first sighting is the latest.

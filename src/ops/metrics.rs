@@ -14,12 +14,13 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use chrono::Utc;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{with_local_recorder, Counter, Histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::timeline::Timeline;
 use crate::app::AppState;
@@ -354,15 +355,13 @@ impl Recorder for Metrics {
 }
 
 /// Registers `GET /metrics`.
-pub fn routes(routes: &mut crate::routes::Routes) {
-    routes.add(__path_scrape, scrape);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(scrape);
 }
 
 /// `GET /metrics`: the Prometheus text exposition. No auth: bind it where
 /// only Prometheus reaches.
 #[utoipa::path(
-    get,
-    path = "/metrics",
     operation_id = "metrics",
     tag = "ops",
     summary = "Prometheus metrics",
@@ -370,6 +369,7 @@ pub fn routes(routes: &mut crate::routes::Routes) {
     responses((status = 200, description = "The metrics", body = String,
         content_type = "text/plain; version=0.0.4; charset=utf-8")),
 )]
+#[get("/metrics")]
 async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let text = state.metrics.render(state.storage.as_ref()).await;
     HttpResponse::Ok()

@@ -2,23 +2,28 @@
 //! Prometheus metrics, the OpenAPI document, and the dashboard with the
 //! routes only it needs (per-minute timeline, search by tracking number).
 
+mod admin;
 mod api;
 mod dashboard;
+mod error;
 mod health;
 mod lookup;
 pub mod metrics;
 pub mod openapi;
 mod timeline;
 
-use crate::routes::Routes;
+pub use admin::Admin;
+pub use error::{OpsError, OpsErrorBody};
 
-/// Registers the ops paths.
-pub fn routes(routes: &mut Routes) {
-    health::routes(routes);
-    metrics::routes(routes);
-    dashboard::routes(routes);
-    timeline::routes(routes);
-    lookup::routes(routes);
-    openapi::routes(routes);
-    api::routes(routes);
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Registers the ops paths, each with its OpenAPI operation.
+pub fn routes(cfg: &mut ServiceConfig) {
+    health::routes(cfg);
+    metrics::routes(cfg);
+    dashboard::routes(cfg);
+    timeline::routes(cfg);
+    lookup::routes(cfg);
+    openapi::routes(cfg);
+    api::routes(cfg);
 }

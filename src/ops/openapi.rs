@@ -1,88 +1,101 @@
-//! `GET /openapi.json`: the gateway's own OpenAPI 3.1 document, written
-//! from the route table (see [`crate::routes`]) so that it lists exactly
-//! what the app serves, with each operation's bodies and errors as the
-//! handlers' `#[utoipa::path]` attributes and types declare them.
+//! `GET /openapi.json`: the gateway's own OpenAPI 3.1 document. Its
+//! operations and schemas are gathered by `utoipa-actix-web` from the same
+//! `service` calls that register the routes, each handler's method and path
+//! read from its actix route attribute, so the document lists exactly what
+//! the app serves, under the paths it serves them; this module adds what
+//! no route says: the title, the tags and how each kind of caller
+//! authenticates.
 
-use std::sync::OnceLock;
-
-use actix_web::HttpResponse;
+use actix_web::web::{self, Bytes};
+use actix_web::{get, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::{Components, InfoBuilder, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::providers::{carriyo, shopify};
-use crate::routes::{self, Routes};
 
 /// Registers `GET /openapi.json`.
-pub fn routes(routes: &mut Routes) {
-    routes.add(__path_openapi_json, openapi_json);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
+/// The document as served: written once, when the app is built.
+#[derive(Debug)]
+pub struct ServedDocument(Bytes);
+
+impl ServedDocument {
+    /// The whole document around `gathered`, the operations and schemas
+    /// of the route table.
+    pub fn new(gathered: OpenApi) -> Result<Self, serde_json::Error> {
+        document(gathered).to_json().map(|text| Self(text.into()))
+    }
 }
 
 /// The document, as served.
 #[utoipa::path(
-    get,
-    path = "/openapi.json",
     operation_id = "openapi",
     tag = "ops",
     summary = "This document",
     responses((status = 200, description = "The OpenAPI 3.1 document of this gateway", body = Object,
         content_type = "application/json")),
 )]
-async fn openapi_json() -> HttpResponse {
-    static SERVED: OnceLock<String> = OnceLock::new();
-    let text = SERVED.get_or_init(|| {
-        document()
-            .to_json()
-            .unwrap_or_else(|e| format!(r#"{{"error": "the document does not serialize: {e}"}}"#))
-    });
+#[get("/openapi.json")]
+async fn openapi_json(document: web::Data<ServedDocument>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(text.as_str())
+        .body(document.0.clone())
 }
 
-/// The whole document: every operation of the route table, the schemas
-/// they refer to, and how each kind of caller authenticates.
-pub fn document() -> OpenApi {
-    let described = routes::describe();
-    let mut schemas = described.schemas;
-    schemas.sort_by(|a, b| a.0.cmp(&b.0));
-    schemas.dedup_by(|a, b| a.0 == b.0);
-    let components = ComponentsBuilder::new()
-        .schemas_from_iter(schemas)
-        .security_scheme(
+/// The whole document: the route table's operations and the schemas they
+/// refer to, with the title, the tags and how each kind of caller
+/// authenticates.
+pub fn document(gathered: OpenApi) -> OpenApi {
+    let mut document = gathered;
+    document.info = InfoBuilder::new()
+        .title("shipgate")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(env!("CARGO_PKG_DESCRIPTION")))
+        .build();
+    let components = document.components.get_or_insert_with(Components::new);
+    let schemes = [
+        (
             "shopify_hmac",
             api_key(
                 shopify::HMAC_HEADER,
                 "Base64 HMAC-SHA256 of the raw body, keyed with one of the shop's webhook_secrets.",
             ),
-        )
-        .security_scheme(
+        ),
+        (
             "shopify_access_token",
             api_key(
                 shopify::ACCESS_TOKEN_HEADER,
                 "One of the store's shopify.access_tokens.",
             ),
-        )
-        .security_scheme(
+        ),
+        (
             "carriyo_api_key",
             api_key(
                 carriyo::API_KEY_HEADER,
                 "One of the tenant's carriyo.api_keys.",
             ),
-        )
-        .security_scheme(
+        ),
+        (
             "carriyo_tenant",
             api_key(
                 carriyo::TENANT_HEADER,
                 "The tenant's carriyo.tenant_id; the key must be one of its keys.",
             ),
-        )
-        .security_scheme(
+        ),
+        (
             "redo_bearer",
             bearer("One of the store's redo.api_tokens, for the storeId in the path."),
-        )
-        .security_scheme("admin_bearer", bearer("One of admin.tokens."))
-        .build();
+        ),
+        ("admin_bearer", bearer("One of admin.tokens.")),
+    ];
+    for (name, scheme) in schemes {
+        components.add_security_scheme(name, scheme);
+    }
     let tags = [
         (
             "shopify",
@@ -104,18 +117,8 @@ pub fn document() -> OpenApi {
             .description(Some(description))
             .build()
     });
-    OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("shipgate")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(env!("CARGO_PKG_DESCRIPTION")))
-                .build(),
-        )
-        .paths(described.paths)
-        .components(Some(components))
-        .tags(Some(tags))
-        .build()
+    document.tags = Some(tags.into());
+    document
 }
 
 fn api_key(header: &str, description: &str) -> SecurityScheme {

@@ -6,16 +6,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::api::{api_error, require_admin};
+use super::admin::Admin;
+use super::error::{OpsError, OpsErrorBody};
 use crate::app::AppState;
 use crate::canonical::Provider;
-use crate::ingest::{IngestError, ProviderError, RedoErrorBody};
-use crate::routes::Routes;
 use crate::storage::Outcome;
 
 /// How many minutes are kept (and the most a caller may ask for).
@@ -129,8 +129,8 @@ impl Timeline {
 }
 
 /// Registers `GET /api/v1/stats/timeline`.
-pub fn routes(routes: &mut Routes) {
-    routes.add(__path_timeline, timeline);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(stats_timeline);
 }
 
 /// How many minutes to answer.
@@ -144,31 +144,30 @@ struct TimelineQuery {
 /// `GET /api/v1/stats/timeline?minutes=N`: this process's outcome counts
 /// per minute, oldest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/stats/timeline",
     operation_id = "ops_stats_timeline",
     tag = "ops",
     summary = "This process's ingest outcomes per minute, for the last hour at most",
     params(TimelineQuery),
     responses(
         (status = 200, description = "Oldest minute first; every minute, provider and outcome present", body = TimelineAnswer),
-        (status = 400, description = "`minutes` is not between 1 and 60", body = RedoErrorBody),
-        (status = 401, description = "The admin token is missing or wrong", body = RedoErrorBody),
+        (status = 400, description = "`minutes` is not between 1 and 60", body = OpsErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
     ),
     security(("admin_bearer" = [])),
 )]
-async fn timeline(
+#[get("/api/v1/stats/timeline")]
+async fn stats_timeline(
+    _: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<HttpResponse, ProviderError> {
-    require_admin(&req, &state)?;
-    let query = web::Query::<TimelineQuery>::from_query(req.query_string())
-        .map_err(|e| api_error(IngestError::Invalid(format!("query: {e}"))))?;
+) -> Result<HttpResponse, OpsError> {
+    let query =
+        web::Query::<TimelineQuery>::from_query(req.query_string()).map_err(OpsError::query)?;
     let span = query.minutes.unwrap_or(DEFAULT_MINUTES);
     if span == 0 || span > KEPT_MINUTES {
-        return Err(api_error(IngestError::Invalid(format!(
+        return Err(OpsError::Invalid(format!(
             "query `minutes`: {span} is not between 1 and {KEPT_MINUTES}"
-        ))));
+        )));
     }
     let minutes = state.metrics.timeline().last(span, Utc::now());
     Ok(HttpResponse::Ok().json(TimelineAnswer { minutes }))

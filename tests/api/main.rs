@@ -13,5 +13,6 @@ mod openapi;
 mod ops;
 mod ops_surface;
 mod redo;
+mod request_id;
 mod shopify;
 mod shopify_rest;

@@ -2,19 +2,18 @@
 //!
 //! Why these checks are enough to say the document lists every route the
 //! app serves and nothing else: the app has one route table
-//! (`src/routes.rs`), and registering a handler there takes its method and
-//! path from the handler's `#[utoipa::path]` operation, the same one the
-//! document is written from; so each served route has its operation and
-//! each operation its route, by construction. What construction alone
-//! cannot show is checked here:
-//! - every documented operation really reaches a handler of the live app
-//!   (it is not the fallback's `no route for ...` 404, nor a 405), and what
-//!   that handler answers is one of the operation's documented statuses,
-//!   in its documented shape;
-//! - nothing registers routes beside the table: the only registration calls
-//!   of actix-web (`.route(`, `.service(`, `web::resource(`, `web::scope(`)
-//!   in `src/` are the table's own (a unit test of `src/routes.rs`, which
-//!   reads the source, since a running actix app cannot list its routes).
+//! (`routes` in `src/app.rs`), and each handler is registered there through
+//! `utoipa-actix-web`, which takes the operation's method and path from the
+//! handler's actix route attribute, the same one actix serves; so each
+//! served route has its operation and each operation its route, by
+//! construction (a unit test in `src/app.rs` calls every documented
+//! operation on the table itself and checks the path it matched). What
+//! construction alone cannot show is checked here: every documented
+//! operation really reaches a handler of the live app (it is not the
+//! fallback's `no route for ...` 404, nor a 405), what that handler
+//! answers is one of the operation's documented statuses, in its
+//! documented shape, and a path or method the document does not list is
+//! the fallback's 404.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,7 +134,8 @@ fn error_schema_of(tag: &str) -> &'static str {
     match tag {
         "shopify" => "#/components/schemas/ShopifyErrorBody",
         "carriyo" => "#/components/schemas/CarriyoErrorBody",
-        "redo" | "ops" => "#/components/schemas/RedoErrorBody",
+        "redo" => "#/components/schemas/RedoErrorBody",
+        "ops" => "#/components/schemas/OpsErrorBody",
         other => panic!("unexpected tag {other}"),
     }
 }
