@@ -200,6 +200,8 @@ impl Application {
                 .configure(routes)
                 .default_service(web::to(no_route))
                 .into_app()
+                // Innermost first: refusals are counted within the timing,
+                // and all of it runs in the request's span with its id.
                 .wrap_fn(ingest::count_refusals)
                 .wrap(actix_web::middleware::from_fn(metrics::time_requests))
                 .wrap_fn(http::answer_with_request_id)
