@@ -13,6 +13,7 @@ mod openapi;
 mod ops;
 mod ops_surface;
 mod redo;
+mod redo_schema;
 mod request_id;
 mod shopify;
 mod shopify_rest;
