@@ -204,15 +204,8 @@ async fn get_event(
     req: HttpRequest,
     path: EventPath,
 ) -> Result<HttpResponse, ShopifyError> {
-    let EventPathParams {
-        version,
-        order_id,
-        fulfillment_id,
-        event_id,
-    } = path.into_inner();
-    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
-    let event_id = path_id("event_id", &event_id)?;
-    let fulfillment = call.fulfillment(&state).await?;
+    let (call, event_id, fulfillment) =
+        EventsCall::admit_event(&state, &req, path.into_inner()).await?;
     let event = call.event(&fulfillment, event_id)?;
     Ok(HttpResponse::Ok().json(OneEvent {
         fulfillment_event: event,
@@ -244,15 +237,8 @@ async fn delete_event(
     req: HttpRequest,
     path: EventPath,
 ) -> Result<HttpResponse, ShopifyError> {
-    let EventPathParams {
-        version,
-        order_id,
-        fulfillment_id,
-        event_id,
-    } = path.into_inner();
-    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
-    let event_id = path_id("event_id", &event_id)?;
-    let fulfillment = call.fulfillment(&state).await?;
+    let (call, event_id, fulfillment) =
+        EventsCall::admit_event(&state, &req, path.into_inner()).await?;
     call.event(&fulfillment, event_id)?;
     let retraction =
         adapter::rest_retraction(call.store(), call.order_id, call.fulfillment_id, event_id);
@@ -299,6 +285,25 @@ impl EventsCall {
             fulfillment_id,
             key: adapter::fulfillment_key(&store.name, order_id, fulfillment_id),
         })
+    }
+
+    /// [`EventsCall::admit`] for a path that names one event: the call,
+    /// the event's id, and the fulfillment it must belong to.
+    async fn admit_event(
+        state: &AppState,
+        req: &HttpRequest,
+        path: EventPathParams,
+    ) -> Result<(Self, u64, Fulfillment), IngestError> {
+        let call = Self::admit(
+            state,
+            req,
+            &path.version,
+            &path.order_id,
+            &path.fulfillment_id,
+        )?;
+        let event_id = path_id("event_id", &path.event_id)?;
+        let fulfillment = call.fulfillment(state).await?;
+        Ok((call, event_id, fulfillment))
     }
 
     fn store(&self) -> &str {
