@@ -32,9 +32,18 @@ pub struct MemoryStorage {
     recent_capacity: usize,
 }
 
+/// A dedup claim. A delivery id counts for its own fulfillment only, as on
+/// Redis, where that is the scope a claim can take atomically with the
+/// append on a Cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DedupClaim {
+    Delivery(FulfillmentKey, String),
+    Content(String),
+}
+
 #[derive(Default)]
 struct State {
-    dedup: HashMap<String, (EventId, Instant)>,
+    dedup: HashMap<DedupClaim, (EventId, Instant)>,
     claims_since_sweep: usize,
     logs: Vec<Partition>,
     leases: HashMap<u32, (String, Instant)>,
@@ -114,9 +123,9 @@ impl State {
             .or_default() += 1;
     }
 
-    fn claimed_by(&self, key: &str, now: Instant) -> Option<EventId> {
+    fn claimed_by(&self, claim: &DedupClaim, now: Instant) -> Option<EventId> {
         self.dedup
-            .get(key)
+            .get(claim)
             .filter(|(_, expires)| *expires > now)
             .map(|(id, _)| *id)
     }
@@ -127,11 +136,19 @@ impl EventLog for MemoryStorage {
     async fn claim_and_append(&self, event: &CanonicalEvent) -> Result<Claim, StorageError> {
         let now = Instant::now();
         let mut state = self.state();
-        let keys = [
-            event.dedup_key.delivery.as_deref(),
-            Some(&event.dedup_key.fingerprint),
+        let claims = [
+            event
+                .dedup_key
+                .delivery
+                .as_ref()
+                .map(|d| DedupClaim::Delivery(event.key.clone(), d.clone())),
+            Some(DedupClaim::Content(event.dedup_key.fingerprint.clone())),
         ];
-        if let Some(original) = keys.iter().flatten().find_map(|k| state.claimed_by(k, now)) {
+        if let Some(original) = claims
+            .iter()
+            .flatten()
+            .find_map(|c| state.claimed_by(c, now))
+        {
             state.bump(event.provider, Outcome::Duplicate);
             return Ok(Claim::Duplicate { original });
         }
@@ -140,10 +157,8 @@ impl EventLog for MemoryStorage {
             state.claims_since_sweep = 0;
             state.dedup.retain(|_, (_, expires)| *expires > now);
         }
-        for key in keys.into_iter().flatten() {
-            state
-                .dedup
-                .insert(key.to_owned(), (event.id, now + self.dedup_ttl));
+        for claim in claims.into_iter().flatten() {
+            state.dedup.insert(claim, (event.id, now + self.dedup_ttl));
         }
         let log = &mut state.logs[event.key.partition(self.partitions) as usize];
         log.next_seq += 1;

@@ -688,3 +688,21 @@ async fn the_outbox_is_written_only_with_its_state_and_delivered_messages_are_fo
         Requeued::NotFound
     );
 }
+
+/// A delivery id is a duplicate only for its own fulfillment: the scope a
+/// claim can take atomically with the append on a Cluster, kept by every
+/// backend.
+#[apply(backends)]
+#[tokio::test]
+async fn a_delivery_id_is_a_duplicate_only_for_its_own_fulfillment(backend: Backend) {
+    let storage = small_storage(backend).await;
+    let first = event("f1", 0, Some("d1"));
+    accept(&storage, &first).await;
+    accept(&storage, &event("f2", 0, Some("d1"))).await;
+    let again = storage
+        .claim_and_append(&event("f1", 1, Some("d1")))
+        .await
+        .expect("claimed");
+    assert_eq!(again, Claim::Duplicate { original: first.id });
+    assert_eq!(backlog_total(&storage).await, 2);
+}

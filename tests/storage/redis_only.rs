@@ -2,8 +2,8 @@
 //! a failed append claims nothing, the log's trimming, a log or group that
 //! Redis lost, a log an older version deleted from, and reconnecting; on
 //! Redis and on a Cluster (`#[apply(redis_backends)]`), where it does
-//! differently from the memory backend: the scope of a delivery id,
-//! applies that read no history, and fair shares of the partitions.
+//! differently from the memory backend: applies that read no history, and
+//! fair shares of the partitions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -321,18 +321,6 @@ async fn a_running_storage_fails_fast_while_redis_is_down_and_recovers() {
     }
     accept(&storage, &event("f1", 2, None)).await;
     assert_eq!(backlog_total(&storage).await, 2, "the durable log survived");
-}
-
-// The memory backend scopes a delivery id to its provider and store; Redis
-// to the fulfillment, the only scope it can check atomically with the
-// append on a Cluster.
-#[apply(redis_backends)]
-#[tokio::test]
-async fn a_delivery_id_is_a_duplicate_only_for_its_own_fulfillment(backend: Backend) {
-    let storage = small_storage(backend).await;
-    accept(&storage, &event("f1", 0, Some("d1"))).await;
-    accept(&storage, &event("f2", 0, Some("d1"))).await;
-    assert_eq!(backlog_total(&storage).await, 2);
 }
 
 // The memory backend hands an apply the whole fulfillment, history and
