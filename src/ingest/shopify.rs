@@ -115,12 +115,14 @@ async fn create_event(
     path: EventsPath,
     payload: web::Payload,
 ) -> Result<HttpResponse, ShopifyError> {
-    let EventsPathParams {
-        version,
-        order_id,
-        fulfillment_id,
-    } = path.into_inner();
-    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
+    let path = path.into_inner();
+    let call = EventsCall::admit(
+        &state,
+        &req,
+        &path.version,
+        &path.order_id,
+        &path.fulfillment_id,
+    )?;
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
     let observation = adapter::parse_rest_event(
@@ -167,12 +169,14 @@ async fn list_events(
     req: HttpRequest,
     path: EventsPath,
 ) -> Result<HttpResponse, ShopifyError> {
-    let EventsPathParams {
-        version,
-        order_id,
-        fulfillment_id,
-    } = path.into_inner();
-    let call = EventsCall::admit(&state, &req, &version, &order_id, &fulfillment_id)?;
+    let path = path.into_inner();
+    let call = EventsCall::admit(
+        &state,
+        &req,
+        &path.version,
+        &path.order_id,
+        &path.fulfillment_id,
+    )?;
     let fulfillment = call.fulfillment(&state).await?;
     let events: Vec<RestEvent> = call.events(&fulfillment).collect();
     Ok(HttpResponse::Ok().json(EventList {
