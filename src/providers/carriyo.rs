@@ -145,7 +145,8 @@ impl From<EntityType> for Direction {
 #[schema(as = CarriyoReferences)]
 pub struct References {
     partner_order_reference: String,
-    /// Carriyo defaults it to the order reference.
+    /// Carriyo copies the order reference into it when the merchant gives
+    /// none; absent here, the shipment id keys the fulfillment instead.
     partner_shipment_reference: Option<String>,
 }
 
@@ -158,7 +159,11 @@ pub struct CarrierAccount {
 
 /// The shipment's tracking: its status word, tracking number, and the
 /// reason Carriyo gives for an exceptional status (a failed attempt, a
-/// delay, a cancellation) or on its own as a reason-code trigger.
+/// delay, a cancellation) or on its own as a reason-code trigger. Where
+/// the reason sits is a judgement: Carriyo's reason-code pages
+/// (<https://carriyo.com/docs/reference/reason-codes/>) list the codes
+/// "alongside the status code" without showing the field, so shipgate
+/// reads them beside `status`, the word they qualify.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = CarriyoPostShippingInfo)]
 pub struct PostShippingInfo {
@@ -196,11 +201,19 @@ pub fn parse_shipment(
         Rejection::Invalid("field `references.partner_order_reference` is empty".into())
     })?;
     let shipment_id = known(shipment.shipment_id);
-    let fulfillment_ref = fulfillment_ref(
-        known(shipment.references.partner_shipment_reference),
-        shipment_id.as_deref(),
-        &order_ref,
-    );
+    let direction = shipment
+        .entity_type
+        .map_or(Direction::Forward, Direction::from);
+    let shipment_ref = known(shipment.references.partner_shipment_reference);
+    if direction == Direction::Return && shipment_ref.is_none() && shipment_id.is_none() {
+        return Err(Rejection::Invalid(
+            "a REVERSE shipment needs `references.partner_shipment_reference` or `shipment_id`: \
+             keyed by its order reference alone, the return would be taken for the order's \
+             forward shipment"
+                .into(),
+        ));
+    }
+    let fulfillment_ref = fulfillment_ref(shipment_ref, shipment_id.as_deref(), &order_ref);
     let info = &shipment.post_shipping_info;
     let status = known(Some(info.status.clone()))
         .ok_or_else(|| Rejection::Invalid("field `post_shipping_info.status` is empty".into()))?;
@@ -230,9 +243,7 @@ pub fn parse_shipment(
             order_ref,
             fulfillment_ref,
         },
-        direction: shipment
-            .entity_type
-            .map_or(Direction::Forward, Direction::from),
+        direction,
         carrier: shipment.carrier_account.and_then(|a| known(a.carrier)),
         tracking_number: known(shipment.post_shipping_info.tracking_no),
         kind: map.kind(SHIPMENT_WORDS, &status),
@@ -378,6 +389,18 @@ mod tests {
         let no_type = br#"{"references":{"partner_order_reference":"O"},"post_shipping_info":{"status":"booked"}}"#;
         let obs = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), no_type).unwrap();
         assert_eq!(obs.direction, Direction::Forward, "Carriyo's default");
+    }
+
+    #[test]
+    fn a_return_with_no_reference_of_its_own_is_refused() {
+        let maps = StatusMaps::load(None).unwrap();
+        let body = br#"{"entity_type":"REVERSE","references":{"partner_order_reference":"O"},"post_shipping_info":{"status":"booked"}}"#;
+        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        assert!(
+            err.to_string().contains("partner_shipment_reference")
+                && err.to_string().contains("shipment_id"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -212,3 +212,35 @@ async fn a_new_promised_delivery_date_moves_the_eta_with_the_status_word_unchang
     assert_eq!(f["status"], "in_transit");
     app.stop().await;
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn an_unknown_entity_type_or_a_return_without_its_own_reference_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut sideways = sample("carriyo", "shipment_return_delivered");
+    sideways["entity_type"] = json!("SIDEWAYS");
+    let mut anonymous = sample("carriyo", "shipment_return_delivered");
+    anonymous["references"]
+        .as_object_mut()
+        .unwrap()
+        .remove("partner_shipment_reference");
+    anonymous.as_object_mut().unwrap().remove("shipment_id");
+    let cases: [(&Value, &[&str]); 2] = [
+        (&sideways, &["entity_type", "SIDEWAYS"]),
+        (&anonymous, &["partner_shipment_reference", "shipment_id"]),
+    ];
+    for (body, named) in cases {
+        let response = app
+            .post_carriyo_webhook(&CarriyoDelivery::webhook(body))
+            .await;
+        assert_eq!(response.status(), 400, "{named:?}");
+        // The whole answer, whatever shape Carriyo's errors take.
+        let answer = response.text().await.unwrap();
+        for part in named {
+            assert!(answer.contains(part), "{answer} should name {part}");
+        }
+    }
+    assert_eq!(app.stats("carriyo").await["accepted"], 0, "nothing stored");
+    assert_eq!(app.fulfillment("acme", ORDER, ORDER).await, None);
+    app.stop().await;
+}
