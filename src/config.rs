@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer};
 
+use crate::canonical::Direction;
 use crate::domain::{SigningSecret, Trigger};
 
 /// The default configuration, every key commented.
@@ -246,6 +247,10 @@ pub struct DeliverySettings {
 pub struct AutomationSettings {
     pub name: String,
     pub on: Vec<Trigger>,
+    /// Only fulfillments going these ways: `forward` unless the rule lists
+    /// `directions`, so a return's `delivered` (back at the warehouse)
+    /// tells no customer their parcel arrived.
+    pub directions: Vec<Direction>,
     /// Only these stores' fulfillments; empty for every store.
     pub stores: Vec<String>,
     pub url: Url,
@@ -261,6 +266,7 @@ impl fmt::Debug for AutomationSettings {
         f.debug_struct("AutomationSettings")
             .field("name", &self.name)
             .field("on", &self.on)
+            .field("directions", &self.directions)
             .field("stores", &self.stores)
             .field("url", &self.display_url())
             .field("bearer_token", &self.bearer_token)
@@ -275,6 +281,7 @@ impl fmt::Debug for AutomationSettings {
 struct AutomationToml {
     name: String,
     on: Vec<String>,
+    directions: Option<Vec<String>>,
     #[serde(default)]
     stores: Vec<String>,
     url: String,
@@ -304,6 +311,25 @@ impl TryFrom<AutomationToml> for AutomationSettings {
             .map(|word| word.parse::<Trigger>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| problem(format!("`on`: {e}")))?;
+        let directions = match raw.directions {
+            None => vec![Direction::Forward],
+            Some(words) if words.is_empty() => {
+                return Err(problem(
+                    "`directions` is empty; list forward and/or return, or leave it out for forward only"
+                        .into(),
+                ))
+            }
+            Some(words) => words
+                .iter()
+                .map(|word| {
+                    word.parse::<Direction>().map_err(|_| {
+                        problem(format!(
+                            "`directions`: '{word}' is neither forward nor return"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let url = Url::parse(&raw.url)
             .map_err(|e| problem(format!("`url` is not an absolute URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -327,6 +353,7 @@ impl TryFrom<AutomationToml> for AutomationSettings {
         Ok(Self {
             name,
             on,
+            directions,
             stores: raw.stores,
             url,
             bearer_token: raw.bearer_token,
@@ -819,11 +846,26 @@ mod tests {
             rule.on.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             ["delayed", "delivered"]
         );
+        assert_eq!(rule.directions, [Direction::Forward], "forward by default");
         assert_eq!(rule.url.as_str(), "https://u:pw123@hooks.example.com/x");
         let printed = format!("{s:?}");
         for secret in ["tok\"", SECRET, "pw123"] {
             assert!(!printed.contains(secret), "{printed}");
         }
+    }
+
+    #[test]
+    fn a_rule_may_fire_on_returns_too() {
+        let s = with_rules(
+            "[[automations]]\nname = \"returns\"\non = [\"delivered\"]\n\
+             directions = [\"forward\", \"return\"]\nurl = \"https://hooks.example.com/x\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.automations[0].directions,
+            [Direction::Forward, Direction::Return]
+        );
     }
 
     #[test]
@@ -853,6 +895,14 @@ mod tests {
             (
                 rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\nstores = [\"zeta\"]"),
                 "'zeta'",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\ndirections = [\"reverse\"]"),
+                "'reverse'",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\ndirections = []"),
+                "`directions` is empty",
             ),
         ];
         for (text, named) in cases {

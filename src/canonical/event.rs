@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::vocabulary::{AutomationEvent, ShipmentStatus};
+use super::vocabulary::{AutomationEvent, Direction, ShipmentStatus};
 
 /// Who sent an update; also picks the status map and the error shape.
 #[derive(
@@ -188,6 +188,8 @@ impl Location {
 pub struct Observation {
     pub provider: Provider,
     pub key: FulfillmentKey,
+    /// Which way the shipment travels; only Carriyo tells a return apart.
+    pub direction: Direction,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
     pub kind: EventKind,
@@ -222,6 +224,9 @@ pub struct CanonicalEvent {
     #[serde(with = "super::time::rfc3339")]
     pub received_at: DateTime<Utc>,
     pub key: FulfillmentKey,
+    /// Events logged before directions existed read back as forward.
+    #[serde(default)]
+    pub direction: Direction,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,6 +262,7 @@ impl CanonicalEvent {
             },
             received_at,
             key: obs.key,
+            direction: obs.direction,
             carrier: obs.carrier,
             tracking_number: obs.tracking_number,
             kind: obs.kind,
@@ -310,6 +316,7 @@ mod tests {
                 order_ref: "1".into(),
                 fulfillment_ref: "2".into(),
             },
+            direction: Direction::Forward,
             carrier: None,
             tracking_number: None,
             kind: EventKind::Status(ShipmentStatus::InTransit),
@@ -347,6 +354,16 @@ mod tests {
             let b = CanonicalEvent::from_observation(changed, now);
             assert_ne!(a.dedup_key.fingerprint, b.dedup_key.fingerprint);
         }
+    }
+
+    #[test]
+    fn an_event_logged_before_directions_existed_reads_back_as_forward() {
+        let e = CanonicalEvent::from_observation(observation(), Utc::now());
+        let mut old = serde_json::to_value(&e).unwrap();
+        old.as_object_mut().unwrap().remove("direction");
+        let read: CanonicalEvent = serde_json::from_value(old).unwrap();
+        assert_eq!(read.direction, Direction::Forward);
+        assert_eq!(read, e);
     }
 
     #[test]

@@ -8,4 +8,4 @@ mod vocabulary;
 pub use event::{
     CanonicalEvent, DedupKey, EventId, EventKind, FulfillmentKey, Location, Observation, Provider,
 };
-pub use vocabulary::{AutomationEvent, ShipmentStatus, UnknownWord};
+pub use vocabulary::{AutomationEvent, Direction, ShipmentStatus, UnknownWord};

@@ -120,6 +120,38 @@ pub const SAMPLES: &[Sample] = &[
     sample!(
         Carriyo,
         "carriyo",
+        "shipment_failed_delivery_attempt",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_promised_delivery_update",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_return_delivered",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_without_shipment_reference",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
         "shipment_status_update",
         Route::Delivery {
             path: "/orders/shipment-status-update"

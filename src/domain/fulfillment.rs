@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{
-    AutomationEvent, CanonicalEvent, EventId, EventKind, FulfillmentKey, Location, Provider,
-    ShipmentStatus,
+    AutomationEvent, CanonicalEvent, Direction, EventId, EventKind, FulfillmentKey, Location,
+    Provider, ShipmentStatus,
 };
 
 /// A line item shipped in a fulfillment (Redo's shape).
@@ -76,6 +76,10 @@ pub struct Retracted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fulfillment {
     pub key: FulfillmentKey,
+    /// A return once any of its events said so; a record written before
+    /// directions existed reads back as forward.
+    #[serde(default)]
+    pub direction: Direction,
     #[serde(with = "crate::canonical::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::canonical::time::rfc3339")]
@@ -182,6 +186,7 @@ impl Fulfillment {
     pub fn new(key: FulfillmentKey, now: DateTime<Utc>) -> Self {
         Self {
             key,
+            direction: Direction::Forward,
             created_at: now,
             updated_at: now,
             status: ShipmentStatus::Unknown,
@@ -213,6 +218,11 @@ impl Fulfillment {
         }
         self.applied.insert(event.id);
         self.updated_at = now;
+        // A shipment never changes direction: one return event is enough,
+        // and no later forward-shaped update undoes it.
+        if event.direction == Direction::Return {
+            self.direction = Direction::Return;
+        }
         let mut effects = match event.kind {
             EventKind::Retraction => Effects {
                 history: HistoryChange {
@@ -393,6 +403,7 @@ mod tests {
             Observation {
                 provider: Provider::Shopify,
                 key: key(),
+                direction: Direction::Forward,
                 carrier: None,
                 tracking_number: None,
                 kind,
@@ -605,6 +616,29 @@ mod tests {
         redelivered.id = EventId::new();
         assert_eq!(f.apply(&redelivered, Utc::now()), Applied::Withdrawn);
         assert_eq!(f.status, ShipmentStatus::InTransit);
+    }
+
+    #[test]
+    fn a_return_event_makes_the_fulfillment_a_return_for_good() {
+        let mut f = fresh();
+        assert_eq!(f.direction, Direction::Forward);
+        let mut back = status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z");
+        back.direction = Direction::Return;
+        f.apply(&back, Utc::now());
+        assert_eq!(f.direction, Direction::Return);
+        f.apply(
+            &status(ShipmentStatus::Delivered, "2026-11-20T12:00:00Z"),
+            Utc::now(),
+        );
+        assert_eq!(f.direction, Direction::Return);
+    }
+
+    #[test]
+    fn a_record_written_before_directions_existed_reads_back_as_forward() {
+        let mut old = serde_json::to_value(fresh()).unwrap();
+        old.as_object_mut().unwrap().remove("direction");
+        let read: Fulfillment = serde_json::from_value(old).unwrap();
+        assert_eq!(read.direction, Direction::Forward);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema}
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::canonical::{Location, Provider};
+use crate::canonical::{Direction, Location, Provider};
 use crate::domain::{EntryKind, Fulfillment, HistoryEntry, LineItem};
 
 /// Redo's `fulfillment` object.
@@ -38,6 +38,9 @@ pub struct OpsFields {
     pub store: String,
     pub order_id: String,
     pub updated_at: String,
+    /// `forward`, or `return` for a customer's return; not in Redo's
+    /// shape, whose schema allows no other keys.
+    pub direction: Direction,
 }
 
 /// One `trackingHistory` entry.
@@ -149,6 +152,7 @@ impl FulfillmentView {
                 store: f.key.store.clone(),
                 order_id: f.key.order_ref.clone(),
                 updated_at: timestamp(f.updated_at),
+                direction: f.direction,
             }),
         }
     }

@@ -10,7 +10,7 @@ use super::status_map::StatusMap;
 use super::{
     header, known, parse_eta, parse_json, parse_optional_time, required_header, verify, Rejection,
 };
-use crate::canonical::{EventKind, FulfillmentKey, Location, Observation, Provider};
+use crate::canonical::{Direction, EventKind, FulfillmentKey, Location, Observation, Provider};
 use crate::config::Secret;
 
 pub const HMAC_HEADER: &str = "X-Shopify-Hmac-Sha256";
@@ -284,6 +284,7 @@ fn blank(store: &str, order_id: u64, fulfillment_id: u64, kind: EventKind) -> Ob
     Observation {
         provider: Provider::Shopify,
         key: fulfillment_key(store, order_id, fulfillment_id),
+        direction: Direction::Forward,
         carrier: None,
         tracking_number: None,
         kind,
