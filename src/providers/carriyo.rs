@@ -1,23 +1,24 @@
 //! Carriyo: shipment webhooks and the body of `POST
 //! /orders/shipment-status-update`, both the shipment object with no
-//! wrapper. Authenticated with a static `x-api-key`; the tenant comes from
-//! the `tenant-id` header or the shipment's own `tenant`.
+//! wrapper. Authenticated as [`super::carriyo_auth`] says; the tenant comes
+//! from the `tenant-id` header or the shipment's own `tenant`.
 
 use std::fmt;
 
 use actix_web::http::header::HeaderMap;
+use chrono_tz::Tz;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
-    header, known, parse_eta, parse_json, parse_optional_time, required_header, verify, Rejection,
+    header, known, parse_json, parse_local_eta, parse_optional_local_time, required_header,
+    Rejection,
 };
 use crate::canonical::{FulfillmentKey, Observation, Provider};
-use crate::config::CarriyoSettings;
 
-/// The static key the merchant configures Carriyo to send.
-pub const API_KEY_HEADER: &str = "x-api-key";
+/// The header Carriyo's key comes in unless the store names another.
+pub use crate::config::DEFAULT_CARRIYO_KEY_HEADER as API_KEY_HEADER;
 /// Names the tenant, and so the store; required on the order endpoint.
 pub const TENANT_HEADER: &str = "tenant-id";
 /// Carriyo's idempotency key: the same on every retry of one webhook.
@@ -26,15 +27,10 @@ pub const EVENT_ID_HEADER: &str = "event-id";
 /// The status map table for `post_shipping_info.status` words.
 const SHIPMENT_WORDS: &str = "shipment";
 
-/// The key a request presents; Carriyo wants a 4xx without it so that it
-/// does not retry a delivery that can never be accepted.
-pub fn api_key(headers: &HeaderMap) -> Result<&str, Rejection> {
-    required_header(headers, API_KEY_HEADER, Rejection::Unauthorized)
-}
-
-/// The `tenant-id` header, which the order endpoint requires.
+/// The `tenant-id` header, which the order endpoint requires; Carriyo
+/// answers a missing one 403.
 pub fn tenant_header(headers: &HeaderMap) -> Result<&str, Rejection> {
-    required_header(headers, TENANT_HEADER, Rejection::Unauthorized)
+    required_header(headers, TENANT_HEADER, Rejection::Forbidden)
 }
 
 /// Which tenant a webhook names, and where it named it, so that an unknown
@@ -87,19 +83,6 @@ pub fn webhook_tenant<'a>(
         .map(Tenant::Body))
 }
 
-/// Checks the presented key against every key of the tenant's store, so
-/// that one store's key never opens another's.
-pub fn verify_key(presented: &str, store: &CarriyoSettings) -> Result<(), Rejection> {
-    if verify::secret_matches(&store.api_keys, presented) {
-        Ok(())
-    } else {
-        Err(Rejection::Unauthorized(format!(
-            "header {API_KEY_HEADER} is not an API key of tenant '{}'",
-            store.tenant_id
-        )))
-    }
-}
-
 /// The parts of Carriyo's shipment object shipgate reads; everything but
 /// the order reference and the status may be absent.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -140,8 +123,10 @@ pub struct PostShippingInfo {
 /// Turns an authenticated shipment into an observation for `store`. The
 /// status word is the body's `post_shipping_info.status`, never the
 /// `trigger` header, which may name a metadata change instead of a status.
+/// Times without an offset are read in the store's `zone`.
 pub fn parse_shipment(
     store: &str,
+    zone: Tz,
     map: &StatusMap,
     headers: &HeaderMap,
     body: &[u8],
@@ -154,8 +139,9 @@ pub fn parse_shipment(
         known(shipment.references.partner_shipment_reference).unwrap_or_else(|| order_ref.clone());
     let status = known(Some(shipment.post_shipping_info.status))
         .ok_or_else(|| Rejection::Invalid("field `post_shipping_info.status` is empty".into()))?;
-    let occurred_at = parse_optional_time("update_date", shipment.update_date.as_deref())?;
-    let estimated_delivery = parse_eta(
+    let occurred_at =
+        parse_optional_local_time("update_date", shipment.update_date.as_deref(), zone)?;
+    let estimated_delivery = parse_local_eta(
         "promised_delivery_date",
         shipment.promised_delivery_date.as_deref(),
     )?;
@@ -223,6 +209,7 @@ mod tests {
         ]);
         let obs = parse_shipment(
             "acme",
+            Tz::UTC,
             &maps.carriyo,
             &h,
             &sample("carriyo", "shipment_in_transit.json"),
@@ -245,7 +232,7 @@ mod tests {
     fn a_minimal_shipment_defaults_its_reference_and_dedups_by_content() {
         let maps = StatusMaps::load(None).unwrap();
         let body = br#"{"references":{"partner_order_reference":"O-1"},"post_shipping_info":{"status":"booked"}}"#;
-        let obs = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap();
+        let obs = parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap();
         assert_eq!(obs.key.fulfillment_ref, "O-1");
         assert_eq!(obs.kind, EventKind::Status(ShipmentStatus::PreTransit));
         assert_eq!(
@@ -259,6 +246,7 @@ mod tests {
         let maps = StatusMaps::load(None).unwrap();
         let obs = parse_shipment(
             "acme",
+            Tz::UTC,
             &maps.carriyo,
             &HeaderMap::new(),
             &sample("carriyo", "shipment_delivered.json"),
@@ -291,7 +279,8 @@ mod tests {
     fn empty_references_and_statuses_are_named() {
         let maps = StatusMaps::load(None).unwrap();
         let body = br#"{"references":{"partner_order_reference":" "},"post_shipping_info":{"status":"booked"}}"#;
-        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
         assert!(
             err.to_string()
                 .contains("references.partner_order_reference"),
@@ -299,7 +288,8 @@ mod tests {
         );
         let body =
             br#"{"references":{"partner_order_reference":"O"},"post_shipping_info":{"status":""}}"#;
-        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
         assert!(
             err.to_string().contains("post_shipping_info.status"),
             "{err}"
