@@ -7,6 +7,7 @@
 
 mod automations;
 mod carriyo;
+mod carriyo_edge;
 #[path = "../helpers/mod.rs"]
 mod helpers;
 mod openapi;
