@@ -321,9 +321,9 @@ impl TryFrom<CarriyoToml> for CarriyoSettings {
             },
             ["basic_auth"] => {
                 if let Some(bad) = raw.basic_auth.iter().position(|s| {
-                    !s.expose()
+                    s.expose()
                         .split_once(':')
-                        .is_some_and(|(user, _)| !user.is_empty())
+                        .is_none_or(|(user, _)| user.is_empty())
                 }) {
                     return Err(format!(
                         "`basic_auth` entry {bad} is not of the form user:password"
@@ -929,7 +929,8 @@ mod tests {
         assert!(matches!(bearer.auth, CarriyoAuth::Bearer(_)));
         let basic = store(&[("SHIPGATE__STORES__NORTH__CARRIYO__BASIC_AUTH", "u:p")]).unwrap();
         assert!(matches!(basic.auth, CarriyoAuth::Basic(_)));
-        let cases: [(&[(&str, &str)], &[&str]); 6] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: [Case; 6] = [
             (
                 &[
                     ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEYS", "k1"),

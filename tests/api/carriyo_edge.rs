@@ -173,6 +173,17 @@ async fn each_store_authenticates_carriyo_in_its_own_scheme(backend: Backend) {
     app.stop().await;
 }
 
+/// A refused request: what it is, its path, body and headers, and the
+/// status and words its answer must have.
+type Refusal<'a> = (
+    &'a str,
+    &'a str,
+    &'a Value,
+    Vec<(&'a str, &'a str)>,
+    u16,
+    Vec<&'a str>,
+);
+
 #[apply(backends)]
 #[tokio::test]
 async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Backend) {
@@ -186,7 +197,7 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
     let mut nobody = shipment_of("ACME", "S-NOBODY");
     nobody.as_object_mut().unwrap().remove("tenant");
     let wrong_basic = basic("carriyo:not-it");
-    let cases: Vec<(&str, &str, &Value, Vec<(&str, &str)>, u16, Vec<&str>)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "wrong x-api-key",
             webhook,
