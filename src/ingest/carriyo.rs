@@ -30,7 +30,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     tag = "carriyo",
     summary = "Receive a Carriyo shipment webhook",
     description = "The body is Carriyo's shipment object. The tenant is the tenant-id header, else the \
-        shipment's `tenant`, else the one whose key was sent. Recorded and answered at once; applied \
+        shipment's `tenant`, else the one whose credentials were sent. Recorded and answered at once; applied \
         asynchronously. A repeat (same event-id, or same content) gets the same 200.",
     params(
         ("tenant-id" = Option<String>, Header, description = "The Carriyo tenant; optional here"),
