@@ -152,6 +152,14 @@ pub const SAMPLES: &[Sample] = &[
     sample!(
         Carriyo,
         "carriyo",
+        "shipment_local_time",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
         "shipment_status_update",
         Route::Delivery {
             path: "/orders/shipment-status-update"

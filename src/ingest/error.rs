@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -20,6 +21,8 @@ use crate::storage::{Outcome, StorageError};
 pub enum IngestError {
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -38,6 +41,7 @@ impl From<Rejection> for IngestError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::Unauthorized(m) => Self::Unauthorized(m),
+            Rejection::Forbidden(m) => Self::Forbidden(m),
             Rejection::Invalid(m) => Self::Invalid(m),
         }
     }
@@ -48,6 +52,7 @@ impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -63,7 +68,7 @@ impl IngestError {
     /// delivery).
     fn outcome(&self) -> Option<Outcome> {
         match self {
-            Self::Unauthorized(_) => Some(Outcome::Unauthorized),
+            Self::Unauthorized(_) | Self::Forbidden(_) => Some(Outcome::Unauthorized),
             Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_) => {
                 Some(Outcome::Invalid)
             }
@@ -103,34 +108,42 @@ impl ErrorBody for ShopifyErrorBody {
     }
 }
 
-/// Carriyo's error body: `{"errors": [{"code": ..., "message": ...}]}`.
+/// Carriyo's error body, as its API answers errors
+/// (https://carriyo.com/docs/api/conventions/): `{"status": "403",
+/// "timestamp": "2025-11-03T09:15:00.000+00:00", "errors": ["..."]}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CarriyoErrorBody {
-    pub errors: Vec<CarriyoErrorDetail>,
+    /// The HTTP status code, as a string.
+    #[schema(example = "403")]
+    pub status: String,
+    /// When the error was answered, with its offset as Carriyo writes it.
+    #[schema(example = "2025-11-03T09:15:00.000+00:00")]
+    pub timestamp: String,
+    /// What is wrong, in words naming the header, field or value.
+    pub errors: Vec<String>,
     /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
     #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub request_id: Option<RequestId>,
 }
 
-/// One error of a Carriyo error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CarriyoErrorDetail {
-    /// The HTTP status's reason phrase, such as `Bad Request`.
-    pub code: String,
-    pub message: String,
-}
-
 impl ErrorBody for CarriyoErrorBody {
     const PROVIDER: Provider = Provider::Carriyo;
 
     fn new(status: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
-        let code = status.canonical_reason().unwrap_or("error").to_owned();
         Self {
-            errors: vec![CarriyoErrorDetail { code, message }],
+            status: status.as_u16().to_string(),
+            timestamp: carriyo_timestamp(Utc::now()),
+            errors: vec![message],
             request_id,
         }
     }
+}
+
+/// A time as Carriyo's API answers it: `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`,
+/// written with `+00:00` as its example shows.
+pub fn carriyo_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string()
 }
 
 /// Redo's error body: `{"error": "message"}`.

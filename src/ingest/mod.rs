@@ -10,7 +10,7 @@ mod shopify;
 mod stores;
 
 pub use error::{
-    CarriyoError, CarriyoErrorBody, CarriyoErrorDetail, ErrorBody, IngestError, ProviderError,
+    carriyo_timestamp, CarriyoError, CarriyoErrorBody, ErrorBody, IngestError, ProviderError,
     RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody,
 };
 pub use stores::{StoreDirectory, StoreRef};

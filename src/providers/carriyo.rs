@@ -1,23 +1,24 @@
 //! Carriyo: shipment webhooks and the body of `POST
 //! /orders/shipment-status-update`, both the shipment object with no
-//! wrapper. Authenticated with a static `x-api-key`; the tenant comes from
-//! the `tenant-id` header or the shipment's own `tenant`.
+//! wrapper. Authenticated as [`super::carriyo_auth`] says; the tenant comes
+//! from the `tenant-id` header or the shipment's own `tenant`.
 
 use std::fmt;
 
 use actix_web::http::header::HeaderMap;
+use chrono_tz::Tz;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
-    header, known, parse_eta, parse_json, parse_optional_time, required_header, verify, Rejection,
+    header, known, parse_json, parse_local_eta, parse_optional_local_time, required_header,
+    Rejection,
 };
 use crate::canonical::{Direction, FulfillmentKey, Observation, Provider};
-use crate::config::CarriyoSettings;
 
-/// The static key the merchant configures Carriyo to send.
-pub const API_KEY_HEADER: &str = "x-api-key";
+/// The header Carriyo's key comes in unless the store names another.
+pub use crate::config::DEFAULT_CARRIYO_KEY_HEADER as API_KEY_HEADER;
 /// Names the tenant, and so the store; required on the order endpoint.
 pub const TENANT_HEADER: &str = "tenant-id";
 /// Carriyo's idempotency key: the same on every retry of one webhook.
@@ -26,15 +27,10 @@ pub const EVENT_ID_HEADER: &str = "event-id";
 /// The status map table for `post_shipping_info.status` words.
 const SHIPMENT_WORDS: &str = "shipment";
 
-/// The key a request presents; Carriyo wants a 4xx without it so that it
-/// does not retry a delivery that can never be accepted.
-pub fn api_key(headers: &HeaderMap) -> Result<&str, Rejection> {
-    required_header(headers, API_KEY_HEADER, Rejection::Unauthorized)
-}
-
-/// The `tenant-id` header, which the order endpoint requires.
+/// The `tenant-id` header, which the order endpoint requires; Carriyo
+/// answers a missing one 403.
 pub fn tenant_header(headers: &HeaderMap) -> Result<&str, Rejection> {
-    required_header(headers, TENANT_HEADER, Rejection::Unauthorized)
+    required_header(headers, TENANT_HEADER, Rejection::Forbidden)
 }
 
 /// Which tenant a webhook names, and where it named it, so that an unknown
@@ -85,19 +81,6 @@ pub fn webhook_tenant<'a>(
         .ok()
         .and_then(|s| known(s.tenant))
         .map(Tenant::Body))
-}
-
-/// Checks the presented key against every key of the tenant's store, so
-/// that one store's key never opens another's.
-pub fn verify_key(presented: &str, store: &CarriyoSettings) -> Result<(), Rejection> {
-    if verify::secret_matches(&store.api_keys, presented) {
-        Ok(())
-    } else {
-        Err(Rejection::Unauthorized(format!(
-            "header {API_KEY_HEADER} is not an API key of tenant '{}'",
-            store.tenant_id
-        )))
-    }
 }
 
 /// The parts of Carriyo's shipment object shipgate reads; everything but
@@ -190,8 +173,10 @@ impl PostShippingInfo {
 /// Turns an authenticated shipment into an observation for `store`. The
 /// status word is the body's `post_shipping_info.status`, never the
 /// `trigger` header, which may name a metadata change instead of a status.
+/// Times without an offset are read in the store's `zone`.
 pub fn parse_shipment(
     store: &str,
+    zone: Tz,
     map: &StatusMap,
     headers: &HeaderMap,
     body: &[u8],
@@ -218,8 +203,9 @@ pub fn parse_shipment(
     let status = known(Some(info.status.clone()))
         .ok_or_else(|| Rejection::Invalid("field `post_shipping_info.status` is empty".into()))?;
     let message = info.reason();
-    let occurred_at = parse_optional_time("update_date", shipment.update_date.as_deref())?;
-    let estimated_delivery = parse_eta(
+    let occurred_at =
+        parse_optional_local_time("update_date", shipment.update_date.as_deref(), zone)?;
+    let estimated_delivery = parse_local_eta(
         "promised_delivery_date",
         shipment.promised_delivery_date.as_deref(),
     )?;
@@ -309,6 +295,7 @@ mod tests {
         ]);
         let obs = parse_shipment(
             "acme",
+            Tz::UTC,
             &maps.carriyo,
             &h,
             &sample("carriyo", "shipment_in_transit.json"),
@@ -331,7 +318,7 @@ mod tests {
     fn a_minimal_shipment_defaults_its_reference_and_dedups_by_content() {
         let maps = StatusMaps::load(None).unwrap();
         let body = br#"{"references":{"partner_order_reference":"O-1"},"post_shipping_info":{"status":"booked"}}"#;
-        let obs = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap();
+        let obs = parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap();
         assert_eq!(obs.key.fulfillment_ref, "O-1");
         assert_eq!(obs.kind, EventKind::Status(ShipmentStatus::PreTransit));
         assert_eq!(
@@ -345,6 +332,7 @@ mod tests {
         let maps = StatusMaps::load(None).unwrap();
         let obs = parse_shipment(
             "acme",
+            Tz::UTC,
             &maps.carriyo,
             &HeaderMap::new(),
             &sample("carriyo", "shipment_delivered.json"),
@@ -356,6 +344,7 @@ mod tests {
         );
         let moved = parse_shipment(
             "acme",
+            Tz::UTC,
             &maps.carriyo,
             &HeaderMap::new(),
             &sample("carriyo", "shipment_promised_delivery_update.json"),
@@ -368,6 +357,7 @@ mod tests {
         let maps = StatusMaps::load(None).unwrap();
         parse_shipment(
             "acme",
+            Tz::UTC,
             &maps.carriyo,
             &HeaderMap::new(),
             &sample("carriyo", name),
@@ -387,7 +377,8 @@ mod tests {
         );
         let maps = StatusMaps::load(None).unwrap();
         let no_type = br#"{"references":{"partner_order_reference":"O"},"post_shipping_info":{"status":"booked"}}"#;
-        let obs = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), no_type).unwrap();
+        let obs =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), no_type).unwrap();
         assert_eq!(obs.direction, Direction::Forward, "Carriyo's default");
     }
 
@@ -395,7 +386,8 @@ mod tests {
     fn a_return_with_no_reference_of_its_own_is_refused() {
         let maps = StatusMaps::load(None).unwrap();
         let body = br#"{"entity_type":"REVERSE","references":{"partner_order_reference":"O"},"post_shipping_info":{"status":"booked"}}"#;
-        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
         assert!(
             err.to_string().contains("partner_shipment_reference")
                 && err.to_string().contains("shipment_id"),
@@ -407,7 +399,8 @@ mod tests {
     fn an_unknown_entity_type_is_refused_by_name() {
         let maps = StatusMaps::load(None).unwrap();
         let body = br#"{"entity_type":"SIDEWAYS","references":{"partner_order_reference":"O"},"post_shipping_info":{"status":"booked"}}"#;
-        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
         assert!(err.to_string().contains("entity_type"), "{err}");
     }
 
@@ -461,7 +454,8 @@ mod tests {
     fn empty_references_and_statuses_are_named() {
         let maps = StatusMaps::load(None).unwrap();
         let body = br#"{"references":{"partner_order_reference":" "},"post_shipping_info":{"status":"booked"}}"#;
-        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
         assert!(
             err.to_string()
                 .contains("references.partner_order_reference"),
@@ -469,7 +463,8 @@ mod tests {
         );
         let body =
             br#"{"references":{"partner_order_reference":"O"},"post_shipping_info":{"status":""}}"#;
-        let err = parse_shipment("acme", &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
+        let err =
+            parse_shipment("acme", Tz::UTC, &maps.carriyo, &HeaderMap::new(), body).unwrap_err();
         assert!(
             err.to_string().contains("post_shipping_info.status"),
             "{err}"

@@ -377,6 +377,24 @@ impl Orders for MemoryStorage {
             .and_then(|ours| state.orders.get(&(store.to_owned(), ours.clone())))
             .cloned())
     }
+
+    async fn delete_order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
+        let mut state = self.state();
+        let Some(ours) = state
+            .order_ids
+            .get(&(store.to_owned(), id.to_owned()))
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let order = state.orders.remove(&(store.to_owned(), ours));
+        if let Some(order) = &order {
+            for id in [&order.id, &order.external_id] {
+                state.order_ids.remove(&(store.to_owned(), id.clone()));
+            }
+        }
+        Ok(order)
+    }
 }
 
 #[async_trait]

@@ -285,6 +285,12 @@ pub trait Orders: Send + Sync {
 
     /// An order by our id or the client's.
     async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
+
+    /// Deletes the order our id or the client's names, under both ids, in
+    /// one atomic step, and answers what it was; `None` when no order has
+    /// that id. Its fulfillments stay: they hold the tracking news accepted
+    /// for the order's reference, from whichever provider sent it.
+    async fn delete_order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
 }
 
 /// Numbers handed out in order, for ids a client expects to be numeric

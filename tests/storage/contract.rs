@@ -361,6 +361,39 @@ async fn an_order_is_found_by_either_id_and_neither_id_is_taken_twice(backend: B
 
 #[apply(backends)]
 #[tokio::test]
+async fn an_order_is_deleted_under_both_ids_once_and_may_be_created_again(backend: Backend) {
+    let storage = small_storage(backend).await;
+    let order = Order {
+        store: "acme".into(),
+        id: "ord_1".into(),
+        external_id: "R-1".into(),
+        created_at: Utc::now(),
+        body: serde_json::json!({"orderId": "R-1"}),
+    };
+    assert!(storage.create_order(&order).await.unwrap());
+    assert_eq!(storage.delete_order("beta", "R-1").await.unwrap(), None);
+    assert_eq!(
+        storage.delete_order("acme", "R-1").await.unwrap(),
+        Some(order.clone())
+    );
+    for id in ["ord_1", "R-1"] {
+        assert_eq!(storage.order("acme", id).await.unwrap(), None);
+        assert_eq!(storage.delete_order("acme", id).await.unwrap(), None);
+    }
+    let again = Order {
+        id: "ord_2".into(),
+        ..order.clone()
+    };
+    assert!(storage.create_order(&again).await.unwrap());
+    assert_eq!(
+        storage.delete_order("acme", "ord_2").await.unwrap(),
+        Some(again)
+    );
+    assert_eq!(storage.order("acme", "R-1").await.unwrap(), None);
+}
+
+#[apply(backends)]
+#[tokio::test]
 async fn a_dead_workers_partitions_are_taken_once_its_lease_expires(backend: Backend) {
     let storage = small_storage(backend).await;
     // Long enough that the heir's first try always comes within it.
