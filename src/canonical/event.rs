@@ -238,6 +238,18 @@ pub struct CanonicalEvent {
     pub location: Option<Location>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// The provider API version the delivery was written in (Shopify's
+    /// `X-Shopify-API-Version`), so ops can see which version a shop sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The estimated delivery as a time, when the provider gave one and
+    /// not only a date, to answer it back as the provider wrote it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::time::rfc3339_option"
+    )]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
 }
 
 impl CanonicalEvent {
@@ -266,6 +278,8 @@ impl CanonicalEvent {
             estimated_delivery: obs.estimated_delivery,
             location: obs.location,
             source_id: obs.source_id,
+            api_version: None,
+            estimated_delivery_at: None,
         }
     }
 }
