@@ -145,10 +145,12 @@ async fn record_update(state: &AppState, update: adapter::Update) -> Result<Reco
         observation,
         api_version,
         estimated_delivery_at,
+        pairing,
     } = update;
     let mut event = CanonicalEvent::from_observation(observation, Utc::now());
     event.api_version = api_version.map(|v| v.to_string());
     event.estimated_delivery_at = estimated_delivery_at;
+    event.dedup_key.pairing = pairing;
     record_event(state, event).await
 }
 

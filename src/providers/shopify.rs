@@ -16,7 +16,7 @@ use super::status_map::StatusMap;
 use super::{
     header, known, parse_eta, parse_json, parse_optional_time, parse_time, verify, Rejection,
 };
-use crate::canonical::{EventKind, FulfillmentKey, Location, Observation, Provider};
+use crate::canonical::{EventKind, FulfillmentKey, Location, Observation, Pairing, Provider};
 use crate::config::Secret;
 
 pub const HMAC_HEADER: &str = "X-Shopify-Hmac-Sha256";
@@ -380,6 +380,9 @@ pub struct Update {
     pub api_version: Option<ApiVersion>,
     /// `estimated_delivery_at` when it is a time, not only a date.
     pub estimated_delivery_at: Option<DateTime<Utc>>,
+    /// How the delivery pairs with the other topic's telling of the same
+    /// shipment change (see [`pairing`]).
+    pub pairing: Pairing,
 }
 
 /// Turns a verified webhook into an observation for `store`, or says that
@@ -407,9 +410,9 @@ pub fn parse_webhook(
             })
         })
         .transpose()?;
-    // The time of the shipment change the delivery reports, when the body
-    // gives it: what pairs a FulfillmentEvent with its Fulfillment update.
-    let mut change_at = None;
+    // The shipment change the delivery reports, at the time the body gives
+    // it: what pairs a FulfillmentEvent with its Fulfillment update.
+    let mut change = None;
     let mut estimated_delivery_at = None;
     let mut obs = match topic {
         Topic::FulfillmentEventCreate => {
@@ -420,7 +423,7 @@ pub fn parse_webhook(
             let (obs, eta_at) =
                 observe_event(store, map, order_id, fulfillment_id, id, event, |_, r| r)?;
             estimated_delivery_at = eta_at;
-            change_at = obs.occurred_at;
+            change = obs.occurred_at.map(|at| (Side::Event, at));
             obs
         }
         Topic::FulfillmentEventDelete => {
@@ -458,21 +461,21 @@ pub fn parse_webhook(
                 None => parse_optional_time("created_at", f.created_at.as_deref())?,
             };
             if reports_shipment {
-                change_at = obs.occurred_at;
+                change = obs.occurred_at.map(|at| (Side::Fulfillment, at));
             }
             obs
         }
     };
     obs.occurred_at = obs.occurred_at.or(triggered_at);
-    let change = change_at.and_then(|at| shipment_change_id(&obs, at));
-    obs.delivery_id = Some(match change {
-        Some(id) => id,
-        None => delivery_id(headers, topic, body_id(&obs, topic))?,
-    });
+    obs.delivery_id = Some(delivery_id(headers, topic, body_id(&obs, topic))?);
+    let pairing = change
+        .map(|(side, at)| pairing(&obs, side, at))
+        .unwrap_or_default();
     Ok(Webhook::Observed(Update {
         observation: obs,
         api_version,
         estimated_delivery_at,
+        pairing,
     }))
 }
 
@@ -495,23 +498,59 @@ fn is_status(kind: EventKind) -> bool {
     matches!(kind, EventKind::Status(_))
 }
 
+/// Which telling of a shipment change a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// `fulfillment_events/create`, at the event's `happened_at`.
+    Event,
+    /// `fulfillments/*` with a `shipment_status`, at the fulfillment's
+    /// `updated_at`.
+    Fulfillment,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Fulfillment => "fulfillment",
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Event => Self::Fulfillment,
+            Self::Fulfillment => Self::Event,
+        }
+    }
+}
+
 /// One shipment change reaches a shop subscribed to both
 /// `fulfillment_events/create` and `fulfillments/*` twice: as the event
 /// (at its `happened_at`) and as the fulfillment's new `shipment_status`
-/// (at its `updated_at`, seconds later). Both get this delivery id: the
-/// canonical word (the raw one when unmapped) and the UTC minute of the
-/// time. Storage claims delivery ids per fulfillment, atomically with the
-/// append, so whichever comes first is recorded and the other is a
-/// duplicate, on every backend and under any interleaving; a retry of
-/// either repeats its body, so it is caught too.
-fn shipment_change_id(obs: &Observation, at: DateTime<Utc>) -> Option<String> {
+/// (at its `updated_at`, seconds later). Each side marks the change, by
+/// its canonical word (the raw one when unmapped) and the UTC minute of
+/// its time, and watches the other side's marks of that minute and the
+/// two beside it: two tellings less than a minute apart always pair (at
+/// most two apart may). Storage checks the watched keys per fulfillment in
+/// the atomic step that claims and appends, so whichever comes first is
+/// recorded and the other is a duplicate, on every backend and however
+/// they interleave; two events (or two updates) never pair with each
+/// other, so distinct scans of one minute are all kept.
+fn pairing(obs: &Observation, side: Side, at: DateTime<Utc>) -> Pairing {
     let word = match obs.kind {
         EventKind::Status(status) => format!("status:{}", status.as_str()),
         EventKind::Event(event) => format!("event:{}", event.as_str()),
         EventKind::Unmapped => format!("unmapped:{}", obs.raw_status),
-        EventKind::Details | EventKind::Retraction => return None,
+        EventKind::Details | EventKind::Retraction => return Pairing::default(),
     };
-    Some(format!("change:{word}:{}", at.format("%Y-%m-%dT%H:%MZ")))
+    let minute = at.timestamp().div_euclid(60);
+    let key = |side: Side, minute: i64| format!("pair:{}:{word}:{minute}", side.as_str());
+    Pairing {
+        mark: Some(key(side, minute)),
+        watch: (minute - 1..=minute + 1)
+            .map(|m| key(side.other(), m))
+            .collect(),
+    }
 }
 
 /// Turns a REST create request into an observation; `id` is the new
@@ -563,6 +602,7 @@ pub fn parse_rest_event(
         observation,
         api_version: Some(version),
         estimated_delivery_at,
+        pairing: Pairing::default(),
     })
 }
 
@@ -716,7 +756,7 @@ mod tests {
         assert!(obs.location.is_some());
         assert_eq!(
             obs.delivery_id.as_deref(),
-            Some("change:status:in_transit:2026-11-21T13:14Z")
+            Some("event:e-1:fulfillment_events/create")
         );
         assert_eq!(update.api_version, ApiVersion::parse("2025-10"));
         assert_eq!(
@@ -749,8 +789,9 @@ mod tests {
     }
 
     #[test]
-    fn without_a_time_the_event_id_then_the_webhook_id_then_the_resource_id_dedup() {
-        let body = br#"{"id":7,"fulfillment_id":2,"order_id":3,"status":"in_transit"}"#;
+    fn without_an_event_id_the_webhook_id_then_the_resource_id_dedup() {
+        let body = sample("shopify", "fulfillment_event_create.json");
+        let body = body.as_slice();
         let h = [
             (TOPIC_HEADER, "fulfillment_events/create"),
             (WEBHOOK_ID_HEADER, "w-9"),
@@ -761,7 +802,7 @@ mod tests {
         let obs = observed(parse(&h, body).unwrap()).observation;
         assert_eq!(
             obs.delivery_id.as_deref(),
-            Some("resource:fulfillment_events/create:7")
+            Some("resource:fulfillment_events/create:944956392")
         );
     }
 
@@ -798,18 +839,42 @@ mod tests {
     }
 
     #[test]
-    fn a_fulfillment_event_and_its_fulfillment_update_share_their_change_id() {
-        let event = br#"{"id":7,"fulfillment_id":2,"order_id":3,"status":"out_for_delivery","happened_at":"2026-11-23T07:45:05-05:00"}"#;
-        let h = [(TOPIC_HEADER, "fulfillment_events/create")];
-        let from_event = observed(parse(&h, event).unwrap()).observation;
-        let update = br#"{"id":2,"order_id":3,"status":"success","shipment_status":"out_for_delivery","updated_at":"2026-11-23T07:45:12-05:00"}"#;
-        let h = [(TOPIC_HEADER, "fulfillments/update")];
-        let from_update = observed(parse(&h, update).unwrap()).observation;
-        assert_eq!(from_event.delivery_id, from_update.delivery_id);
-        assert_eq!(
-            from_event.delivery_id.as_deref(),
-            Some("change:status:out_for_delivery:2026-11-23T12:45Z")
+    fn a_fulfillment_event_and_its_fulfillment_update_watch_each_others_marks() {
+        let event = |at: &str| {
+            let body = format!(
+                r#"{{"id":7,"fulfillment_id":2,"order_id":3,"status":"out_for_delivery","happened_at":"{at}"}}"#
+            );
+            let h = [(TOPIC_HEADER, "fulfillment_events/create")];
+            observed(parse(&h, body.as_bytes()).unwrap()).pairing
+        };
+        let update = |at: &str| {
+            let body = format!(
+                r#"{{"id":2,"order_id":3,"status":"success","shipment_status":"out_for_delivery","updated_at":"{at}"}}"#
+            );
+            let h = [(TOPIC_HEADER, "fulfillments/update")];
+            observed(parse(&h, body.as_bytes()).unwrap()).pairing
+        };
+        let pairs = |a: &Pairing, b: &Pairing| {
+            a.watch.contains(b.mark.as_ref().unwrap()) && b.watch.contains(a.mark.as_ref().unwrap())
+        };
+        let e = event("2026-11-23T07:45:05-05:00");
+        assert!(pairs(&e, &update("2026-11-23T07:45:12-05:00")));
+        assert!(
+            pairs(&e, &update("2026-11-23T07:44:59-05:00")),
+            "across a minute"
         );
+        assert!(
+            !pairs(&e, &update("2026-11-23T07:48:00-05:00")),
+            "minutes apart"
+        );
+        assert!(
+            !e.watch
+                .contains(event("2026-11-23T07:45:06-05:00").mark.as_ref().unwrap()),
+            "two events never pair"
+        );
+        let cancelled = br#"{"id":2,"order_id":3,"status":"cancelled","shipment_status":"in_transit","updated_at":"2026-11-23T07:45:12-05:00"}"#;
+        let h = [(TOPIC_HEADER, "fulfillments/update")];
+        assert!(observed(parse(&h, cancelled).unwrap()).pairing.is_empty());
     }
 
     #[test]
@@ -819,7 +884,6 @@ mod tests {
             observed(parse(&h, &sample("shopify", "fulfillment_create.json")).unwrap()).observation;
         assert_eq!(obs.kind, EventKind::Details);
         assert!(obs.carrier.is_some() && obs.tracking_number.is_some());
-        assert!(obs.delivery_id.unwrap().starts_with("resource:"));
         let h = [(TOPIC_HEADER, "fulfillments/update")];
         let obs =
             observed(parse(&h, &sample("shopify", "fulfillment_update.json")).unwrap()).observation;
@@ -840,7 +904,6 @@ mod tests {
             let obs = observed(parse(&h, body.as_bytes()).unwrap()).observation;
             assert_eq!(obs.kind, EventKind::Status(status), "{word}");
             assert_eq!(obs.raw_status, word);
-            assert!(!obs.delivery_id.unwrap().starts_with("change:"), "{word}");
         }
     }
 
