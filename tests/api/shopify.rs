@@ -751,12 +751,25 @@ async fn one_shipment_change_on_both_topics_is_one_entry_whichever_comes_first(b
     // The sample pair: one shipment change, seven seconds apart.
     assert_eq!(event["status"], update["shipment_status"]);
     assert_eq!(event["fulfillment_id"], update["id"]);
-    let pairs = [(FULFILLMENT, true), ("255858047", false)];
-    for (fulfillment, event_first) in pairs {
+    // The third pair falls either side of a minute boundary.
+    let pairs = [
+        (FULFILLMENT, true, None),
+        ("255858047", false, None),
+        (
+            "255858048",
+            true,
+            Some(("2026-11-23T07:44:58-05:00", "2026-11-23T07:45:03-05:00")),
+        ),
+    ];
+    for (fulfillment, event_first, times) in pairs {
         let mut event = event.clone();
         let mut update = update.clone();
         event["fulfillment_id"] = json!(fulfillment.parse::<u64>().unwrap());
         update["id"] = event["fulfillment_id"].clone();
+        if let Some((happened_at, updated_at)) = times {
+            event["happened_at"] = json!(happened_at);
+            update["updated_at"] = json!(updated_at);
+        }
         let event = ShopifyDelivery::new("fulfillment_events/create", &event);
         let update = ShopifyDelivery::new("fulfillments/update", &update);
         let (first, second) = if event_first {
@@ -770,16 +783,34 @@ async fn one_shipment_change_on_both_topics_is_one_entry_whichever_comes_first(b
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["duplicate"], true, "{answer}");
     }
+    // Two distinct events of one word in the same minute are both kept.
+    let mut second_scan = event.clone();
+    second_scan["id"] = json!(944956399);
+    second_scan["message"] = json!("Out for Delivery, second truck");
+    second_scan["happened_at"] = json!("2026-11-23T07:45:40-05:00");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new(
+            "fulfillment_events/create",
+            &second_scan,
+        ))
+        .await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["duplicate"], false, "{answer}");
     app.wait_until_applied().await;
-    for (fulfillment, _) in pairs {
+    for (fulfillment, _, _) in pairs {
         let f = app.fulfillment("acme", ORDER, fulfillment).await.unwrap();
-        assert_eq!(TestApp::history_words(&f), ["out_for_delivery"], "{f}");
+        let expected: &[&str] = if fulfillment == FULFILLMENT {
+            &["out_for_delivery", "out_for_delivery"]
+        } else {
+            &["out_for_delivery"]
+        };
+        assert_eq!(TestApp::history_words(&f), expected, "{f}");
         assert_eq!(f["status"], "out_for_delivery");
     }
     let stats = app.stats("shopify").await;
     assert_eq!(
         (stats["accepted"].as_u64(), stats["duplicate"].as_u64()),
-        (Some(2), Some(2))
+        (Some(4), Some(3))
     );
     app.stop().await;
 }
