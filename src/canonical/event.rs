@@ -207,12 +207,37 @@ pub struct Observation {
 }
 
 /// The two dedup layers: the delivery id when the sender gave one, and a
-/// fingerprint of the content that catches a resend under a new id.
+/// fingerprint of the content that catches a resend under a new id; and
+/// the pairing of one piece of news told by two kinds of delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DedupKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
     pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "Pairing::is_empty")]
+    pub pairing: Pairing,
+}
+
+/// One piece of news a provider tells twice, by two kinds of delivery
+/// (Shopify's FulfillmentEvent and the Fulfillment update it causes).
+/// Unlike the claimed keys, the two sides are apart: an event is a
+/// duplicate when one of its `watch` keys was marked, and `mark` is
+/// written once it is appended, so two deliveries of one kind that only
+/// mark the same key are both kept. Both are scoped to the fulfillment
+/// and checked in the same atomic step as the claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Pairing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+}
+
+impl Pairing {
+    /// No pairing: the event is deduplicated by its claims alone.
+    pub fn is_empty(&self) -> bool {
+        self.mark.is_none() && self.watch.is_empty()
+    }
 }
 
 /// One tracking update in the shape the whole gateway shares.
@@ -243,6 +268,18 @@ pub struct CanonicalEvent {
     pub location: Option<Location>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// The provider API version the delivery was written in (Shopify's
+    /// `X-Shopify-API-Version`), so ops can see which version a shop sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The estimated delivery as a time, when the provider gave one and
+    /// not only a date, to answer it back as the provider wrote it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::time::rfc3339_option"
+    )]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
 }
 
 impl CanonicalEvent {
@@ -259,6 +296,7 @@ impl CanonicalEvent {
             dedup_key: DedupKey {
                 delivery,
                 fingerprint,
+                pairing: Pairing::default(),
             },
             received_at,
             key: obs.key,
@@ -272,6 +310,8 @@ impl CanonicalEvent {
             estimated_delivery: obs.estimated_delivery,
             location: obs.location,
             source_id: obs.source_id,
+            api_version: None,
+            estimated_delivery_at: None,
         }
     }
 }

@@ -88,6 +88,46 @@ pub const SAMPLES: &[Sample] = &[
     sample!(
         Shopify,
         "shopify",
+        "fulfillment_event_out_for_delivery",
+        Route::ShopifyWebhook {
+            topic: "fulfillment_events/create"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "fulfillment_cancelled",
+        Route::ShopifyWebhook {
+            topic: "fulfillments/update"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "orders_create",
+        Route::ShopifyWebhook {
+            topic: "orders/create"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "app_uninstalled",
+        Route::ShopifyWebhook {
+            topic: "app/uninstalled"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "customers_redact",
+        Route::ShopifyWebhook {
+            topic: "customers/redact"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
         "fulfillment_event_delete",
         Route::ShopifyWebhook {
             topic: "fulfillment_events/delete"

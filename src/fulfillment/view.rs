@@ -67,6 +67,10 @@ pub struct HistoryOpsFields {
     pub raw_status: String,
     pub kind: EntryKind,
     pub stale: bool,
+    /// The provider API version the entry's delivery was written in
+    /// (Shopify's `X-Shopify-API-Version`), when it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
 }
 
 /// Redo's tracking location.
@@ -171,6 +175,7 @@ impl HistoryView {
                 raw_status: h.raw_status.clone(),
                 kind: h.kind,
                 stale: h.stale,
+                api_version: h.api_version.clone(),
             }),
         }
     }

@@ -1,6 +1,7 @@
 //! The ingest boundary's one error type, mapped to status codes in one
 //! place, and answered in the calling provider's own error shape.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -25,6 +26,9 @@ pub enum IngestError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+    /// A field the API refuses, answered 422 naming it.
+    #[error("field `{field}` {message}")]
+    Unprocessable { field: String, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -43,6 +47,7 @@ impl From<Rejection> for IngestError {
             Rejection::Unauthorized(m) => Self::Unauthorized(m),
             Rejection::Forbidden(m) => Self::Forbidden(m),
             Rejection::Invalid(m) => Self::Invalid(m),
+            Rejection::Unprocessable { field, message } => Self::Unprocessable { field, message },
         }
     }
 }
@@ -54,6 +59,7 @@ impl IngestError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,9 +75,10 @@ impl IngestError {
     fn outcome(&self) -> Option<Outcome> {
         match self {
             Self::Unauthorized(_) | Self::Forbidden(_) => Some(Outcome::Unauthorized),
-            Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_) => {
-                Some(Outcome::Invalid)
-            }
+            Self::Invalid(_)
+            | Self::Unprocessable { .. }
+            | Self::TooLarge { .. }
+            | Self::UnsupportedMediaType(_) => Some(Outcome::Invalid),
             Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
@@ -85,12 +92,27 @@ pub trait ErrorBody: Serialize + 'static {
 
     /// The body of an error answered with `status`.
     fn new(status: StatusCode, message: String, request_id: Option<RequestId>) -> Self;
+
+    /// The body of a 422 refusing field `field`; in words, unless the
+    /// provider has a shape for it.
+    fn unprocessable(field: &str, message: &str, request_id: Option<RequestId>) -> Self
+    where
+        Self: Sized,
+    {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("field `{field}` {message}"),
+            request_id,
+        )
+    }
 }
 
-/// Shopify's error body: `{"errors": "message"}`.
+/// Shopify's error body: `{"errors": "message"}`, or for a 422 the
+/// fields at fault, each with its messages:
+/// `{"errors": {"status": ["is not included in the list"]}}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShopifyErrorBody {
-    pub errors: String,
+    pub errors: ShopifyErrors,
     /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
     #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -102,10 +124,27 @@ impl ErrorBody for ShopifyErrorBody {
 
     fn new(_: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
         Self {
-            errors: message,
+            errors: ShopifyErrors::Message(message),
             request_id,
         }
     }
+
+    fn unprocessable(field: &str, message: &str, request_id: Option<RequestId>) -> Self {
+        let fields = BTreeMap::from([(field.to_owned(), vec![message.to_owned()])]);
+        Self {
+            errors: ShopifyErrors::Fields(fields),
+            request_id,
+        }
+    }
+}
+
+/// What Shopify's `errors` holds: a message, or messages per field (its
+/// REST API's validation errors, answered 422).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ShopifyErrors {
+    Message(String),
+    Fields(BTreeMap<String, Vec<String>>),
 }
 
 /// Carriyo's error body, as its API answers errors
@@ -208,7 +247,13 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
-        let body = B::new(status, self.error.to_string(), RequestId::current());
+        let request_id = RequestId::current();
+        let body = match &self.error {
+            IngestError::Unprocessable { field, message } => {
+                B::unprocessable(field, message, request_id)
+            }
+            error => B::new(status, error.to_string(), request_id),
+        };
         let mut response = response.json(body);
         response.extensions_mut().insert(Refusal {
             provider: B::PROVIDER,

@@ -32,6 +32,11 @@ pub enum Rejection {
     /// A body or header that cannot be understood: 400, nothing stored.
     #[error("{0}")]
     Invalid(String),
+    /// A well-formed request whose field `field` an API refuses, as
+    /// Shopify's REST API does: 422 with the field and `message`
+    /// (Shopify's words first, such as "can't be blank").
+    #[error("field `{field}` {message}")]
+    Unprocessable { field: String, message: String },
 }
 
 /// A header's value, or why it cannot be used.

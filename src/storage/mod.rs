@@ -126,16 +126,21 @@ pub enum Outcome {
     Unauthorized,
     Invalid,
     Unmapped,
+    /// A verified delivery the gateway has no use for (a Shopify topic it
+    /// does not take): answered 200 so the provider keeps its
+    /// subscription, and recorded nowhere else.
+    Ignored,
 }
 
 impl Outcome {
     /// Every outcome, in the order stats list them.
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Self::Accepted,
         Self::Duplicate,
         Self::Unauthorized,
         Self::Invalid,
         Self::Unmapped,
+        Self::Ignored,
     ];
 
     /// The outcome's name in stats and metrics.
@@ -146,6 +151,7 @@ impl Outcome {
             Self::Unauthorized => "unauthorized",
             Self::Invalid => "invalid",
             Self::Unmapped => "unmapped",
+            Self::Ignored => "ignored",
         }
     }
 }

@@ -48,6 +48,55 @@ async fn a_claim_is_taken_once_by_delivery_id_or_by_content(backend: Backend) {
     assert_eq!(recent[1..], [first]);
 }
 
+/// `event` with a pairing: `mark` written once it is appended, `watch`
+/// making it a duplicate of whichever event marked one of them.
+fn paired(mut event: CanonicalEvent, mark: &str, watch: &[&str]) -> CanonicalEvent {
+    event.dedup_key.pairing = Pairing {
+        mark: Some(mark.into()),
+        watch: watch.iter().map(|w| w.to_string()).collect(),
+    };
+    event
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_pairing_mark_makes_a_watcher_a_duplicate_but_two_markers_are_both_kept(
+    backend: Backend,
+) {
+    let storage = small_storage(backend).await;
+    let event_side = paired(event("f1", 0, Some("e1")), "pair:e:m", &["pair:u:m"]);
+    accept(&storage, &event_side).await;
+    // Another event of the same side marks the same key: not a duplicate.
+    accept(
+        &storage,
+        &paired(event("f1", 1, Some("e2")), "pair:e:m", &["pair:u:m"]),
+    )
+    .await;
+    let update_side = paired(event("f1", 2, Some("u1")), "pair:u:m", &["pair:e:m"]);
+    assert!(
+        matches!(
+            storage.claim_and_append(&update_side).await.unwrap(),
+            Claim::Duplicate { .. }
+        ),
+        "the update side watches the event side's mark"
+    );
+    // The duplicate claimed and marked nothing: its delivery id is free,
+    // and nothing watching its mark is refused.
+    accept(&storage, &event("f1", 3, Some("u1"))).await;
+    accept(
+        &storage,
+        &paired(event("f1", 4, Some("e3")), "pair:e:n", &["pair:u:m"]),
+    )
+    .await;
+    // Marks are per fulfillment.
+    accept(
+        &storage,
+        &paired(event("f2", 2, Some("u1")), "pair:u:m", &["pair:e:m"]),
+    )
+    .await;
+    assert_eq!(backlog_total(&storage).await, 5);
+}
+
 #[apply(backends)]
 #[tokio::test]
 async fn dedup_keys_expire_after_the_dedup_ttl(backend: Backend) {

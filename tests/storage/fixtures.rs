@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use rstest_reuse::{self, template};
 pub use shipgate::canonical::{
-    CanonicalEvent, Direction, EventKind, FulfillmentKey, Observation, Provider, ShipmentStatus,
+    CanonicalEvent, Direction, EventKind, FulfillmentKey, Observation, Pairing, Provider,
+    ShipmentStatus,
 };
 pub use shipgate::config::Settings;
 pub use shipgate::domain::{
