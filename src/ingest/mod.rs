@@ -107,11 +107,23 @@ impl Recorded {
     }
 }
 
+/// Completes an observation into an event received now; 400 naming the
+/// field when it is dated further ahead than `core.max_clock_skew`.
+pub fn admit(state: &AppState, observation: Observation) -> Result<CanonicalEvent, IngestError> {
+    CanonicalEvent::from_observation(observation, Utc::now(), state.settings.core.max_clock_skew)
+        .map_err(|e| IngestError::Invalid(e.to_string()))
+}
+
 /// Completes an observation into an event and records it: dedup claim and
 /// log append in one atomic step.
 #[tracing::instrument(level = "debug", skip_all, fields(provider = %observation.provider, fulfillment = %observation.key))]
 pub async fn record(state: &AppState, observation: Observation) -> Result<Recorded, IngestError> {
-    let event = CanonicalEvent::from_observation(observation, Utc::now());
+    record_event(state, admit(state, observation)?).await
+}
+
+/// Records an admitted event: dedup claim and log append in one atomic
+/// step.
+pub async fn record_event(state: &AppState, event: CanonicalEvent) -> Result<Recorded, IngestError> {
     let claim = state.storage.claim_and_append(&event).await?;
     count_claim(state, &event, claim);
     Ok(Recorded { event, claim })

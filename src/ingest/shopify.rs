@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    read_json_body, record, Acknowledgement, IngestError, Recorded, ShopifyError, ShopifyErrorBody,
+    admit, read_json_body, record, record_event, Acknowledgement, IngestError, Recorded,
+    ShopifyError, ShopifyErrorBody,
 };
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
@@ -124,16 +125,18 @@ async fn create_event(
         &path.fulfillment_id,
     )?;
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-    let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
     let observation = adapter::parse_rest_event(
         call.store(),
         &state.maps.shopify,
         call.order_id,
         call.fulfillment_id,
-        id,
         &body,
     )?;
-    let recorded = record(&state, observation).await?;
+    let mut event = admit(&state, observation)?;
+    // Numbered only once every check passed, so a refusal uses up no id.
+    let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
+    event.source_id = Some(id.to_string());
+    let recorded = record_event(&state, event).await?;
     if recorded.claim == Claim::Accepted {
         state.core.apply(&recorded.event).await?;
     }

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
-    header, known, parse_eta, parse_json, parse_optional_time, required_header, verify, Rejection,
+    bounded_id, bounded_optional_id, header, known, parse_eta, parse_event_time, parse_json,
+    required_header, verify, Rejection,
 };
 use crate::canonical::{Direction, EventKind, FulfillmentKey, Location, Observation, Provider};
 use crate::config::Secret;
@@ -182,7 +183,9 @@ pub fn parse_webhook(
             let order_id = required_id("order_id", event.order_id)?;
             let fulfillment_id = required_id("fulfillment_id", event.fulfillment_id)?;
             let id = required_id("id", event.id)?;
-            observe_event(store, map, order_id, fulfillment_id, id, event)?
+            let mut obs = observe_event(store, map, order_id, fulfillment_id, event)?;
+            obs.source_id = Some(id.to_string());
+            obs
         }
         Topic::FulfillmentEventDelete => {
             let event: DeletedEvent = parse_json(body)?;
@@ -205,11 +208,16 @@ pub fn parse_webhook(
             let mut obs = blank(store, f.order_id, f.id, kind);
             obs.raw_status = word;
             obs.carrier = known(f.tracking_company);
-            obs.tracking_number = known(f.tracking_number)
-                .or_else(|| f.tracking_numbers.into_iter().find(|n| !n.is_empty()));
+            obs.tracking_number = match known(f.tracking_number) {
+                Some(number) => Some(bounded_id("field `tracking_number`", number)?),
+                None => bounded_optional_id(
+                    "field `tracking_numbers`",
+                    f.tracking_numbers.into_iter().find(|n| !n.is_empty()),
+                )?,
+            };
             obs.occurred_at = match f.updated_at {
-                Some(at) => parse_optional_time("updated_at", Some(&at))?,
-                None => parse_optional_time("created_at", f.created_at.as_deref())?,
+                Some(at) => parse_event_time("updated_at", Some(&at))?,
+                None => parse_event_time("created_at", f.created_at.as_deref())?,
             };
             obs
         }
@@ -218,18 +226,18 @@ pub fn parse_webhook(
     Ok(obs)
 }
 
-/// Turns a REST create request into an observation; `id` is the new
-/// event's id, assigned by the caller.
+/// Turns a REST create request into an observation without the new
+/// event's id: the caller numbers it only once the event is admitted, so
+/// a refused request uses up no id.
 pub fn parse_rest_event(
     store: &str,
     map: &StatusMap,
     order_id: u64,
     fulfillment_id: u64,
-    id: u64,
     body: &[u8],
 ) -> Result<Observation, Rejection> {
     let CreateEventRequest { event } = parse_json(body)?;
-    observe_event(store, map, order_id, fulfillment_id, id, event)
+    observe_event(store, map, order_id, fulfillment_id, event)
 }
 
 /// The retraction of a REST-created event (`DELETE .../events/{id}.json`).
@@ -244,15 +252,13 @@ fn observe_event(
     map: &StatusMap,
     order_id: u64,
     fulfillment_id: u64,
-    id: u64,
     details: FulfillmentEvent,
 ) -> Result<Observation, Rejection> {
     let kind = map.kind(EVENT_WORDS, &details.status);
     let mut obs = blank(store, order_id, fulfillment_id, kind);
     obs.raw_status = details.status;
-    obs.source_id = Some(id.to_string());
     obs.message = known(details.message);
-    obs.occurred_at = parse_optional_time("happened_at", details.happened_at.as_deref())?;
+    obs.occurred_at = parse_event_time("happened_at", details.happened_at.as_deref())?;
     obs.estimated_delivery = parse_eta(
         "estimated_delivery_at",
         details.estimated_delivery_at.as_deref(),
@@ -311,9 +317,11 @@ fn body_id(obs: &Observation, topic: Topic) -> String {
 /// Webhook-Id; else the topic and the resource id.
 fn delivery_id(headers: &HeaderMap, topic: Topic, body_id: String) -> Result<String, Rejection> {
     if let Some(event_id) = header(headers, EVENT_ID_HEADER)? {
+        let event_id = bounded_id(&format!("header {EVENT_ID_HEADER}"), event_id)?;
         return Ok(format!("event:{event_id}:{}", topic.as_str()));
     }
     if let Some(webhook_id) = header(headers, WEBHOOK_ID_HEADER)? {
+        let webhook_id = bounded_id(&format!("header {WEBHOOK_ID_HEADER}"), webhook_id)?;
         return Ok(format!("webhook:{webhook_id}"));
     }
     Ok(format!("resource:{}:{body_id}", topic.as_str()))
