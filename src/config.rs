@@ -697,7 +697,12 @@ impl Settings {
         if self.worker.linger > MAX_LINGER {
             return Err(invalid("worker.linger", "must be at most 1s"));
         }
-        if self.admin.tokens.iter().any(|t| t.expose().trim().is_empty()) {
+        if self
+            .admin
+            .tokens
+            .iter()
+            .any(|t| t.expose().trim().is_empty())
+        {
             return Err(invalid(
                 "admin.tokens",
                 "an empty or whitespace-only token would let anyone in",
@@ -769,7 +774,10 @@ impl Settings {
                 }
                 for (i, secret) in secrets.iter().enumerate() {
                     if secret.expose().trim().is_empty() {
-                        return Err(invalid(key, format!("entry {i} is empty or only whitespace")));
+                        return Err(invalid(
+                            key,
+                            format!("entry {i} is empty or only whitespace"),
+                        ));
                     }
                     match owners.get(secret.expose()) {
                         Some((other, other_key)) if *other != name.as_str() => {
@@ -1076,7 +1084,10 @@ mod tests {
     fn two_stores_cannot_share_a_credential_of_any_kind() {
         let other = |pairs: &[(&str, &str)]| {
             let mut all = vec![
-                ("SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS", "a-secret"),
+                (
+                    "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+                    "a-secret",
+                ),
                 ("SHIPGATE__STORES__ACME__SHOPIFY__ACCESS_TOKENS", "a-token"),
                 ("SHIPGATE__STORES__ACME__CARRIYO__API_KEYS", "a-key"),
                 ("SHIPGATE__STORES__ACME__REDO__API_TOKENS", "a-redo"),
@@ -1086,7 +1097,10 @@ mod tests {
         };
         let shopify = |secrets: &'static str, tokens: &'static str| {
             [
-                ("SHIPGATE__STORES__OTHER__SHOPIFY__SHOP_DOMAIN", "o.myshopify.com"),
+                (
+                    "SHIPGATE__STORES__OTHER__SHOPIFY__SHOP_DOMAIN",
+                    "o.myshopify.com",
+                ),
                 ("SHIPGATE__STORES__OTHER__SHOPIFY__WEBHOOK_SECRETS", secrets),
                 ("SHIPGATE__STORES__OTHER__SHOPIFY__ACCESS_TOKENS", tokens),
             ]
@@ -1107,23 +1121,38 @@ mod tests {
         let cases: Vec<Case> = vec![
             (
                 shopify("o-secret", "a-token").to_vec(),
-                ["stores.other.shopify.access_tokens", "`stores.acme.shopify.access_tokens`"],
+                [
+                    "stores.other.shopify.access_tokens",
+                    "`stores.acme.shopify.access_tokens`",
+                ],
             ),
             (
                 shopify("a-secret", "o-token").to_vec(),
-                ["stores.other.shopify.webhook_secrets", "`stores.acme.shopify.webhook_secrets`"],
+                [
+                    "stores.other.shopify.webhook_secrets",
+                    "`stores.acme.shopify.webhook_secrets`",
+                ],
             ),
             (
                 carriyo("SHIPGATE__STORES__OTHER__CARRIYO__API_KEYS", "a-key").to_vec(),
-                ["stores.other.carriyo.api_keys", "`stores.acme.carriyo.api_keys`"],
+                [
+                    "stores.other.carriyo.api_keys",
+                    "`stores.acme.carriyo.api_keys`",
+                ],
             ),
             (
                 carriyo("SHIPGATE__STORES__OTHER__CARRIYO__BEARER_TOKENS", "a-redo").to_vec(),
-                ["stores.other.carriyo.bearer_tokens", "`stores.acme.redo.api_tokens`"],
+                [
+                    "stores.other.carriyo.bearer_tokens",
+                    "`stores.acme.redo.api_tokens`",
+                ],
             ),
             (
                 redo("a-token").to_vec(),
-                ["stores.other.redo.api_tokens", "`stores.acme.shopify.access_tokens`"],
+                [
+                    "stores.other.redo.api_tokens",
+                    "`stores.acme.shopify.access_tokens`",
+                ],
             ),
         ];
         for (pairs, named) in cases {
@@ -1131,7 +1160,10 @@ mod tests {
             for part in named.iter().chain(&["store `acme`"]) {
                 assert!(err.contains(part), "{pairs:?}: {err}");
             }
-            assert!(!err.contains("a-token") && !err.contains("a-secret"), "{err}");
+            assert!(
+                !err.contains("a-token") && !err.contains("a-secret"),
+                "{err}"
+            );
         }
         let pairs = [
             ("SHIPGATE__STORES__N__CARRIYO__TENANT_ID", "N"),
@@ -1153,16 +1185,35 @@ mod tests {
     #[test]
     fn blank_credentials_are_refused_naming_their_key() {
         for (key, value, named) in [
-            ("SHIPGATE__STORES__ACME__REDO__API_TOKENS", "  ", "stores.acme.redo.api_tokens"),
-            ("SHIPGATE__STORES__ACME__SHOPIFY__ACCESS_TOKENS", "t, ", "stores.acme.shopify.access_tokens"),
-            ("SHIPGATE__STORES__ACME__CARRIYO__API_KEYS", " ", "stores.acme.carriyo.api_keys"),
-            ("SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS", "\t", "stores.acme.shopify.webhook_secrets"),
+            (
+                "SHIPGATE__STORES__ACME__REDO__API_TOKENS",
+                "  ",
+                "stores.acme.redo.api_tokens",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__SHOPIFY__ACCESS_TOKENS",
+                "t, ",
+                "stores.acme.shopify.access_tokens",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__CARRIYO__API_KEYS",
+                " ",
+                "stores.acme.carriyo.api_keys",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+                "\t",
+                "stores.acme.shopify.webhook_secrets",
+            ),
             ("SHIPGATE__ADMIN__TOKENS", " ", "admin.tokens"),
         ] {
             let err = Settings::load_with_env(None, env(&[(key, value)]))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(named) && err.contains("whitespace"), "{key}: {err}");
+            assert!(
+                err.contains(named) && err.contains("whitespace"),
+                "{key}: {err}"
+            );
         }
     }
 

@@ -455,7 +455,10 @@ mod tests {
             "{text}"
         );
         assert!(dated("2099-01-01T00:00:00Z").is_err());
-        assert!(dated("2001-01-01T00:00:00Z").is_ok(), "the past is not limited");
+        assert!(
+            dated("2001-01-01T00:00:00Z").is_ok(),
+            "the past is not limited"
+        );
         let mut undated = observation();
         undated.occurred_at = None;
         let e = CanonicalEvent::from_observation(undated, received, Duration::ZERO).unwrap();

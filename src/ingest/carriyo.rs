@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    admit, carriyo_timestamp, read_json_body, record, record_event, Acknowledgement, CarriyoError, CarriyoErrorBody,
-    IngestError, StoreRef,
+    admit, carriyo_timestamp, read_json_body, record, record_event, Acknowledgement, CarriyoError,
+    CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
 use crate::canonical::{Observation, ShipmentStatus};

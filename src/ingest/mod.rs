@@ -123,7 +123,10 @@ pub async fn record(state: &AppState, observation: Observation) -> Result<Record
 
 /// Records an admitted event: dedup claim and log append in one atomic
 /// step.
-pub async fn record_event(state: &AppState, event: CanonicalEvent) -> Result<Recorded, IngestError> {
+pub async fn record_event(
+    state: &AppState,
+    event: CanonicalEvent,
+) -> Result<Recorded, IngestError> {
     let claim = state.storage.claim_and_append(&event).await?;
     count_claim(state, &event, claim);
     Ok(Recorded { event, claim })

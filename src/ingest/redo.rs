@@ -277,7 +277,12 @@ async fn create_fulfillment(
     // leaves nothing behind.
     let initial = request
         .initial_tracking
-        .map(|update| admit(&state, adapter::observe(&state.maps.redo, key.clone(), update, None)))
+        .map(|update| {
+            admit(
+                &state,
+                adapter::observe(&state.maps.redo, key.clone(), update, None),
+            )
+        })
         .transpose()?;
     let mut fulfillment = Fulfillment::new(key.clone(), Utc::now());
     fulfillment.line_items = line_items;
@@ -355,7 +360,10 @@ async fn shipment_status(
         OrderFulfillment::NoOrder => return Err(order_not_found(&path.order_id).into()),
     };
     let key = current.value.key.clone();
-    let event = admit(&state, adapter::observe(&state.maps.redo, key, update, delivery_id))?;
+    let event = admit(
+        &state,
+        adapter::observe(&state.maps.redo, key, update, delivery_id),
+    )?;
     let fulfillment = record_and_apply(&state, event, current).await?;
     Ok(fulfillment_answer(&fulfillment))
 }

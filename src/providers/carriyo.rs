@@ -207,8 +207,7 @@ pub fn parse_shipment(
     let status = known(Some(info.status.clone()))
         .ok_or_else(|| Rejection::Invalid("field `post_shipping_info.status` is empty".into()))?;
     let message = info.reason();
-    let occurred_at =
-        parse_local_event_time("update_date", shipment.update_date.as_deref(), zone)?;
+    let occurred_at = parse_local_event_time("update_date", shipment.update_date.as_deref(), zone)?;
     let estimated_delivery = parse_local_eta(
         "promised_delivery_date",
         shipment.promised_delivery_date.as_deref(),
@@ -292,8 +291,8 @@ mod tests {
     use super::*;
     use crate::canonical::{EventKind, ShipmentStatus};
     use crate::providers::status_map::StatusMaps;
-    use chrono::{DateTime, Utc};
     use crate::providers::test_support::{headers, sample};
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn a_sample_shipment_becomes_a_status_with_its_details() {
@@ -318,7 +317,10 @@ mod tests {
         assert_eq!(obs.carrier.as_deref(), Some("ARAMEX"));
         assert_eq!(obs.tracking_number.as_deref(), Some("44012345678"));
         let occurred_at = obs.occurred_at.unwrap();
-        assert_eq!(occurred_at.at, "2026-11-21T11:42:18Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            occurred_at.at,
+            "2026-11-21T11:42:18Z".parse::<DateTime<Utc>>().unwrap()
+        );
         assert_eq!(occurred_at.field, "update_date");
         assert_eq!(obs.estimated_delivery, "2026-11-24".parse().ok());
         assert_eq!(obs.source_id.as_deref(), Some("SHP-77A1"));

@@ -197,7 +197,10 @@ pub fn bounded_id<T: AsRef<str>>(what: &str, id: T) -> Result<T, Rejection> {
 }
 
 /// [`bounded_id`] for an optional id.
-pub fn bounded_optional_id<T: AsRef<str>>(what: &str, id: Option<T>) -> Result<Option<T>, Rejection> {
+pub fn bounded_optional_id<T: AsRef<str>>(
+    what: &str,
+    id: Option<T>,
+) -> Result<Option<T>, Rejection> {
     id.map(|id| bounded_id(what, id)).transpose()
 }
 
@@ -298,7 +301,10 @@ mod tests {
     fn times_and_dates_outside_four_digit_years_are_refused_naming_the_field() {
         let err = parse_time("happened_at", "0000-01-01T00:00:00+23:59").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`happened_at`") && text.contains("year -1"), "{text}");
+        assert!(
+            text.contains("`happened_at`") && text.contains("year -1"),
+            "{text}"
+        );
         assert!(parse_time("happened_at", "9999-12-31T23:59:59-00:01").is_err());
         assert!(parse_time("happened_at", "0000-01-01T00:00:00Z").is_ok());
         let zone: Tz = "Asia/Dubai".parse().unwrap();
@@ -315,15 +321,25 @@ mod tests {
             }
         }
         let far_eta = parse_eta("eta", Some("2099-01-01")).unwrap();
-        assert_eq!(far_eta, "2099-01-01".parse().ok(), "an ETA far ahead is allowed");
+        assert_eq!(
+            far_eta,
+            "2099-01-01".parse().ok(),
+            "an ETA far ahead is allowed"
+        );
     }
 
     #[test]
     fn ids_are_bounded_naming_where_they_came_from() {
-        assert_eq!(bounded_id("field `id`", "a".repeat(255)).unwrap().len(), 255);
+        assert_eq!(
+            bounded_id("field `id`", "a".repeat(255)).unwrap().len(),
+            255
+        );
         let err = bounded_id("field `fulfillmentId`", "a".repeat(256)).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`fulfillmentId`") && text.contains("256 bytes"), "{text}");
+        assert!(
+            text.contains("`fulfillmentId`") && text.contains("256 bytes"),
+            "{text}"
+        );
         assert_eq!(bounded_optional_id::<&str>("header x", None), Ok(None));
     }
 

@@ -295,7 +295,10 @@ pub fn parse_create_order(body: &[u8]) -> Result<NewOrder, Rejection> {
     require_line_items(&request.line_items)?;
     for (i, item) in request.line_items.iter().enumerate() {
         bounded_id(&format!("field `lineItems[{i}].id`"), &item.id)?;
-        bounded_id(&format!("field `lineItems[{i}].productId`"), &item.product_id)?;
+        bounded_id(
+            &format!("field `lineItems[{i}].productId`"),
+            &item.product_id,
+        )?;
         bounded_optional_id(
             &format!("field `lineItems[{i}].variantId`"),
             item.variant_id.as_ref(),
@@ -471,10 +474,7 @@ impl TrackingBody {
         }
         Ok(TrackingUpdate {
             message: known(self.message),
-            occurred_at: parse_event_time(
-                format!("{prefix}datetime"),
-                self.datetime.as_deref(),
-            )?,
+            occurred_at: parse_event_time(format!("{prefix}datetime"), self.datetime.as_deref())?,
             estimated_delivery: parse_eta(
                 &format!("{prefix}estimatedDeliveryDate"),
                 self.estimated_delivery_date.as_deref(),

@@ -60,12 +60,19 @@ mod tests {
     #[test]
     fn the_authorization_scheme_is_read_in_any_case() {
         for value in ["Bearer tok", "bearer tok", "BEARER  tok ", " Bearer tok"] {
-            assert_eq!(authorization_credentials(value, "Bearer"), Some("tok"), "{value}");
+            assert_eq!(
+                authorization_credentials(value, "Bearer"),
+                Some("tok"),
+                "{value}"
+            );
         }
         for value in ["Bearer", "Bearer ", "Basic tok", "Bearertok", "tok", ""] {
             assert_eq!(authorization_credentials(value, "Bearer"), None, "{value}");
         }
-        assert_eq!(authorization_credentials("basic dTpw", "Basic"), Some("dTpw"));
+        assert_eq!(
+            authorization_credentials("basic dTpw", "Basic"),
+            Some("dTpw")
+        );
     }
 
     #[test]

@@ -180,13 +180,19 @@ async fn news_dated_past_the_clock_skew_is_refused_naming_its_field_on_every_pro
         &["`initialTracking.datetime`"],
     );
     let (status, body) = app
-        .redo_post(&redo_fulfillments_path(), &sample("redo", "create_fulfillment"))
+        .redo_post(
+            &redo_fulfillments_path(),
+            &sample("redo", "create_fulfillment"),
+        )
         .await;
     assert_eq!(status, 200, "nothing was left by the refusal: {body}");
     assert_refused(
         "Redo shipment status",
-        app.redo_post(&redo_status_path(REDO_FULFILLMENT), &redo_status(FAR_FUTURE))
-            .await,
+        app.redo_post(
+            &redo_status_path(REDO_FULFILLMENT),
+            &redo_status(FAR_FUTURE),
+        )
+        .await,
         &["`datetime`"],
     );
 
@@ -218,7 +224,10 @@ async fn times_outside_the_years_0000_to_9999_in_utc_are_refused_naming_the_fiel
     let app = spawn_app(backend).await;
     create_redo_order(&app).await;
     let (status, body) = app
-        .redo_post(&redo_fulfillments_path(), &sample("redo", "create_fulfillment"))
+        .redo_post(
+            &redo_fulfillments_path(),
+            &sample("redo", "create_fulfillment"),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     for time in [BEFORE_YEAR_ZERO, AFTER_YEAR_9999] {
@@ -277,7 +286,11 @@ async fn refused_rest_creates_use_up_no_event_ids(backend: Backend) {
         rest_body("yesterday"),
         unknown_shape,
     ] {
-        assert_eq!(shopify_rest_create(&app, &refused).await.0, 400, "{refused}");
+        assert_eq!(
+            shopify_rest_create(&app, &refused).await.0,
+            400,
+            "{refused}"
+        );
     }
     let (status, next) = shopify_rest_create(&app, &rest_body(&in_minutes(-70))).await;
     assert_eq!(status, 201, "{next}");
@@ -299,14 +312,17 @@ async fn ids_longer_than_255_bytes_are_refused_naming_them(backend: Backend) {
     // Redo: the issue's 200,000-character fulfillmentId, then the longest
     // allowed, which stays addressable.
     create_redo_order(&app).await;
-    let create = |id: &str| json!({"fulfillmentId": id, "lineItems": [{"id": "li-1", "quantity": 1}]});
+    let create =
+        |id: &str| json!({"fulfillmentId": id, "lineItems": [{"id": "li-1", "quantity": 1}]});
     assert_refused(
         "Redo fulfillmentId",
         app.redo_post(&redo_fulfillments_path(), &create(&"f".repeat(200_000)))
             .await,
         &["`fulfillmentId`", "200000 bytes", "255"],
     );
-    let (status, body) = app.redo_post(&redo_fulfillments_path(), &create(&longest)).await;
+    let (status, body) = app
+        .redo_post(&redo_fulfillments_path(), &create(&longest))
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app
         .redo_post(&redo_status_path(&longest), &redo_status(&in_minutes(-5)))
@@ -330,10 +346,19 @@ async fn ids_longer_than_255_bytes_are_refused_naming_them(backend: Backend) {
 
     // Carriyo: references, the shipment id and the event-id header.
     for (path, field) in [
-        (&["references", "partner_order_reference"][..], "`references.partner_order_reference`"),
-        (&["references", "partner_shipment_reference"][..], "`references.partner_shipment_reference`"),
+        (
+            &["references", "partner_order_reference"][..],
+            "`references.partner_order_reference`",
+        ),
+        (
+            &["references", "partner_shipment_reference"][..],
+            "`references.partner_shipment_reference`",
+        ),
         (&["shipment_id"][..], "`shipment_id`"),
-        (&["post_shipping_info", "tracking_no"][..], "`post_shipping_info.tracking_no`"),
+        (
+            &["post_shipping_info", "tracking_no"][..],
+            "`post_shipping_info.tracking_no`",
+        ),
     ] {
         let mut shipment = carriyo_shipment(&in_minutes(-3));
         let mut slot = &mut shipment;
@@ -363,7 +388,10 @@ async fn ids_longer_than_255_bytes_are_refused_naming_them(backend: Backend) {
     );
 
     // Nothing refused reached a fulfillment.
-    assert!(app.fulfillment("acme", CARRIYO_ORDER, CARRIYO_SHIPMENT).await.is_none());
+    assert!(app
+        .fulfillment("acme", CARRIYO_ORDER, CARRIYO_SHIPMENT)
+        .await
+        .is_none());
     assert!(app
         .fulfillment("acme", SHOPIFY_ORDER, &SHOPIFY_FULFILLMENT.to_string())
         .await
@@ -374,7 +402,10 @@ async fn ids_longer_than_255_bytes_are_refused_naming_them(backend: Backend) {
 /// A store whose Carriyo webhook authenticates with a bearer token.
 const BEARER_STORE: [(&str, &str); 2] = [
     ("SHIPGATE__STORES__ZETA__CARRIYO__TENANT_ID", "ZETA"),
-    ("SHIPGATE__STORES__ZETA__CARRIYO__BEARER_TOKENS", "zeta-token"),
+    (
+        "SHIPGATE__STORES__ZETA__CARRIYO__BEARER_TOKENS",
+        "zeta-token",
+    ),
 ];
 
 #[apply(backends)]
@@ -445,7 +476,11 @@ async fn check_config(config: &str, env: &[(String, String)]) -> (bool, String) 
     let file = dir.join("prod.toml");
     std::fs::write(&file, config).expect("the config is written");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipgate"))
-        .args(["check-config", "--config", file.to_str().expect("a UTF-8 path")])
+        .args([
+            "check-config",
+            "--config",
+            file.to_str().expect("a UTF-8 path"),
+        ])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::null())
@@ -461,9 +496,7 @@ async fn check_config(config: &str, env: &[(String, String)]) -> (bool, String) 
 
 #[apply(backends)]
 #[tokio::test]
-async fn check_config_refuses_shared_or_blank_credentials_and_urls_with_userinfo(
-    backend: Backend,
-) {
+async fn check_config_refuses_shared_or_blank_credentials_and_urls_with_userinfo(backend: Backend) {
     let storage = backend.env();
     let north = "[stores.acme]\nenabled = false\n\
         [stores.north.shopify]\nshop_domain = \"north.myshopify.com\"\n\
@@ -488,7 +521,10 @@ async fn check_config_refuses_shared_or_blank_credentials_and_urls_with_userinfo
         ),
         (
             "[stores.south.redo]\nstore_id = \"s1\"\napi_tokens = [\"   \"]\n",
-            &["config key `stores.south.redo.api_tokens`", "empty or only whitespace"][..],
+            &[
+                "config key `stores.south.redo.api_tokens`",
+                "empty or only whitespace",
+            ][..],
         ),
         (
             "[[automations]]\nname = \"notify\"\non = [\"delivered\"]\n\
