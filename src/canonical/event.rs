@@ -194,6 +194,7 @@ pub const MAX_ID_BYTES: usize = 255;
 /// that a refusal of the time names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderTime {
+    /// The instant, in UTC.
     pub at: DateTime<Utc>,
     /// The field's path in the provider's body, e.g. `happened_at`.
     pub field: Cow<'static, str>,
@@ -208,9 +209,13 @@ pub struct ProviderTime {
      news cannot come from the future (core.max_clock_skew)"
 )]
 pub struct FromTheFuture {
+    /// The provider's field the time came from.
     pub field: Cow<'static, str>,
+    /// The refused time, as shipgate writes times.
     pub at: String,
+    /// When the gateway received it.
     pub received: String,
+    /// The limit, as configured (`1h`).
     pub skew: String,
 }
 
