@@ -372,6 +372,11 @@ pub struct CoreSettings {
     pub stall_after: Duration,
     /// Whether a moved ETA fires `arriving_early` / `delayed`.
     pub derive_eta_events: bool,
+    /// How far after its receipt news may be dated: senders' clocks run a
+    /// little ahead, but news dated later would outrank every real status
+    /// until then. Refused with 400 past it.
+    #[serde(deserialize_with = "duration")]
+    pub max_clock_skew: Duration,
 }
 
 /// How automation deliveries are sent, retried and kept.
@@ -420,7 +425,7 @@ pub struct AutomationSettings {
 }
 
 impl fmt::Debug for AutomationSettings {
-    /// The URL may carry a password: printed masked, like the secrets.
+    /// The secrets print masked, the URL as the ops API lists it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AutomationSettings")
             .field("name", &self.name)
@@ -497,12 +502,21 @@ impl TryFrom<AutomationToml> for AutomationSettings {
                 url.scheme()
             )));
         }
+        // reqwest sends userinfo as Basic credentials in place of the
+        // configured bearer, and listings would have to hide it.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(problem(
+                "`url` carries user:password@; put the subscriber's credential in \
+                 `bearer_token` instead"
+                    .into(),
+            ));
+        }
         if raw
             .bearer_token
             .as_ref()
-            .is_some_and(|t| t.expose().is_empty())
+            .is_some_and(|t| t.expose().trim().is_empty())
         {
-            return Err(problem("`bearer_token` is empty".into()));
+            return Err(problem("`bearer_token` is empty or only whitespace".into()));
         }
         let signing_secret = raw
             .signing_secret
@@ -683,13 +697,19 @@ impl Settings {
         if self.worker.linger > MAX_LINGER {
             return Err(invalid("worker.linger", "must be at most 1s"));
         }
-        if self.admin.tokens.iter().any(|t| t.expose().is_empty()) {
+        if self
+            .admin
+            .tokens
+            .iter()
+            .any(|t| t.expose().trim().is_empty())
+        {
             return Err(invalid(
                 "admin.tokens",
-                "an empty token would let anyone in",
+                "an empty or whitespace-only token would let anyone in",
             ));
         }
         self.check_automations()?;
+        self.check_credentials()?;
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (name, store) in self.enabled_stores() {
             let mut claim = |what: &str, id: &str, key: String| -> Result<(), ConfigError> {
@@ -705,21 +725,11 @@ impl Settings {
                 }
                 Ok(())
             };
-            let need = |key: String, secrets: &[Secret]| -> Result<(), ConfigError> {
-                if secrets.is_empty() || secrets.iter().any(|s| s.expose().is_empty()) {
-                    return Err(invalid(key, "needs at least one non-empty secret"));
-                }
-                Ok(())
-            };
             if let Some(s) = &store.shopify {
                 claim(
                     "shop",
                     &s.shop_domain,
                     format!("stores.{name}.shopify.shop_domain"),
-                )?;
-                need(
-                    format!("stores.{name}.shopify.webhook_secrets"),
-                    &s.webhook_secrets,
                 )?;
             }
             if let Some(c) = &store.carriyo {
@@ -728,14 +738,9 @@ impl Settings {
                     &c.tenant_id,
                     format!("stores.{name}.carriyo.tenant_id"),
                 )?;
-                need(
-                    format!("stores.{name}.carriyo.{}", c.auth.key()),
-                    c.auth.secrets(),
-                )?;
             }
             if let Some(r) = &store.redo {
                 claim("redo", &r.store_id, format!("stores.{name}.redo.store_id"))?;
-                need(format!("stores.{name}.redo.api_tokens"), &r.api_tokens)?;
             }
         }
         Ok(self)
@@ -743,6 +748,81 @@ impl Settings {
 }
 
 impl Settings {
+    /// Every store's credentials: present where required, none empty or
+    /// only whitespace, and none that finds its store shared with another
+    /// store. A shared one would let a request found by its credential
+    /// land in either store, whichever is looked up first, and one store's
+    /// leak open both. Shopify's webhook secrets are the exception: Shopify
+    /// signs every shop's webhooks with the app's one client secret, and
+    /// the shop domain header, not the secret, finds the store.
+    fn check_credentials(&self) -> Result<(), ConfigError> {
+        // Each credential's first owner: the store and its key.
+        let mut owners: BTreeMap<&str, (&str, String)> = BTreeMap::new();
+        for (name, store) in self.enabled_stores() {
+            // (key, its secrets, whether one is required, whether it finds the store)
+            let mut lists: Vec<(String, &[Secret], bool, bool)> = Vec::new();
+            if let Some(s) = &store.shopify {
+                lists.push((
+                    "shopify.webhook_secrets".into(),
+                    &s.webhook_secrets,
+                    true,
+                    false,
+                ));
+                lists.push((
+                    "shopify.access_tokens".into(),
+                    &s.access_tokens,
+                    false,
+                    true,
+                ));
+            }
+            if let Some(c) = &store.carriyo {
+                lists.push((
+                    format!("carriyo.{}", c.auth.key()),
+                    c.auth.secrets(),
+                    true,
+                    true,
+                ));
+            }
+            if let Some(r) = &store.redo {
+                lists.push(("redo.api_tokens".into(), &r.api_tokens, true, true));
+            }
+            for (key, secrets, required, finds_store) in lists {
+                let key = format!("stores.{name}.{key}");
+                if required && secrets.is_empty() {
+                    return Err(invalid(key, "needs at least one non-empty secret"));
+                }
+                for (i, secret) in secrets.iter().enumerate() {
+                    if secret.expose().trim().is_empty() {
+                        return Err(invalid(
+                            key,
+                            format!("entry {i} is empty or only whitespace"),
+                        ));
+                    }
+                    if !finds_store {
+                        continue;
+                    }
+                    match owners.get(secret.expose()) {
+                        Some((other, other_key)) if *other != name.as_str() => {
+                            return Err(invalid(
+                                key,
+                                format!(
+                                    "entry {i} is also a credential of store `{other}` \
+                                     (`{other_key}`); each store needs its own, or its requests \
+                                     could land in store `{other}`"
+                                ),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            owners.insert(secret.expose(), (name, key.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What the automation rules and delivery settings need beyond types:
     /// unique rule names, known stores, usable limits.
     fn check_automations(&self) -> Result<(), ConfigError> {
@@ -1023,6 +1103,140 @@ mod tests {
     }
 
     #[test]
+    fn two_stores_cannot_share_a_credential_of_any_kind() {
+        let other = |pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                (
+                    "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+                    "a-secret",
+                ),
+                ("SHIPGATE__STORES__ACME__SHOPIFY__ACCESS_TOKENS", "a-token"),
+                ("SHIPGATE__STORES__ACME__CARRIYO__API_KEYS", "a-key"),
+                ("SHIPGATE__STORES__ACME__REDO__API_TOKENS", "a-redo"),
+            ];
+            all.extend_from_slice(pairs);
+            Settings::load_with_env(None, env(&all))
+        };
+        let shopify = |secrets: &'static str, tokens: &'static str| {
+            [
+                (
+                    "SHIPGATE__STORES__OTHER__SHOPIFY__SHOP_DOMAIN",
+                    "o.myshopify.com",
+                ),
+                ("SHIPGATE__STORES__OTHER__SHOPIFY__WEBHOOK_SECRETS", secrets),
+                ("SHIPGATE__STORES__OTHER__SHOPIFY__ACCESS_TOKENS", tokens),
+            ]
+        };
+        let carriyo = |kind: &'static str, value: &'static str| {
+            [
+                ("SHIPGATE__STORES__OTHER__CARRIYO__TENANT_ID", "OTHER"),
+                (kind, value),
+            ]
+        };
+        let redo = |token: &'static str| {
+            [
+                ("SHIPGATE__STORES__OTHER__REDO__STORE_ID", "other-redo"),
+                ("SHIPGATE__STORES__OTHER__REDO__API_TOKENS", token),
+            ]
+        };
+        type Case = (Vec<(&'static str, &'static str)>, [&'static str; 2]);
+        let cases: Vec<Case> = vec![
+            (
+                shopify("o-secret", "a-token").to_vec(),
+                [
+                    "stores.other.shopify.access_tokens",
+                    "`stores.acme.shopify.access_tokens`",
+                ],
+            ),
+            (
+                carriyo("SHIPGATE__STORES__OTHER__CARRIYO__API_KEYS", "a-key").to_vec(),
+                [
+                    "stores.other.carriyo.api_keys",
+                    "`stores.acme.carriyo.api_keys`",
+                ],
+            ),
+            (
+                carriyo("SHIPGATE__STORES__OTHER__CARRIYO__BEARER_TOKENS", "a-redo").to_vec(),
+                [
+                    "stores.other.carriyo.bearer_tokens",
+                    "`stores.acme.redo.api_tokens`",
+                ],
+            ),
+            (
+                redo("a-token").to_vec(),
+                [
+                    "stores.other.redo.api_tokens",
+                    "`stores.acme.shopify.access_tokens`",
+                ],
+            ),
+        ];
+        for (pairs, named) in cases {
+            let err = other(&pairs).unwrap_err().to_string();
+            for part in named.iter().chain(&["store `acme`"]) {
+                assert!(err.contains(part), "{pairs:?}: {err}");
+            }
+            assert!(
+                !err.contains("a-token") && !err.contains("a-secret"),
+                "{err}"
+            );
+        }
+        let pairs = [
+            ("SHIPGATE__STORES__N__CARRIYO__TENANT_ID", "N"),
+            ("SHIPGATE__STORES__N__CARRIYO__BASIC_AUTH", "carriyo:pw"),
+            ("SHIPGATE__STORES__S__CARRIYO__TENANT_ID", "S"),
+            ("SHIPGATE__STORES__S__CARRIYO__BASIC_AUTH", "carriyo:pw"),
+        ];
+        let err = other(&pairs).unwrap_err().to_string();
+        assert!(
+            err.contains("stores.s.carriyo.basic_auth") && err.contains("store `n`"),
+            "{err}"
+        );
+        // One store may use one secret in two places: no request can
+        // land in another store by it.
+        let own = other(&[("SHIPGATE__STORES__ACME__REDO__API_TOKENS", "a-key")]);
+        assert!(own.is_ok(), "{own:?}");
+        // Shops of one Shopify app share its client secret; their shop
+        // domains tell their webhooks apart.
+        let one_app = other(&shopify("a-secret", "o-token"));
+        assert!(one_app.is_ok(), "{one_app:?}");
+    }
+
+    #[test]
+    fn blank_credentials_are_refused_naming_their_key() {
+        for (key, value, named) in [
+            (
+                "SHIPGATE__STORES__ACME__REDO__API_TOKENS",
+                "  ",
+                "stores.acme.redo.api_tokens",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__SHOPIFY__ACCESS_TOKENS",
+                "t, ",
+                "stores.acme.shopify.access_tokens",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__CARRIYO__API_KEYS",
+                " ",
+                "stores.acme.carriyo.api_keys",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__SHOPIFY__WEBHOOK_SECRETS",
+                "\t",
+                "stores.acme.shopify.webhook_secrets",
+            ),
+            ("SHIPGATE__ADMIN__TOKENS", " ", "admin.tokens"),
+        ] {
+            let err = Settings::load_with_env(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(named) && err.contains("whitespace"),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let s = Settings::load_with_env(None, env(&[])).unwrap();
         let printed = format!("{s:?}");
@@ -1084,7 +1298,7 @@ mod tests {
         let s = with_rules(
             &format!(
                 "[[automations]]\nname = \"delays\"\non = [\"delayed\", \"delivered\"]\n\
-                 stores = [\"acme\"]\nurl = \"https://u:pw123@hooks.example.com/x\"\n\
+                 stores = [\"acme\"]\nurl = \"https://hooks.example.com/x\"\n\
                  bearer_token = \"tok\"\nsigning_secret = \"{SECRET}\"\n"
             ),
             &[],
@@ -1097,9 +1311,9 @@ mod tests {
             ["delayed", "delivered"]
         );
         assert_eq!(rule.directions, [Direction::Forward], "forward by default");
-        assert_eq!(rule.url.as_str(), "https://u:pw123@hooks.example.com/x");
+        assert_eq!(rule.url.as_str(), "https://hooks.example.com/x");
         let printed = format!("{s:?}");
-        for secret in ["tok\"", SECRET, "pw123"] {
+        for secret in ["tok\"", SECRET] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }
@@ -1153,6 +1367,18 @@ mod tests {
             (
                 rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\ndirections = []"),
                 "`directions` is empty",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://user:pw@h.example/x\""),
+                "`url` carries user:password@",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://user@h.example/x\""),
+                "`url` carries user:password@",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\nbearer_token = \" \""),
+                "`bearer_token` is empty",
             ),
         ];
         for (text, named) in cases {

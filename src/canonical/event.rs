@@ -1,7 +1,9 @@
 //! The canonical tracking event: the only thing that crosses from the
 //! provider adapters into storage and the fulfillment core.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -182,6 +184,41 @@ impl Location {
     }
 }
 
+/// The longest id a sender may give (order, fulfillment, shipment, event
+/// and delivery ids, tracking numbers), in bytes: the providers' own ids
+/// are at most this long, and a longer one could not be put in a URL to
+/// read it back.
+pub const MAX_ID_BYTES: usize = 255;
+
+/// A provider's time for an event, with the field it was read from, so
+/// that a refusal of the time names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderTime {
+    /// The instant, in UTC.
+    pub at: DateTime<Utc>,
+    /// The field's path in the provider's body, e.g. `happened_at`.
+    pub field: Cow<'static, str>,
+}
+
+/// News dated after its receipt by more than clocks disagree: taken as
+/// the latest status, it would make every real status after it stale
+/// until that date. 400, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "field `{field}`: {at} is more than {skew} after the gateway received it ({received}); \
+     news cannot come from the future (core.max_clock_skew)"
+)]
+pub struct FromTheFuture {
+    /// The provider's field the time came from.
+    pub field: Cow<'static, str>,
+    /// The refused time, as shipgate writes times.
+    pub at: String,
+    /// When the gateway received it.
+    pub received: String,
+    /// The limit, as configured (`1h`).
+    pub skew: String,
+}
+
 /// What an adapter makes of one delivery: everything but the parts the
 /// gateway adds (our id, receipt time and the dedup keys).
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +233,7 @@ pub struct Observation {
     pub raw_status: String,
     pub message: Option<String>,
     /// The provider's time for the event, when it gave one.
-    pub occurred_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<ProviderTime>,
     pub estimated_delivery: Option<NaiveDate>,
     pub location: Option<Location>,
     /// The provider's own id for this event, when it has one.
@@ -283,14 +320,36 @@ pub struct CanonicalEvent {
 }
 
 impl CanonicalEvent {
-    /// Completes an adapter's observation into an event received now.
-    pub fn from_observation(obs: Observation, received_at: DateTime<Utc>) -> Self {
-        let occurred_at = obs.occurred_at.unwrap_or(received_at);
+    /// Completes an adapter's observation into an event received at
+    /// `received_at`; refused when the observation is dated more than
+    /// `max_skew` after that.
+    pub fn from_observation(
+        obs: Observation,
+        received_at: DateTime<Utc>,
+        max_skew: Duration,
+    ) -> Result<Self, FromTheFuture> {
+        let occurred_at = match &obs.occurred_at {
+            None => received_at,
+            Some(time) => {
+                let latest = chrono::TimeDelta::from_std(max_skew)
+                    .ok()
+                    .and_then(|skew| received_at.checked_add_signed(skew));
+                if latest.is_some_and(|latest| time.at > latest) {
+                    return Err(FromTheFuture {
+                        field: time.field.clone(),
+                        at: super::time::format(&time.at),
+                        received: super::time::format(&received_at),
+                        skew: humantime::format_duration(max_skew).to_string(),
+                    });
+                }
+                time.at
+            }
+        };
         let fingerprint = fingerprint(&obs, occurred_at);
         let delivery = obs
             .delivery_id
             .map(|id| format!("{}:{}:{id}", obs.provider, obs.key.store));
-        Self {
+        Ok(Self {
             id: EventId::new(),
             provider: obs.provider,
             dedup_key: DedupKey {
@@ -312,7 +371,7 @@ impl CanonicalEvent {
             source_id: obs.source_id,
             api_version: None,
             estimated_delivery_at: None,
-        }
+        })
     }
 }
 
@@ -348,6 +407,20 @@ fn fingerprint(obs: &Observation, occurred_at: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn at(field: &'static str, text: &str) -> ProviderTime {
+        ProviderTime {
+            at: text.parse().unwrap(),
+            field: field.into(),
+        }
+    }
+
+    /// The event an observation makes when received now.
+    fn event(obs: Observation) -> CanonicalEvent {
+        CanonicalEvent::from_observation(obs, Utc::now(), HOUR).unwrap()
+    }
+
     fn observation() -> Observation {
         Observation {
             provider: Provider::Shopify,
@@ -362,7 +435,7 @@ mod tests {
             kind: EventKind::Status(ShipmentStatus::InTransit),
             raw_status: "in_transit".into(),
             message: Some("left the depot".into()),
-            occurred_at: "2026-11-20T10:00:00Z".parse().ok(),
+            occurred_at: Some(at("happened_at", "2026-11-20T10:00:00Z")),
             estimated_delivery: None,
             location: None,
             source_id: Some("99".into()),
@@ -372,11 +445,10 @@ mod tests {
 
     #[test]
     fn same_content_under_another_delivery_has_the_same_fingerprint() {
-        let now = Utc::now();
-        let a = CanonicalEvent::from_observation(observation(), now);
+        let a = event(observation());
         let mut other = observation();
         other.delivery_id = Some("e-2".into());
-        let b = CanonicalEvent::from_observation(other, now);
+        let b = event(other);
         assert_eq!(a.dedup_key.fingerprint, b.dedup_key.fingerprint);
         assert_ne!(a.dedup_key.delivery, b.dedup_key.delivery);
         assert_ne!(a.id, b.id);
@@ -384,21 +456,20 @@ mod tests {
 
     #[test]
     fn a_changed_message_or_time_changes_the_fingerprint() {
-        let now = Utc::now();
-        let a = CanonicalEvent::from_observation(observation(), now);
+        let a = event(observation());
         let mut msg = observation();
         msg.message = Some("arrived at hub".into());
         let mut time = observation();
-        time.occurred_at = "2026-11-20T10:00:01Z".parse().ok();
+        time.occurred_at = Some(at("happened_at", "2026-11-20T10:00:01Z"));
         for changed in [msg, time] {
-            let b = CanonicalEvent::from_observation(changed, now);
+            let b = event(changed);
             assert_ne!(a.dedup_key.fingerprint, b.dedup_key.fingerprint);
         }
     }
 
     #[test]
     fn an_event_logged_before_directions_existed_reads_back_as_forward() {
-        let e = CanonicalEvent::from_observation(observation(), Utc::now());
+        let e = event(observation());
         let mut old = serde_json::to_value(&e).unwrap();
         old.as_object_mut().unwrap().remove("direction");
         let read: CanonicalEvent = serde_json::from_value(old).unwrap();
@@ -408,8 +479,37 @@ mod tests {
 
     #[test]
     fn delivery_ids_are_namespaced_by_provider_and_store() {
-        let e = CanonicalEvent::from_observation(observation(), Utc::now());
+        let e = event(observation());
         assert_eq!(e.dedup_key.delivery.as_deref(), Some("shopify:acme:e-1"));
+    }
+
+    #[test]
+    fn news_dated_past_the_skew_after_its_receipt_is_refused_naming_its_field() {
+        let received: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+        let dated = |text: &str| {
+            let mut obs = observation();
+            obs.occurred_at = Some(at("update_date", text));
+            CanonicalEvent::from_observation(obs, received, HOUR)
+        };
+        let ahead = dated("2026-11-20T11:00:00Z").expect("exactly the skew ahead");
+        assert_eq!(ahead.occurred_at.to_rfc3339(), "2026-11-20T11:00:00+00:00");
+        let refused = dated("2026-11-20T11:00:00.001Z").unwrap_err();
+        let text = refused.to_string();
+        assert!(
+            text.contains("`update_date`") && text.contains("1h") && text.contains("11:00:00.001Z"),
+            "{text}"
+        );
+        assert!(dated("2099-01-01T00:00:00Z").is_err());
+        assert!(
+            dated("2001-01-01T00:00:00Z").is_ok(),
+            "the past is not limited"
+        );
+        let mut undated = observation();
+        undated.occurred_at = None;
+        let e = CanonicalEvent::from_observation(undated, received, Duration::ZERO).unwrap();
+        assert_eq!(e.occurred_at, received);
+        let far = CanonicalEvent::from_observation(observation(), received, Duration::MAX);
+        assert!(far.is_ok(), "a skew past chrono's range is no limit");
     }
 
     #[test]

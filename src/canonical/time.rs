@@ -90,6 +90,16 @@ pub fn parse(text: &str) -> ParseResult<DateTime<Utc>> {
     }
 }
 
+/// The years an RFC 3339 time can be written in: four digits, in UTC.
+/// chrono reads `0000-01-01T00:00:00+23:59` as a time of year -1, which
+/// no RFC 3339 text can say and other systems cannot read back.
+pub const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
+/// `t` when its year in UTC is one of [`YEARS`].
+pub fn in_rfc3339_years(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    YEARS.contains(&t.year()).then_some(t)
+}
+
 /// A date-time as a provider that allows leaving out the offset sends it:
 /// with an offset it is that instant; without one (Carriyo accepts
 /// `2026-11-20T10:00:00`) it is a wall-clock time in `zone`. The rules
@@ -292,6 +302,19 @@ mod tests {
         );
         assert_eq!(at("22/11/2026 09:30", dubai), None);
         assert_eq!(at("2026-11-22", dubai), None);
+    }
+
+    #[test]
+    fn only_four_digit_years_in_utc_are_rfc3339_years() {
+        let last = parse("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(in_rfc3339_years(last), Some(last));
+        let first = parse("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(in_rfc3339_years(first), Some(first));
+        let before = parse("0000-01-01T00:00:00+23:59").unwrap();
+        assert_eq!(before.year(), -1);
+        assert_eq!(in_rfc3339_years(before), None);
+        let after = parse("9999-12-31T23:59:59-00:01").unwrap();
+        assert_eq!(in_rfc3339_years(after), None);
     }
 
     #[test]

@@ -401,7 +401,7 @@ impl Fulfillment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::Observation;
+    use crate::canonical::{Observation, ProviderTime};
 
     fn key() -> FulfillmentKey {
         FulfillmentKey {
@@ -422,14 +422,19 @@ mod tests {
                 kind,
                 raw_status: raw.into(),
                 message: None,
-                occurred_at: Some(at.parse().unwrap()),
+                occurred_at: Some(ProviderTime {
+                    at: at.parse().unwrap(),
+                    field: "happened_at".into(),
+                }),
                 estimated_delivery: None,
                 location: None,
                 source_id: None,
                 delivery_id: None,
             },
             Utc::now(),
+            std::time::Duration::MAX,
         )
+        .expect("no time is too far ahead without a limit")
     }
 
     fn status(s: ShipmentStatus, at: &str) -> CanonicalEvent {

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    carriyo_timestamp, read_json_body, record, Acknowledgement, CarriyoError, CarriyoErrorBody,
-    IngestError, StoreRef,
+    admit, carriyo_timestamp, read_json_body, record, record_event, Acknowledgement, CarriyoError,
+    CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
 use crate::canonical::{Observation, ShipmentStatus};
@@ -151,8 +151,8 @@ async fn shipment_status_update(
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let headers = req.headers();
     let store = authenticate_order_call(&state, headers)?;
-    let observation = parse(store, &state, headers, &body)?;
-    let key = &observation.key;
+    let event = admit(&state, parse(store, &state, headers, &body)?)?;
+    let key = &event.key;
     let order = state.storage.order(&key.store, &key.order_ref).await?;
     if order.is_none()
         && state
@@ -168,7 +168,7 @@ async fn shipment_status_update(
         );
         return Ok(HttpResponse::Ok().finish());
     }
-    let recorded = record(&state, observation).await?;
+    let recorded = record_event(&state, event).await?;
     if !recorded.is_duplicate() {
         state.core.apply(&recorded.event).await?;
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Refusal;
-use crate::canonical::Provider;
+use crate::canonical::{FromTheFuture, Provider};
 use crate::http::{RequestId, RETRY_AFTER_SECS};
 use crate::providers::Rejection;
 use crate::storage::{Outcome, StorageError};
@@ -39,6 +39,12 @@ pub enum IngestError {
     UnsupportedMediaType(String),
     #[error("{0}; nothing was recorded, retry later")]
     Storage(#[from] StorageError),
+}
+
+impl From<FromTheFuture> for IngestError {
+    fn from(e: FromTheFuture) -> Self {
+        Self::Invalid(e.to_string())
+    }
 }
 
 impl From<Rejection> for IngestError {

@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::AppState;
-use crate::canonical::{CanonicalEvent, Observation, Provider};
+use crate::canonical::{CanonicalEvent, FromTheFuture, Observation, Provider};
 use crate::storage::{Claim, Outcome};
 
 /// Registers every provider path, each with its OpenAPI operation. actix
@@ -108,19 +108,20 @@ impl Recorded {
     }
 }
 
+/// Completes an observation into an event received now; 400 naming the
+/// field when it is dated further ahead than `core.max_clock_skew`.
+pub fn admit(state: &AppState, observation: Observation) -> Result<CanonicalEvent, FromTheFuture> {
+    CanonicalEvent::from_observation(observation, Utc::now(), state.settings.core.max_clock_skew)
+}
+
 /// Completes an observation into an event and records it: dedup claim and
 /// log append in one atomic step.
 pub async fn record(state: &AppState, observation: Observation) -> Result<Recorded, IngestError> {
-    record_event(
-        state,
-        CanonicalEvent::from_observation(observation, Utc::now()),
-    )
-    .await
+    record_event(state, admit(state, observation)?).await
 }
 
-/// Records an event an adapter's observation was completed into (with
-/// what the observation does not carry): dedup claim and log append in
-/// one atomic step.
+/// Records an admitted event: dedup claim and log append in one atomic
+/// step.
 #[tracing::instrument(level = "debug", skip_all, fields(provider = %event.provider, fulfillment = %event.key))]
 pub async fn record_event(
     state: &AppState,

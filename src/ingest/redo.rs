@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{count_claim, read_json_body, IngestError, RedoError, RedoErrorBody};
+use super::{admit, count_claim, read_json_body, IngestError, RedoError, RedoErrorBody};
 use crate::app::AppState;
-use crate::canonical::{CanonicalEvent, FulfillmentKey, Observation};
+use crate::canonical::{CanonicalEvent, FulfillmentKey};
 use crate::domain::{Fulfillment, Order};
 use crate::fulfillment::{CreateError, FulfillmentView};
 use crate::providers::known;
@@ -273,6 +273,17 @@ async fn create_fulfillment(
         order_ref: order.external_id,
         fulfillment_ref: request.fulfillment_id.unwrap_or_else(new_object_id),
     };
+    // Admitted before the fulfillment is created, so a refused update
+    // leaves nothing behind.
+    let initial = request
+        .initial_tracking
+        .map(|update| {
+            admit(
+                &state,
+                adapter::observe(&state.maps.redo, key.clone(), update, None),
+            )
+        })
+        .transpose()?;
     let mut fulfillment = Fulfillment::new(key.clone(), Utc::now());
     fulfillment.line_items = line_items;
     if let Some(tracking) = request.tracking {
@@ -286,15 +297,14 @@ async fn create_fulfillment(
         )),
         CreateError::Storage(e) => e.into(),
     })?;
-    let fulfillment = match request.initial_tracking {
-        Some(update) => {
+    let fulfillment = match initial {
+        Some(event) => {
             let current = state
                 .storage
                 .fulfillment(&key)
                 .await?
                 .ok_or_else(|| fulfillment_not_found(&key))?;
-            let observation = adapter::observe(&state.maps.redo, key, update, None);
-            record_and_apply(&state, observation, current).await?
+            record_and_apply(&state, event, current).await?
         }
         None => fulfillment,
     };
@@ -350,8 +360,11 @@ async fn shipment_status(
         OrderFulfillment::NoOrder => return Err(order_not_found(&path.order_id).into()),
     };
     let key = current.value.key.clone();
-    let observation = adapter::observe(&state.maps.redo, key, update, delivery_id);
-    let fulfillment = record_and_apply(&state, observation, current).await?;
+    let event = admit(
+        &state,
+        adapter::observe(&state.maps.redo, key, update, delivery_id),
+    )?;
+    let fulfillment = record_and_apply(&state, event, current).await?;
     Ok(fulfillment_answer(&fulfillment))
 }
 
@@ -390,16 +403,15 @@ fn stored_request(order: &Order) -> Result<CreateOrderRequest, IngestError> {
     })
 }
 
-/// Records an update to `current` (the fulfillment as just read, which
-/// saves reading it again) and applies it before the answer, in one
-/// storage step. A duplicate is not applied again: the answer is the
-/// fulfillment as it is.
+/// Records an admitted update to `current` (the fulfillment as just
+/// read, which saves reading it again) and applies it before the answer,
+/// in one storage step. A duplicate is not applied again: the answer is
+/// the fulfillment as it is.
 async fn record_and_apply(
     state: &AppState,
-    observation: Observation,
+    event: CanonicalEvent,
     current: Versioned<Fulfillment>,
 ) -> Result<Fulfillment, IngestError> {
-    let event = CanonicalEvent::from_observation(observation, Utc::now());
     let (claim, fulfillment) = state.core.record_over(&event, current).await?;
     count_claim(state, &event, claim);
     Ok(fulfillment)

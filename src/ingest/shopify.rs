@@ -16,11 +16,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    read_json_body, record, record_event, Acknowledgement, IngestError, Recorded, ShopifyError,
-    ShopifyErrorBody,
+    admit, read_json_body, record, record_event, Acknowledgement, IngestError, Recorded,
+    ShopifyError, ShopifyErrorBody,
 };
 use crate::app::AppState;
-use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
+use crate::canonical::{CanonicalEvent, EventId, FromTheFuture, FulfillmentKey, Provider};
 use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify::{self as adapter, ApiVersion, VersionError, Webhook};
 use crate::storage::{Claim, Outcome};
@@ -94,7 +94,10 @@ async fn webhook(
     })?;
     adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
     match adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)? {
-        Webhook::Observed(update) => Ok(record_update(&state, update).await?.acknowledgement()),
+        Webhook::Observed(update) => {
+            let event = admit_update(&state, update).map_err(IngestError::from)?;
+            Ok(record_event(&state, event).await?.acknowledgement())
+        }
         Webhook::Ignored { topic } => Ok(ignore(&state, topic).await),
     }
 }
@@ -139,19 +142,23 @@ async fn ignore(state: &AppState, topic: String) -> HttpResponse {
     })
 }
 
-/// Records an update with what Shopify said beside the observation.
-async fn record_update(state: &AppState, update: adapter::Update) -> Result<Recorded, IngestError> {
+/// Completes an update into an event received now, with what Shopify
+/// said beside the observation; refused as [`admit`] refuses.
+fn admit_update(
+    state: &AppState,
+    update: adapter::Update,
+) -> Result<CanonicalEvent, FromTheFuture> {
     let adapter::Update {
         observation,
         api_version,
         estimated_delivery_at,
         pairing,
     } = update;
-    let mut event = CanonicalEvent::from_observation(observation, Utc::now());
+    let mut event = admit(state, observation)?;
     event.api_version = api_version.map(|v| v.to_string());
     event.estimated_delivery_at = estimated_delivery_at;
     event.dedup_key.pairing = pairing;
-    record_event(state, event).await
+    Ok(event)
 }
 
 /// `POST .../events.json`: records the new event and applies it before
@@ -203,17 +210,23 @@ async fn create_event(
         &path.fulfillment_id,
     )?;
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
-    let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
     let update = adapter::parse_rest_event(
         call.store(),
         &state.maps.shopify,
         call.version,
         call.order_id,
         call.fulfillment_id,
-        id,
         &body,
     )?;
-    let recorded = record_update(&state, update).await?;
+    // A REST field Shopify refuses is a 422 naming it.
+    let mut event = admit_update(&state, update).map_err(|e| IngestError::Unprocessable {
+        field: e.field.to_string(),
+        message: format!("is invalid: {e}"),
+    })?;
+    // Numbered only once every check passed, so a refusal uses up no id.
+    let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
+    event.source_id = Some(id.to_string());
+    let recorded = record_event(&state, event).await?;
     if recorded.claim == Claim::Accepted {
         state.core.apply(&recorded.event).await?;
     }

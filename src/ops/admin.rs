@@ -9,7 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use super::error::OpsError;
 use crate::app::AppState;
-use crate::providers::verify::secret_matches;
+use crate::providers::verify::{authorization_credentials, secret_matches};
 
 /// Proof that the request carries one of the admin tokens.
 #[derive(Debug, Clone, Copy)]
@@ -20,23 +20,27 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, OpsError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let presented = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
         // Without the state there are no tokens to match: refused.
         let tokens = req
             .app_data::<web::Data<AppState>>()
             .map(|state| state.settings.admin.tokens.as_slice())
             .unwrap_or_default();
+        let Some(value) = req.headers().get(AUTHORIZATION) else {
+            return ready(Err(OpsError::Unauthorized(
+                "header Authorization is missing; send Authorization: Bearer <admin token>".into(),
+            )));
+        };
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| authorization_credentials(v, "Bearer"));
         ready(match presented {
-            Some(token) if secret_matches(tokens, token.trim()) => Ok(Admin),
+            Some(token) if secret_matches(tokens, token) => Ok(Admin),
             Some(_) => Err(OpsError::Unauthorized(
                 "header Authorization carries a token that is not an admin token".into(),
             )),
             None => Err(OpsError::Unauthorized(
-                "header Authorization is missing; send Authorization: Bearer <admin token>".into(),
+                "header Authorization is not of the form `Bearer <admin token>`".into(),
             )),
         })
     }

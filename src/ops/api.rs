@@ -273,7 +273,7 @@ struct RuleView<'a> {
     directions: &'a [Direction],
     /// Only these stores' fulfillments; empty for every store.
     stores: &'a [String],
-    /// The target, its password masked.
+    /// The target URL (config refuses credentials in it).
     url: String,
     /// Whether it sends `Authorization: Bearer`.
     bearer_token: bool,

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
-    header, known, parse_json, parse_local_eta, parse_optional_local_time, required_header,
-    Rejection,
+    bounded_id, bounded_optional_id, header, known, parse_json, parse_local_eta,
+    parse_local_event_time, required_header, Rejection,
 };
 use crate::canonical::{Direction, FulfillmentKey, Observation, Provider};
 
@@ -185,11 +185,15 @@ pub fn parse_shipment(
     let order_ref = known(Some(shipment.references.partner_order_reference)).ok_or_else(|| {
         Rejection::Invalid("field `references.partner_order_reference` is empty".into())
     })?;
-    let shipment_id = known(shipment.shipment_id);
+    let order_ref = bounded_id("field `references.partner_order_reference`", order_ref)?;
+    let shipment_id = bounded_optional_id("field `shipment_id`", known(shipment.shipment_id))?;
     let direction = shipment
         .entity_type
         .map_or(Direction::Forward, Direction::from);
-    let shipment_ref = known(shipment.references.partner_shipment_reference);
+    let shipment_ref = bounded_optional_id(
+        "field `references.partner_shipment_reference`",
+        known(shipment.references.partner_shipment_reference),
+    )?;
     if direction == Direction::Return && shipment_ref.is_none() && shipment_id.is_none() {
         return Err(Rejection::Invalid(
             "a REVERSE shipment needs `references.partner_shipment_reference` or `shipment_id`: \
@@ -203,8 +207,7 @@ pub fn parse_shipment(
     let status = known(Some(info.status.clone()))
         .ok_or_else(|| Rejection::Invalid("field `post_shipping_info.status` is empty".into()))?;
     let message = info.reason();
-    let occurred_at =
-        parse_optional_local_time("update_date", shipment.update_date.as_deref(), zone)?;
+    let occurred_at = parse_local_event_time("update_date", shipment.update_date.as_deref(), zone)?;
     let estimated_delivery = parse_local_eta(
         "promised_delivery_date",
         shipment.promised_delivery_date.as_deref(),
@@ -231,7 +234,10 @@ pub fn parse_shipment(
         },
         direction,
         carrier: shipment.carrier_account.and_then(|a| known(a.carrier)),
-        tracking_number: known(shipment.post_shipping_info.tracking_no),
+        tracking_number: bounded_optional_id(
+            "field `post_shipping_info.tracking_no`",
+            known(shipment.post_shipping_info.tracking_no),
+        )?,
         kind: map.kind(SHIPMENT_WORDS, &status),
         raw_status: status,
         message,
@@ -271,6 +277,7 @@ fn delivery_id(
     news: [Option<String>; 4],
 ) -> Result<Option<String>, Rejection> {
     if let Some(event_id) = header(headers, EVENT_ID_HEADER)? {
+        let event_id = bounded_id(&format!("header {EVENT_ID_HEADER}"), event_id)?;
         return Ok(Some(format!("event:{event_id}")));
     }
     Ok(shipment_id.map(|id| {
@@ -285,6 +292,7 @@ mod tests {
     use crate::canonical::{EventKind, ShipmentStatus};
     use crate::providers::status_map::StatusMaps;
     use crate::providers::test_support::{headers, sample};
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn a_sample_shipment_becomes_a_status_with_its_details() {
@@ -308,7 +316,12 @@ mod tests {
         );
         assert_eq!(obs.carrier.as_deref(), Some("ARAMEX"));
         assert_eq!(obs.tracking_number.as_deref(), Some("44012345678"));
-        assert_eq!(obs.occurred_at, "2026-11-21T11:42:18Z".parse().ok());
+        let occurred_at = obs.occurred_at.unwrap();
+        assert_eq!(
+            occurred_at.at,
+            "2026-11-21T11:42:18Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(occurred_at.field, "update_date");
         assert_eq!(obs.estimated_delivery, "2026-11-24".parse().ok());
         assert_eq!(obs.source_id.as_deref(), Some("SHP-77A1"));
         assert_eq!(obs.delivery_id.as_deref(), Some("event:e-1"));

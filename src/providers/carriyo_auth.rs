@@ -94,15 +94,11 @@ fn authorization<'h>(
             "header {AUTHORIZATION_HEADER} is missing; tenant '{tenant}' takes `{scheme} ...`"
         ))
     })?;
-    value
-        .split_once(' ')
-        .filter(|(given, _)| given.eq_ignore_ascii_case(scheme))
-        .map(|(_, credentials)| credentials.trim())
-        .ok_or_else(|| {
-            Rejection::Unauthorized(format!(
-                "header {AUTHORIZATION_HEADER} is not of the form `{scheme} ...`"
-            ))
-        })
+    verify::authorization_credentials(value, scheme).ok_or_else(|| {
+        Rejection::Unauthorized(format!(
+            "header {AUTHORIZATION_HEADER} is not of the form `{scheme} ...`"
+        ))
+    })
 }
 
 /// `user:password` from `Authorization: Basic <base64>` (RFC 7617).

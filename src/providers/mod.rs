@@ -11,12 +11,14 @@ pub mod shopify;
 pub mod status_map;
 pub mod verify;
 
+use std::borrow::Cow;
+
 use actix_web::http::header::HeaderMap;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 
-use crate::canonical::{json, time};
+use crate::canonical::{json, time, ProviderTime, MAX_ID_BYTES};
 
 /// Why an adapter refused a delivery; always says which header, field or
 /// value is at fault.
@@ -84,70 +86,127 @@ fn locate_json_error<T: DeserializeOwned>(body: &[u8], plain: serde_json::Error)
     }
 }
 
-/// An RFC 3339 date-time from field `field`.
+/// An RFC 3339 date-time from field `field`, in UTC and in the years
+/// RFC 3339 can write.
 pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Rejection> {
-    DateTime::parse_from_rfc3339(value.trim())
+    let t = DateTime::parse_from_rfc3339(value.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             Rejection::Invalid(format!(
                 "field `{field}`: '{value}' is not an RFC 3339 date-time like 2026-11-20T10:00:00Z"
             ))
-        })
+        })?;
+    rfc3339_year(field, value, t)
 }
 
-/// An optional date-time field whose value may lack an offset: such a
-/// time is read in `zone` (see [`time::parse_in_zone`]).
-pub fn parse_optional_local_time(
-    field: &str,
+/// `t`, read from `value` of field `field`, when its UTC year is one of
+/// [`time::YEARS`].
+fn rfc3339_year(field: &str, value: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, Rejection> {
+    time::in_rfc3339_years(t).ok_or_else(|| {
+        Rejection::Invalid(format!(
+            "field `{field}`: '{value}' falls in year {} in UTC; times must fall in the years \
+             0000 to 9999",
+            t.year()
+        ))
+    })
+}
+
+/// The optional time of the news in field `field`, kept with the field's
+/// name so that a time too far ahead is refused naming it.
+pub fn parse_event_time(
+    field: impl Into<Cow<'static, str>>,
+    value: Option<&str>,
+) -> Result<Option<ProviderTime>, Rejection> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let field = field.into();
+    let at = parse_time(&field, value)?;
+    Ok(Some(ProviderTime { at, field }))
+}
+
+/// [`parse_event_time`] for a field whose value may lack an offset: such
+/// a time is read in `zone` (see [`time::parse_in_zone`]).
+pub fn parse_local_event_time(
+    field: &'static str,
     value: Option<&str>,
     zone: Tz,
-) -> Result<Option<DateTime<Utc>>, Rejection> {
-    value
-        .map(|v| {
-            time::parse_in_zone(v.trim(), zone).ok_or_else(|| {
-                Rejection::Invalid(format!(
-                    "field `{field}`: '{v}' is not a date-time like 2026-11-20T10:00:00+04:00 \
-                     or 2026-11-20T10:00:00"
-                ))
-            })
-        })
-        .transpose()
+) -> Result<Option<ProviderTime>, Rejection> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let at = time::parse_in_zone(value.trim(), zone).ok_or_else(|| {
+        Rejection::Invalid(format!(
+            "field `{field}`: '{value}' is not a date-time like 2026-11-20T10:00:00+04:00 \
+             or 2026-11-20T10:00:00"
+        ))
+    })?;
+    let at = rfc3339_year(field, value, at)?;
+    Ok(Some(ProviderTime {
+        at,
+        field: field.into(),
+    }))
 }
 
 /// [`parse_eta`] that also takes a date-time without an offset, whose date
 /// is taken as written.
 pub fn parse_local_eta(field: &str, value: Option<&str>) -> Result<Option<NaiveDate>, Rejection> {
     match value.map(str::trim).and_then(time::parse_naive) {
-        Some(local) => Ok(Some(local.date())),
+        Some(local) => eta_year(field, local.date()).map(Some),
         None => parse_eta(field, value),
     }
 }
 
-/// An optional date-time field.
-pub fn parse_optional_time(
-    field: &str,
-    value: Option<&str>,
-) -> Result<Option<DateTime<Utc>>, Rejection> {
-    value.map(|v| parse_time(field, v)).transpose()
-}
-
 /// An estimated delivery date from field `field`: a plain date, or a
 /// date-time whose date is taken where it was written (the carrier's local
-/// day, not UTC's).
+/// day, not UTC's). ETAs are not news times: one far ahead is allowed.
 pub fn parse_eta(field: &str, value: Option<&str>) -> Result<Option<NaiveDate>, Rejection> {
     let Some(value) = value.map(str::trim) else {
         return Ok(None);
     };
-    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        return Ok(Some(date));
+    let date = match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(date) => date,
+        Err(_) => DateTime::parse_from_rfc3339(value)
+            .map(|t| t.date_naive())
+            .map_err(|_| {
+                Rejection::Invalid(format!(
+                    "field `{field}`: '{value}' is not a date (2026-11-24) or RFC 3339 date-time"
+                ))
+            })?,
+    };
+    eta_year(field, date).map(Some)
+}
+
+/// `date` when its year is one of [`time::YEARS`].
+fn eta_year(field: &str, date: NaiveDate) -> Result<NaiveDate, Rejection> {
+    if time::YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(Rejection::Invalid(format!(
+            "field `{field}`: {date} falls in year {}; dates must fall in the years 0000 to 9999",
+            date.year()
+        )))
     }
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| Some(t.date_naive()))
-        .map_err(|_| {
-            Rejection::Invalid(format!(
-                "field `{field}`: '{value}' is not a date (2026-11-24) or RFC 3339 date-time"
-            ))
-        })
+}
+
+/// An id from a provider (`what` names its field or header), refused when
+/// longer than [`MAX_ID_BYTES`].
+pub fn bounded_id<T: AsRef<str>>(what: &str, id: T) -> Result<T, Rejection> {
+    let len = id.as_ref().len();
+    if len > MAX_ID_BYTES {
+        return Err(Rejection::Invalid(format!(
+            "{what} is {len} bytes long; ids are at most {MAX_ID_BYTES} bytes"
+        )));
+    }
+    Ok(id)
+}
+
+/// [`bounded_id`] for an optional id.
+pub fn bounded_optional_id<T: AsRef<str>>(
+    what: &str,
+    id: Option<T>,
+) -> Result<Option<T>, Rejection> {
+    id.map(|id| bounded_id(what, id)).transpose()
 }
 
 /// Empty strings from providers mean "not known".
@@ -241,6 +300,62 @@ mod tests {
         );
         let err = parse_eta("eta", Some("next tuesday")).unwrap_err();
         assert!(err.to_string().contains("`eta`"), "{err}");
+    }
+
+    #[test]
+    fn times_and_dates_outside_four_digit_years_are_refused_naming_the_field() {
+        let err = parse_time("happened_at", "0000-01-01T00:00:00+23:59").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`happened_at`") && text.contains("year -1"),
+            "{text}"
+        );
+        assert!(parse_time("happened_at", "9999-12-31T23:59:59-00:01").is_err());
+        assert!(parse_time("happened_at", "0000-01-01T00:00:00Z").is_ok());
+        let zone: Tz = "Asia/Dubai".parse().unwrap();
+        let local = parse_local_event_time("update_date", Some("0000-01-01T01:00:00"), zone);
+        assert!(
+            matches!(&local, Err(Rejection::Invalid(m)) if m.contains("`update_date`")),
+            "{local:?}"
+        );
+        for eta in ["-0001-12-31", "+10000-01-01"] {
+            let date = NaiveDate::parse_from_str(eta, "%Y-%m-%d");
+            if date.is_ok() {
+                let err = parse_eta("eta", Some(eta)).unwrap_err();
+                assert!(err.to_string().contains("`eta`"), "{err}");
+            }
+        }
+        let far_eta = parse_eta("eta", Some("2099-01-01")).unwrap();
+        assert_eq!(
+            far_eta,
+            "2099-01-01".parse().ok(),
+            "an ETA far ahead is allowed"
+        );
+    }
+
+    #[test]
+    fn ids_are_bounded_naming_where_they_came_from() {
+        assert_eq!(
+            bounded_id("field `id`", "a".repeat(255)).unwrap().len(),
+            255
+        );
+        let err = bounded_id("field `fulfillmentId`", "a".repeat(256)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`fulfillmentId`") && text.contains("256 bytes"),
+            "{text}"
+        );
+        assert_eq!(bounded_optional_id::<&str>("header x", None), Ok(None));
+    }
+
+    #[test]
+    fn event_times_keep_their_field() {
+        let t = parse_event_time("happened_at", Some("2026-11-20T10:00:00-05:00"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.field, "happened_at");
+        assert_eq!(t.at.to_rfc3339(), "2026-11-20T15:00:00+00:00");
+        assert_eq!(parse_event_time("happened_at", None), Ok(None));
     }
 
     #[test]

@@ -16,11 +16,12 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::status_map::StatusMap;
 use super::{
-    header, known, parse_eta, parse_json, parse_optional_time, parse_time, required_header, verify,
-    Rejection,
+    bounded_id, bounded_optional_id, header, known, parse_eta, parse_event_time, parse_json,
+    parse_time, required_header, verify, Rejection,
 };
 use crate::canonical::{
-    AutomationEvent, Direction, FulfillmentKey, Location, Observation, Provider, ShipmentStatus,
+    AutomationEvent, Direction, FulfillmentKey, Location, Observation, Provider, ProviderTime,
+    ShipmentStatus,
 };
 use crate::config::Secret;
 use crate::domain::LineItem;
@@ -46,15 +47,9 @@ pub fn verify_bearer(
     store_id: &str,
 ) -> Result<(), Rejection> {
     let value = required_header(headers, AUTHORIZATION_HEADER, Rejection::Unauthorized)?;
-    let token = value
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| {
-            Rejection::Unauthorized(
-                "header Authorization is not of the form `Bearer <token>`".into(),
-            )
-        })?;
+    let token = verify::authorization_credentials(value, "Bearer").ok_or_else(|| {
+        Rejection::Unauthorized("header Authorization is not of the form `Bearer <token>`".into())
+    })?;
     if verify::secret_matches(tokens, token) {
         Ok(())
     } else {
@@ -67,7 +62,9 @@ pub fn verify_bearer(
 /// The client's `Idempotency-Key`: Redo's delivery id when sent; without
 /// it the content fingerprint alone dedups.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Rejection> {
-    Ok(header(headers, IDEMPOTENCY_KEY_HEADER)?.map(str::to_owned))
+    let key = header(headers, IDEMPOTENCY_KEY_HEADER)?;
+    let key = bounded_optional_id(&format!("header {IDEMPOTENCY_KEY_HEADER}"), key)?;
+    Ok(key.map(str::to_owned))
 }
 
 /// A line item's quantity: the schema bounds it to 1..=1000, so a value
@@ -294,7 +291,19 @@ pub fn parse_create_order(body: &[u8]) -> Result<NewOrder, Rejection> {
     if request.order_id.trim().is_empty() {
         return Err(Rejection::Invalid("field `orderId` is empty".into()));
     }
+    bounded_id("field `orderId`", &request.order_id)?;
     require_line_items(&request.line_items)?;
+    for (i, item) in request.line_items.iter().enumerate() {
+        bounded_id(&format!("field `lineItems[{i}].id`"), &item.id)?;
+        bounded_id(
+            &format!("field `lineItems[{i}].productId`"),
+            &item.product_id,
+        )?;
+        bounded_optional_id(
+            &format!("field `lineItems[{i}].variantId`"),
+            item.variant_id.as_ref(),
+        )?;
+    }
     let created_at = parse_time("createdAt", &request.created_at)?;
     Ok(NewOrder {
         created_at,
@@ -347,6 +356,12 @@ pub struct NewFulfillment {
 pub fn parse_create_fulfillment(body: &[u8]) -> Result<NewFulfillment, Rejection> {
     let request: CreateFulfillmentBody = parse_json(body)?;
     require_line_items(&request.line_items)?;
+    for (i, item) in request.line_items.iter().enumerate() {
+        bounded_id(&format!("field `lineItems[{i}].id`"), &item.id)?;
+    }
+    if let Some(tracking) = &request.tracking {
+        bounded_id("field `tracking.code`", &tracking.code)?;
+    }
     let initial = request
         .initial_tracking
         .map(|t| t.check("initialTracking.", &initial_tracking_words()))
@@ -355,7 +370,10 @@ pub fn parse_create_fulfillment(body: &[u8]) -> Result<NewFulfillment, Rejection
         initial.unwrap_or_else(|| TrackingUpdate::bare(ShipmentStatus::PreTransit.as_str()))
     });
     Ok(NewFulfillment {
-        fulfillment_id: known(request.fulfillment_id),
+        fulfillment_id: bounded_optional_id(
+            "field `fulfillmentId`",
+            known(request.fulfillment_id),
+        )?,
         line_items: request.line_items,
         tracking: request.tracking,
         initial_tracking,
@@ -426,7 +444,7 @@ pub struct TrackingLocation {
 pub struct TrackingUpdate {
     word: String,
     message: Option<String>,
-    occurred_at: Option<DateTime<Utc>>,
+    occurred_at: Option<ProviderTime>,
     estimated_delivery: Option<NaiveDate>,
     location: Option<Location>,
 }
@@ -456,10 +474,7 @@ impl TrackingBody {
         }
         Ok(TrackingUpdate {
             message: known(self.message),
-            occurred_at: parse_optional_time(
-                &format!("{prefix}datetime"),
-                self.datetime.as_deref(),
-            )?,
+            occurred_at: parse_event_time(format!("{prefix}datetime"), self.datetime.as_deref())?,
             estimated_delivery: parse_eta(
                 &format!("{prefix}estimatedDeliveryDate"),
                 self.estimated_delivery_date.as_deref(),

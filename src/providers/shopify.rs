@@ -14,10 +14,11 @@ use utoipa::ToSchema;
 
 use super::status_map::StatusMap;
 use super::{
-    header, known, parse_eta, parse_json, parse_optional_time, parse_time, verify, Rejection,
+    bounded_id, bounded_optional_id, header, known, parse_eta, parse_event_time, parse_json,
+    parse_time, verify, Rejection,
 };
 use crate::canonical::{
-    Direction, EventKind, FulfillmentKey, Location, Observation, Pairing, Provider,
+    Direction, EventKind, FulfillmentKey, Location, Observation, Pairing, Provider, ProviderTime,
 };
 use crate::config::Secret;
 
@@ -404,12 +405,17 @@ pub fn parse_webhook(
     let api_version = webhook_api_version(headers)?;
     let triggered_at = shopify_header(headers, TRIGGERED_AT_HEADER)?
         .map(|at| {
-            parse_time(TRIGGERED_AT_HEADER, at).map_err(|_| {
-                Rejection::Invalid(format!(
-                    "header {TRIGGERED_AT_HEADER} '{at}' is not an RFC 3339 date-time like \
-                     2026-11-20T10:00:00Z"
-                ))
-            })
+            parse_time(TRIGGERED_AT_HEADER, at)
+                .map(|at| ProviderTime {
+                    at,
+                    field: TRIGGERED_AT_HEADER.into(),
+                })
+                .map_err(|_| {
+                    Rejection::Invalid(format!(
+                        "header {TRIGGERED_AT_HEADER} '{at}' is not an RFC 3339 date-time like \
+                         2026-11-20T10:00:00Z"
+                    ))
+                })
         })
         .transpose()?;
     // The shipment change the delivery reports, at the time the body gives
@@ -422,10 +428,11 @@ pub fn parse_webhook(
             let order_id = required_id("order_id", event.order_id)?;
             let fulfillment_id = required_id("fulfillment_id", event.fulfillment_id)?;
             let id = required_id("id", event.id)?;
-            let (obs, eta_at) =
-                observe_event(store, map, order_id, fulfillment_id, id, event, |_, r| r)?;
+            let (mut obs, eta_at) =
+                observe_event(store, map, order_id, fulfillment_id, event, |_, r| r)?;
+            obs.source_id = Some(id.to_string());
             estimated_delivery_at = eta_at;
-            change = obs.occurred_at.map(|at| (Side::Event, at));
+            change = obs.occurred_at.as_ref().map(|t| (Side::Event, t.at));
             obs
         }
         Topic::FulfillmentEventDelete => {
@@ -456,14 +463,19 @@ pub fn parse_webhook(
             let mut obs = blank(store, f.order_id, f.id, kind);
             obs.raw_status = word;
             obs.carrier = known(f.tracking_company);
-            obs.tracking_number = known(f.tracking_number)
-                .or_else(|| f.tracking_numbers.into_iter().find(|n| !n.is_empty()));
+            obs.tracking_number = match known(f.tracking_number) {
+                Some(number) => Some(bounded_id("field `tracking_number`", number)?),
+                None => bounded_optional_id(
+                    "field `tracking_numbers`",
+                    f.tracking_numbers.into_iter().find(|n| !n.is_empty()),
+                )?,
+            };
             obs.occurred_at = match f.updated_at {
-                Some(at) => parse_optional_time("updated_at", Some(&at))?,
-                None => parse_optional_time("created_at", f.created_at.as_deref())?,
+                Some(at) => parse_event_time("updated_at", Some(&at))?,
+                None => parse_event_time("created_at", f.created_at.as_deref())?,
             };
             if reports_shipment {
-                change = obs.occurred_at.map(|at| (Side::Fulfillment, at));
+                change = obs.occurred_at.as_ref().map(|t| (Side::Fulfillment, t.at));
             }
             obs
         }
@@ -555,16 +567,16 @@ fn pairing(obs: &Observation, side: Side, at: DateTime<Utc>) -> Pairing {
     }
 }
 
-/// Turns a REST create request into an observation; `id` is the new
-/// event's id, assigned by the caller. Refuses, as Shopify does with 422,
-/// a field it cannot take or a status word `version` does not define.
+/// Turns a REST create request into an observation without the new
+/// event's id: the caller numbers it only once the event is admitted, so
+/// a refused request uses up no id. Refuses, as Shopify does with 422, a
+/// field it cannot take or a status word `version` does not define.
 pub fn parse_rest_event(
     store: &str,
     map: &StatusMap,
     version: ApiVersion,
     order_id: u64,
     fulfillment_id: u64,
-    id: u64,
     body: &[u8],
 ) -> Result<Update, Rejection> {
     let CreateEventRequest { event } =
@@ -591,15 +603,8 @@ pub fn parse_rest_event(
             message: format!("is invalid: {r}"),
         },
     };
-    let (observation, estimated_delivery_at) = observe_event(
-        store,
-        map,
-        order_id,
-        fulfillment_id,
-        id,
-        event,
-        unprocessable,
-    )?;
+    let (observation, estimated_delivery_at) =
+        observe_event(store, map, order_id, fulfillment_id, event, unprocessable)?;
     Ok(Update {
         observation,
         api_version: Some(version),
@@ -640,7 +645,6 @@ fn observe_event(
     map: &StatusMap,
     order_id: u64,
     fulfillment_id: u64,
-    id: u64,
     details: FulfillmentEvent,
     refuse: impl Fn(&str, Rejection) -> Rejection,
 ) -> Result<(Observation, Option<DateTime<Utc>>), Rejection> {
@@ -653,9 +657,8 @@ fn observe_event(
     let kind = map.kind(EVENT_WORDS, &status);
     let mut obs = blank(store, order_id, fulfillment_id, kind);
     obs.raw_status = status;
-    obs.source_id = Some(id.to_string());
     obs.message = known(details.message);
-    obs.occurred_at = parse_optional_time("happened_at", details.happened_at.as_deref())
+    obs.occurred_at = parse_event_time("happened_at", details.happened_at.as_deref())
         .map_err(|r| refuse("happened_at", r))?;
     let eta = details.estimated_delivery_at.as_deref();
     obs.estimated_delivery =
@@ -715,9 +718,11 @@ fn body_id(obs: &Observation, topic: Topic) -> String {
 /// Webhook-Id; else the topic and the resource id.
 fn delivery_id(headers: &HeaderMap, topic: Topic, body_id: String) -> Result<String, Rejection> {
     if let Some(event_id) = shopify_header(headers, EVENT_ID_HEADER)? {
+        let event_id = bounded_id(&format!("header {EVENT_ID_HEADER}"), event_id)?;
         return Ok(format!("event:{event_id}:{}", topic.as_str()));
     }
     if let Some(webhook_id) = shopify_header(headers, WEBHOOK_ID_HEADER)? {
+        let webhook_id = bounded_id(&format!("header {WEBHOOK_ID_HEADER}"), webhook_id)?;
         return Ok(format!("webhook:{webhook_id}"));
     }
     Ok(format!("resource:{}:{body_id}", topic.as_str()))
@@ -818,7 +823,7 @@ mod tests {
         ];
         let obs = observed(parse(&h, body).unwrap()).observation;
         assert_eq!(
-            obs.occurred_at,
+            obs.occurred_at.map(|t| t.at),
             Some("2026-11-21T15:00:00Z".parse().unwrap())
         );
         let h = [
@@ -1014,7 +1019,7 @@ mod tests {
     fn rest_fields_are_refused_as_shopify_does() {
         let maps = StatusMaps::load(None).unwrap();
         let version = ApiVersion::parse("2026-01").unwrap();
-        let rest = |body: &[u8]| parse_rest_event("acme", &maps.shopify, version, 3, 2, 1, body);
+        let rest = |body: &[u8]| parse_rest_event("acme", &maps.shopify, version, 3, 2, body);
         let field = |body: &[u8]| match rest(body).unwrap_err() {
             Rejection::Unprocessable { field, message } => (field, message),
             other => panic!("{other:?}"),

@@ -43,9 +43,37 @@ pub fn secret_matches(secrets: &[Secret], presented: &str) -> bool {
     })
 }
 
+/// The credentials of an `Authorization` header's value when its scheme
+/// is `scheme`: `<scheme> <credentials>`, the scheme in any case
+/// (RFC 9110, section 11.1), so `bearer x` is `Bearer x`. The one parser
+/// of the header, for the ops API and every provider.
+pub fn authorization_credentials<'v>(value: &'v str, scheme: &str) -> Option<&'v str> {
+    let (given, credentials) = value.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    (given.eq_ignore_ascii_case(scheme) && !credentials.is_empty()).then_some(credentials)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_authorization_scheme_is_read_in_any_case() {
+        for value in ["Bearer tok", "bearer tok", "BEARER  tok ", " Bearer tok"] {
+            assert_eq!(
+                authorization_credentials(value, "Bearer"),
+                Some("tok"),
+                "{value}"
+            );
+        }
+        for value in ["Bearer", "Bearer ", "Basic tok", "Bearertok", "tok", ""] {
+            assert_eq!(authorization_credentials(value, "Bearer"), None, "{value}");
+        }
+        assert_eq!(
+            authorization_credentials("basic dTpw", "Basic"),
+            Some("dTpw")
+        );
+    }
 
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rstest_reuse::{self, template};
 pub use shipgate::canonical::{
     CanonicalEvent, Direction, EventKind, FulfillmentKey, Observation, Pairing, Provider,
-    ShipmentStatus,
+    ProviderTime, ShipmentStatus,
 };
 pub use shipgate::config::Settings;
 pub use shipgate::domain::{
@@ -83,14 +83,22 @@ pub fn event(fulfillment: &str, minute: u32, delivery: Option<&str>) -> Canonica
             kind: EventKind::Status(ShipmentStatus::InTransit),
             raw_status: "in_transit".into(),
             message: None,
-            occurred_at: Utc.with_ymd_and_hms(2026, 11, 21, 8, minute, 0).single(),
+            occurred_at: Utc
+                .with_ymd_and_hms(2026, 11, 21, 8, minute, 0)
+                .single()
+                .map(|at| ProviderTime {
+                    at,
+                    field: "happened_at".into(),
+                }),
             estimated_delivery: None,
             location: None,
             source_id: None,
             delivery_id: delivery.map(str::to_owned),
         },
         Utc::now(),
+        std::time::Duration::MAX,
     )
+    .expect("no time is too far ahead without a limit")
 }
 
 pub async fn accept(storage: &Arc<dyn Storage>, event: &CanonicalEvent) {

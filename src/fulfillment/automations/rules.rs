@@ -7,14 +7,10 @@ use crate::config::AutomationSettings;
 use crate::domain::Trigger;
 
 impl AutomationSettings {
-    /// The target URL with any password in it masked, for listings.
+    /// The target URL, for listings: config refuses one that carries
+    /// credentials, so it holds no secret.
     pub fn display_url(&self) -> String {
-        let mut url = self.url.clone();
-        if url.password().is_some() {
-            // Only fails for URLs that cannot have credentials at all.
-            let _ = url.set_password(Some("***"));
-        }
-        url.to_string()
+        self.url.to_string()
     }
 
     /// Whether this rule fires for `trigger` on a fulfillment of `store`
