@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    carriyo_timestamp, read_json_body, record, Acknowledgement, CarriyoError, CarriyoErrorBody,
+    admit_json_body, carriyo_timestamp, record, Acknowledgement, CarriyoError, CarriyoErrorBody,
     IngestError, StoreRef,
 };
 use crate::app::AppState;
@@ -56,8 +56,10 @@ async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, CarriyoError> {
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
+    admit_before_body(&state, headers)?;
+    let body = pending.read(payload).await?;
     let store = match adapter::webhook_tenant(headers, &body)? {
         Some(tenant) => store_of_tenant(&state, &tenant)?,
         None => state
@@ -76,6 +78,34 @@ async fn webhook(
     let observation = parse(store, &state, headers, &body)?;
     let recorded = record(&state, observation).await?;
     Ok(recorded.acknowledgement())
+}
+
+/// What the headers alone can refuse, before the body is buffered: a
+/// `tenant-id` that is not a tenant here, or its credentials missing or
+/// wrong; without `tenant-id`, a request that carries no credential of any
+/// tenant here (whatever tenant its body names, it would be refused).
+fn admit_before_body(state: &AppState, headers: &HeaderMap) -> Result<(), IngestError> {
+    if let Some(id) = adapter::tenant_header_if_sent(headers)? {
+        let store = store_of_tenant(state, &adapter::Tenant::Header(id))?;
+        carriyo_auth::verify_credentials(&store.settings.auth, &store.settings.tenant_id, headers)?;
+        return Ok(());
+    }
+    if state.stores.carriyo_by_credentials(headers).is_some() {
+        return Ok(());
+    }
+    let message = format!(
+        "the request carries no credential of a Carriyo tenant configured here (headers {}) and \
+         names no tenant in header {}; refused before its body was read",
+        carriyo_auth::credential_headers(state.stores.carriyo_schemes()),
+        adapter::TENANT_HEADER,
+    );
+    // A Basic or bearer credential that is no one's is a 401, as Carriyo's
+    // API answers; a missing or unknown key header is its 403.
+    if headers.contains_key(carriyo_auth::AUTHORIZATION_HEADER) {
+        Err(IngestError::Unauthorized(message))
+    } else {
+        Err(IngestError::Forbidden(message))
+    }
 }
 
 /// The shipment as an observation for `store`, its times read in the
@@ -148,9 +178,10 @@ async fn shipment_status_update(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, CarriyoError> {
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
     let store = authenticate_order_call(&state, headers)?;
+    let body = pending.read(payload).await?;
     let observation = parse(store, &state, headers, &body)?;
     let key = &observation.key;
     let order = state.storage.order(&key.store, &key.order_ref).await?;

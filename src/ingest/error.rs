@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -33,7 +34,18 @@ pub enum IngestError {
     TooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("{0}; nothing was recorded, retry later")]
+    #[error(
+        "the body did not arrive within server.body_timeout ({}s after the headers); \
+         nothing was recorded",
+        limit.as_secs_f64()
+    )]
+    BodyTimeout { limit: Duration },
+    /// A timed-out write may still land once storage catches up, so the
+    /// answer cannot say nothing was recorded; a retry is deduplicated.
+    #[error(
+        "{0}; whether this update was recorded is unknown: retry it as it is, \
+         a repeat is recognised and never applied twice"
+    )]
     Storage(#[from] StorageError),
 }
 
@@ -58,6 +70,7 @@ impl IngestError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,9 +82,10 @@ impl IngestError {
     fn outcome(&self) -> Option<Outcome> {
         match self {
             Self::Unauthorized(_) | Self::Forbidden(_) => Some(Outcome::Unauthorized),
-            Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_) => {
-                Some(Outcome::Invalid)
-            }
+            Self::Invalid(_)
+            | Self::TooLarge { .. }
+            | Self::UnsupportedMediaType(_)
+            | Self::BodyTimeout { .. } => Some(Outcome::Invalid),
             Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
@@ -207,6 +221,11 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        if matches!(self.error, IngestError::BodyTimeout { .. }) {
+            // The rest of the body may still trickle in: the connection
+            // cannot carry another request.
+            response.force_close();
         }
         let body = B::new(status, self.error.to_string(), RequestId::current());
         let mut response = response.json(body);

@@ -127,7 +127,7 @@ async fn create_order(
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
     let store = authorize(&state, &req, &path.store_id)?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let new = adapter::parse_create_order(&body)?;
     let order = Order {
         store,
@@ -264,7 +264,7 @@ async fn create_fulfillment(
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
     let store = authorize(&state, &req, &path.store_id)?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let request = adapter::parse_create_fulfillment(&body)?;
     let order = find_order(&state, &store, &path.order_id).await?;
     let line_items = adapter::fulfilled_line_items(&stored_request(&order)?, &request.line_items)?;
@@ -337,7 +337,7 @@ async fn shipment_status(
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
     let store = authorize(&state, &req, &path.store_id)?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let update = adapter::parse_shipment_status(&body)?;
     let delivery_id = adapter::idempotency_key(req.headers())?;
     let current = match state

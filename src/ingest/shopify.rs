@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    read_json_body, record, Acknowledgement, IngestError, Recorded, ShopifyError, ShopifyErrorBody,
+    admit_json_body, read_json_body, record, Acknowledgement, IngestError, Recorded, ShopifyError,
+    ShopifyErrorBody,
 };
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
@@ -73,7 +74,7 @@ async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ShopifyError> {
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
     let domain = adapter::shop_domain(headers)?;
     let store = state.stores.shopify_by_domain(domain).ok_or_else(|| {
@@ -81,6 +82,7 @@ async fn webhook(
             "header X-Shopify-Shop-Domain '{domain}' is not a shop configured here"
         ))
     })?;
+    let body = pending.read(payload).await?;
     adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
     let observation = adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)?;
     let recorded = record(&state, observation).await?;
@@ -123,7 +125,7 @@ async fn create_event(
         &path.order_id,
         &path.fulfillment_id,
     )?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
     let observation = adapter::parse_rest_event(
         call.store(),

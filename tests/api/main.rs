@@ -11,6 +11,7 @@ mod carriyo_edge;
 mod carriyo_returns;
 #[path = "../helpers/mod.rs"]
 mod helpers;
+mod hostile_transport;
 mod openapi;
 mod ops;
 mod ops_surface;
