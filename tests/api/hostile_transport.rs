@@ -639,34 +639,43 @@ impl Serve {
 #[tokio::test]
 async fn a_newline_in_a_refused_field_cannot_forge_a_log_line(backend: Backend) {
     let gateway = Serve::start(&backend.env(), None, "info").await;
-    let forged = "ERROR shipgate: FORGED admin token leaked";
+    let forged_at = "2026-12-06T03:00:00.000000Z";
+    let forged = |field: &str| format!("{field}\n{forged_at} ERROR shipgate: FORGED\r\u{1b}[2K");
+    // An unknown tenant in the body: refused.
     let mut shipment = sample("carriyo", "shipment_in_transit");
-    shipment["tenant"] = json!(format!(
-        "NOPE\n2026-12-06T03:00:00.000000Z {forged}\r\u{1b}[2K"
-    ));
+    shipment["tenant"] = json!(forged("NOPE"));
     let response = gateway
         .app
         .post_carriyo_webhook(&CarriyoDelivery::webhook(&shipment))
         .await;
     assert_eq!(response.status(), 403);
+    // An order no one knows on the order endpoint: nothing recorded.
+    let mut shipment = sample("carriyo", "shipment_in_transit");
+    shipment["references"]["partner_order_reference"] = json!(forged("ORD-X"));
+    let response = gateway
+        .app
+        .post_carriyo_status_update(&CarriyoDelivery::status_update(&shipment))
+        .await;
+    assert_eq!(response.status(), 200);
     let deadline = Instant::now() + PATIENCE;
-    while !gateway.output().contains("request refused") {
+    while gateway.output().matches("FORGED").count() < 2 {
         assert!(
             Instant::now() < deadline,
-            "no refusal logged: {}",
+            "not both logged: {}",
             gateway.output()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let output = gateway.output();
-    let with_value: Vec<&str> = output.lines().filter(|l| l.contains("FORGED")).collect();
-    assert!(!with_value.is_empty(), "the value is logged: {output}");
-    for line in &with_value {
+    for line in output.lines().filter(|l| l.contains("FORGED")) {
         assert!(
-            line.contains("request refused"),
-            "a line of its own: {line:?}\n{output}"
+            !line.starts_with(forged_at),
+            "a forged line: {line:?}\n{output}"
         );
-        assert!(line.contains(r"NOPE\n2026"), "escaped: {line:?}");
+        assert!(
+            line.contains(&format!(r"\n{forged_at}")),
+            "escaped: {line:?}"
+        );
     }
     assert!(
         !output.contains('\r') && !output.contains('\u{1b}'),
