@@ -93,14 +93,27 @@ fn admit_before_body(state: &AppState, headers: &HeaderMap) -> Result<(), Ingest
     if state.stores.carriyo_by_credentials(headers).is_some() {
         return Ok(());
     }
-    let message = format!(
-        "the request carries no credential of a Carriyo tenant configured here (headers {}) and \
-         names no tenant in header {}; refused before its body was read",
-        carriyo_auth::credential_headers(state.stores.carriyo_schemes()),
-        adapter::TENANT_HEADER,
-    );
+    let all = carriyo_auth::credential_headers(state.stores.carriyo_schemes());
+    let sent: Vec<&str> = all
+        .split(", ")
+        .filter(|name| headers.contains_key(*name))
+        .collect();
+    let message = if sent.is_empty() {
+        format!(
+            "credentials are missing: the request sends none of the headers {all} and names no \
+             tenant in header {}; refused before its body was read",
+            adapter::TENANT_HEADER
+        )
+    } else {
+        format!(
+            "header {} carries no credential of a Carriyo tenant configured here (they take \
+             headers {all}), and header {} names no tenant; refused before its body was read",
+            sent.join(", "),
+            adapter::TENANT_HEADER
+        )
+    };
     // A Basic or bearer credential that is no one's is a 401, as Carriyo's
-    // API answers; a missing or unknown key header is its 403.
+    // API answers; a missing or unknown key is its 403.
     if headers.contains_key(carriyo_auth::AUTHORIZATION_HEADER) {
         Err(IngestError::Unauthorized(message))
     } else {
