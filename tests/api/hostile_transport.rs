@@ -163,6 +163,17 @@ async fn a_body_that_stalls_is_answered_408_in_the_providers_shape_and_its_conne
     app.stop().await;
 }
 
+/// A request refused from its headers: path, what is wrong, headers,
+/// declared length, the status and a word the answer must have.
+type EarlyRefusal<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    usize,
+    u16,
+    &'a str,
+);
+
 #[apply(backends)]
 #[tokio::test]
 async fn what_the_headers_can_refuse_is_refused_before_the_body_is_sent(backend: Backend) {
@@ -180,7 +191,7 @@ async fn what_the_headers_can_refuse_is_refused_before_the_body_is_sent(backend:
     let wrong_token = "Bearer not-a-token";
     let redo_path = redo_path(REDO_STORE_ID, "/orders");
     let rest_path = shopify_events_path("450789469", "255858046");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, usize, u16, &str)> = vec![
+    let cases: Vec<EarlyRefusal> = vec![
         (
             "/webhooks/shopify",
             "a body over the limit",
