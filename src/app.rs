@@ -170,6 +170,8 @@ impl Application {
         let listener = listen(&address, settings.server.backlog).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
         let shutdown_timeout = settings.server.shutdown_timeout.as_secs();
+        let workers = http_workers();
+        let connections_per_worker = (settings.server.max_connections / workers).max(1);
         let stop_worker = CancellationToken::new();
         let metrics = Metrics::new();
         metrics.keep_up(stop_worker.clone());
@@ -211,6 +213,10 @@ impl Application {
             bind_error(e)
         })?
         .disable_signals()
+        .workers(workers)
+        // actix counts per worker thread: together at most max_connections
+        // (but one per thread at least).
+        .max_connections(connections_per_worker)
         .shutdown_timeout(shutdown_timeout)
         .run();
         tracing::info!(%address, port, "listening");
@@ -356,6 +362,12 @@ impl Background {
             ),
         ])
     }
+}
+
+/// The HTTP worker threads: one per CPU, as actix would choose, but
+/// chosen here so that `server.max_connections` can be shared out.
+fn http_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Gives the calling thread the nice value `nice` (on Linux the nice value

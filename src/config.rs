@@ -79,6 +79,15 @@ pub struct ServerSettings {
     /// whose connection finds the queue full is not refused but silently
     /// dropped, and waits a second for its SYN retry.
     pub backlog: u32,
+    /// How long a request's body may take to arrive once its headers
+    /// have: a sender that stalls mid-body gets 408 and its connection
+    /// closed, instead of holding a buffer for as long as it likes.
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Most connections served at once, across the HTTP threads; more
+    /// wait in the backlog. With `body_limit` it bounds the memory that
+    /// request bodies can hold.
+    pub max_connections: usize,
 }
 
 /// How logs are written.
@@ -402,6 +411,11 @@ pub struct DeliverySettings {
     /// How long delivered messages stay listed (and replayable by force).
     #[serde(deserialize_with = "duration")]
     pub retention: Duration,
+    /// The HTTP proxy deliveries go through, when set; otherwise none,
+    /// whatever `HTTP_PROXY` or `HTTPS_PROXY` say, so the environment
+    /// cannot route deliveries past the private-target check.
+    #[serde(default, deserialize_with = "proxy_url")]
+    pub proxy: Option<Url>,
 }
 
 /// One `[[automations]]` rule: which statuses and events, for which
@@ -688,6 +702,12 @@ impl Settings {
                 format!("must be between 1 and {MAX_BACKLOG}"),
             ));
         }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.body_timeout.is_zero() {
+            return Err(invalid("server.body_timeout", "must be longer than zero"));
+        }
         if self.worker.batch_size == 0 {
             return Err(invalid("worker.batch_size", "must be at least 1"));
         }
@@ -879,6 +899,24 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+/// An http or https URL with a host, or unset (absent or empty).
+fn proxy_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let url = Url::parse(text.trim())
+        .map_err(|e| serde::de::Error::custom(format!("'{text}' is not an absolute URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(serde::de::Error::custom(format!(
+            "'{text}' must be an http or https URL with a host"
+        )));
+    }
+    Ok(Some(url))
+}
+
 fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let text = String::deserialize(d)?;
     parse_byte_size(&text).ok_or_else(|| {
@@ -982,6 +1020,18 @@ mod tests {
             ("SHIPGATE__STORAGE__BACKEND", "postgres", "backend"),
             ("SHIPGATE__SERVER__BACKLOG", "0", "server.backlog"),
             ("SHIPGATE__SERVER__BACKLOG", "many", "backlog"),
+            (
+                "SHIPGATE__SERVER__MAX_CONNECTIONS",
+                "0",
+                "server.max_connections",
+            ),
+            (
+                "SHIPGATE__SERVER__BODY_TIMEOUT",
+                "0s",
+                "server.body_timeout",
+            ),
+            ("SHIPGATE__DELIVERY__PROXY", "ftp://proxy", "proxy"),
+            ("SHIPGATE__DELIVERY__PROXY", "not a url", "proxy"),
             ("SHIPGATE__WORKER__NICE", "20", "worker.nice"),
             ("SHIPGATE__WORKER__NICE", "-5", "worker.nice"),
             ("SHIPGATE__WORKER__LINGER", "2s", "worker.linger"),

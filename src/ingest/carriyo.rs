@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    admit, carriyo_timestamp, read_json_body, record, record_event, Acknowledgement, CarriyoError,
+    admit, admit_json_body, carriyo_timestamp, record, record_event, Acknowledgement, CarriyoError,
     CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
@@ -45,7 +45,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         (status = 403, description = "The tenant is unknown, or its key header is missing or wrong; nothing stored", body = CarriyoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = CarriyoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = CarriyoErrorBody),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = CarriyoErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = CarriyoErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("carriyo_api_key" = [])),
@@ -56,8 +56,10 @@ async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, CarriyoError> {
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
+    admit_before_body(&state, headers)?;
+    let body = pending.read(payload).await?;
     let store = match adapter::webhook_tenant(headers, &body)? {
         Some(tenant) => store_of_tenant(&state, &tenant)?,
         None => state
@@ -76,6 +78,47 @@ async fn webhook(
     let observation = parse(store, &state, headers, &body)?;
     let recorded = record(&state, observation).await?;
     Ok(recorded.acknowledgement())
+}
+
+/// What the headers alone can refuse, before the body is buffered: a
+/// `tenant-id` that is not a tenant here, or its credentials missing or
+/// wrong; without `tenant-id`, a request that carries no credential of any
+/// tenant here (whatever tenant its body names, it would be refused).
+fn admit_before_body(state: &AppState, headers: &HeaderMap) -> Result<(), IngestError> {
+    if let Some(id) = adapter::tenant_header_if_sent(headers)? {
+        let store = store_of_tenant(state, &adapter::Tenant::Header(id))?;
+        carriyo_auth::verify_credentials(&store.settings.auth, &store.settings.tenant_id, headers)?;
+        return Ok(());
+    }
+    if state.stores.carriyo_by_credentials(headers).is_some() {
+        return Ok(());
+    }
+    let all = carriyo_auth::credential_headers(state.stores.carriyo_schemes());
+    let sent: Vec<&str> = all
+        .split(", ")
+        .filter(|name| headers.contains_key(*name))
+        .collect();
+    let message = if sent.is_empty() {
+        format!(
+            "credentials are missing: the request sends none of the headers {all} and names no \
+             tenant in header {}; refused before its body was read",
+            adapter::TENANT_HEADER
+        )
+    } else {
+        format!(
+            "header {} carries no credential of a Carriyo tenant configured here (they take \
+             headers {all}), and header {} names no tenant; refused before its body was read",
+            sent.join(", "),
+            adapter::TENANT_HEADER
+        )
+    };
+    // A Basic or bearer credential that is no one's is a 401, as Carriyo's
+    // API answers; a missing or unknown key is its 403.
+    if headers.contains_key(carriyo_auth::AUTHORIZATION_HEADER) {
+        Err(IngestError::Unauthorized(message))
+    } else {
+        Err(IngestError::Forbidden(message))
+    }
 }
 
 /// The shipment as an observation for `store`, its times read in the
@@ -137,7 +180,7 @@ fn parse(
         (status = 403, description = "tenant-id is missing or unknown, or the tenant's key header is missing or wrong; nothing stored", body = CarriyoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = CarriyoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = CarriyoErrorBody),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = CarriyoErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = CarriyoErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("carriyo_api_key" = [], "carriyo_tenant" = [])),
@@ -148,9 +191,10 @@ async fn shipment_status_update(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, CarriyoError> {
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
     let store = authenticate_order_call(&state, headers)?;
+    let body = pending.read(payload).await?;
     let event = admit(&state, parse(store, &state, headers, &body)?)?;
     let key = &event.key;
     let order = state.storage.order(&key.store, &key.order_ref).await?;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -37,7 +38,18 @@ pub enum IngestError {
     TooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("{0}; nothing was recorded, retry later")]
+    #[error(
+        "the body did not arrive within server.body_timeout ({}s after the headers); \
+         nothing was recorded",
+        limit.as_secs_f64()
+    )]
+    BodyTimeout { limit: Duration },
+    /// A timed-out write may still land once storage catches up, so the
+    /// answer cannot say nothing was recorded; a retry is deduplicated.
+    #[error(
+        "{0}; whether this update was recorded is unknown: retry it as it is, \
+         a repeat is recognised and never applied twice"
+    )]
     Storage(#[from] StorageError),
 }
 
@@ -70,6 +82,7 @@ impl IngestError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,7 +97,8 @@ impl IngestError {
             Self::Invalid(_)
             | Self::Unprocessable { .. }
             | Self::TooLarge { .. }
-            | Self::UnsupportedMediaType(_) => Some(Outcome::Invalid),
+            | Self::UnsupportedMediaType(_)
+            | Self::BodyTimeout { .. } => Some(Outcome::Invalid),
             Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
@@ -252,6 +266,11 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        if matches!(self.error, IngestError::BodyTimeout { .. }) {
+            // The rest of the body may still trickle in: the connection
+            // cannot carry another request.
+            response.force_close();
         }
         let request_id = RequestId::current();
         let body = match &self.error {

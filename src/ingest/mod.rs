@@ -17,6 +17,7 @@ pub use shopify::{IgnoredTopic, WebhookAnswer};
 pub use stores::{StoreDirectory, StoreRef};
 
 use std::future::Future;
+use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
@@ -28,6 +29,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, FromTheFuture, Observation, Provider};
+use crate::config::ServerSettings;
 use crate::storage::{Claim, Outcome};
 
 /// Registers every provider path, each with its OpenAPI operation. actix
@@ -41,12 +43,32 @@ pub fn routes(cfg: &mut ServiceConfig) {
     shopify::rest_routes(cfg);
 }
 
-/// Reads a JSON body of at most `limit` bytes.
+/// Reads a JSON body within the server's size and time limits, once the
+/// headers are admitted (see [`admit_json_body`]).
 pub async fn read_json_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
+    payload: web::Payload,
+    server: &ServerSettings,
 ) -> Result<Bytes, IngestError> {
+    admit_json_body(req, server)?.read(payload).await
+}
+
+/// A request whose headers admit a JSON body that has not been read yet:
+/// whatever can be refused without the body (route, store, credentials,
+/// media type, declared size) is refused before a byte of it is buffered.
+#[derive(Debug)]
+pub struct PendingBody {
+    declared: Option<usize>,
+    limit: usize,
+    timeout: Duration,
+}
+
+/// Checks the headers that announce the body: `Content-Type` is JSON and
+/// `Content-Length`, when sent, is within `server.body_limit`.
+pub fn admit_json_body(
+    req: &HttpRequest,
+    server: &ServerSettings,
+) -> Result<PendingBody, IngestError> {
     match req.headers().get(CONTENT_TYPE).map(|v| v.to_str()) {
         None => {
             return Err(IngestError::UnsupportedMediaType(
@@ -61,6 +83,7 @@ pub async fn read_json_body(
             )))
         }
     }
+    let limit = server.body_limit;
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -69,16 +92,39 @@ pub async fn read_json_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(IngestError::TooLarge { limit });
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| IngestError::Invalid(format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(IngestError::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
+    Ok(PendingBody {
+        declared,
+        limit,
+        timeout: server.body_timeout,
+    })
+}
+
+impl PendingBody {
+    /// Reads the body: 413 past the limit, 408 when it has not all
+    /// arrived within the timeout, so a stalled sender frees its buffer.
+    pub async fn read(self, mut payload: web::Payload) -> Result<Bytes, IngestError> {
+        let Self {
+            declared,
+            limit,
+            timeout,
+        } = self;
+        let read = async move {
+            let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    IngestError::Invalid(format!("the body could not be read: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(IngestError::TooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| IngestError::BodyTimeout { limit: timeout })?
     }
-    Ok(body.freeze())
 }
 
 fn is_json(content_type: &str) -> bool {

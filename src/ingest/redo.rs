@@ -114,7 +114,7 @@ struct OrderAnswer {
         (status = 409, description = "An order with this orderId exists", body = RedoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = RedoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable; nothing stored, retry later", body = RedoErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was stored is unknown, a retry is safe", body = RedoErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("redo_bearer" = [])),
@@ -127,7 +127,7 @@ async fn create_order(
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
     let store = authorize(&state, &req, &path.store_id)?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let new = adapter::parse_create_order(&body)?;
     let order = Order {
         store,
@@ -209,7 +209,7 @@ async fn get_order(
         (status = 200, description = "Deleted", body = DeleteOrderResponse),
         (status = 401, description = "Unknown storeId, or the bearer token is not the store's", body = RedoErrorBody),
         (status = 404, description = "No such order", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable; nothing deleted, retry later", body = RedoErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was deleted is unknown, a retry is safe", body = RedoErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("redo_bearer" = [])),
@@ -251,7 +251,7 @@ async fn delete_order(
         (status = 409, description = "The order has a fulfillment with this fulfillmentId", body = RedoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = RedoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable; nothing stored, retry later", body = RedoErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was stored is unknown, a retry is safe", body = RedoErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("redo_bearer" = [])),
@@ -264,7 +264,7 @@ async fn create_fulfillment(
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
     let store = authorize(&state, &req, &path.store_id)?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let request = adapter::parse_create_fulfillment(&body)?;
     let order = find_order(&state, &store, &path.order_id).await?;
     let line_items = adapter::fulfilled_line_items(&stored_request(&order)?, &request.line_items)?;
@@ -334,7 +334,7 @@ async fn create_fulfillment(
         (status = 404, description = "No such order or fulfillment", body = RedoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = RedoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = RedoErrorBody),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = RedoErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = RedoErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("redo_bearer" = [])),
@@ -347,7 +347,7 @@ async fn shipment_status(
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
     let store = authorize(&state, &req, &path.store_id)?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let update = adapter::parse_shipment_status(&body)?;
     let delivery_id = adapter::idempotency_key(req.headers())?;
     let current = match state

@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    admit, read_json_body, record, record_event, Acknowledgement, IngestError, Recorded,
-    ShopifyError, ShopifyErrorBody,
+    admit, admit_json_body, read_json_body, record, record_event, Acknowledgement, IngestError,
+    Recorded, ShopifyError, ShopifyErrorBody,
 };
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventId, FromTheFuture, FulfillmentKey, Provider};
@@ -73,7 +73,7 @@ pub fn rest_routes(cfg: &mut ServiceConfig) {
         (status = 401, description = "Unknown shop, or the HMAC matches none of its secrets; nothing stored", body = ShopifyErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = ShopifyErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ShopifyErrorBody),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = ShopifyErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("shopify_hmac" = [])),
@@ -84,7 +84,7 @@ async fn webhook(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ShopifyError> {
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
     let domain = adapter::shop_domain(headers)?;
     let store = state.stores.shopify_by_domain(domain).ok_or_else(|| {
@@ -92,6 +92,7 @@ async fn webhook(
             "header X-Shopify-Shop-Domain '{domain}' is not a shop configured here"
         ))
     })?;
+    let body = pending.read(payload).await?;
     adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
     match adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)? {
         Webhook::Observed(update) => {
@@ -186,7 +187,7 @@ fn admit_update(
         (status = 422, description = "A field of the event is missing or invalid, or its status is not a word of the served API version; \
             Shopify's shape, the field with its messages: {\"errors\": {\"status\": [\"is not included in the list\"]}}; nothing stored", body = ShopifyErrorBody,
             headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = ShopifyErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"), ("X-Shopify-API-Version" = String, description = "The version that served the call"))),
     ),
     security(("shopify_access_token" = [])),
@@ -209,7 +210,7 @@ async fn create_event(
         &path.order_id,
         &path.fulfillment_id,
     )?;
-    let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
+    let body = read_json_body(&req, payload, &state.settings.server).await?;
     let update = adapter::parse_rest_event(
         call.store(),
         &state.maps.shopify,
@@ -337,7 +338,7 @@ async fn get_event(
             headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
         (status = 404, description = "Unknown API version, fulfillment or event", body = ShopifyErrorBody,
             headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = ShopifyErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"), ("X-Shopify-API-Version" = String, description = "The version that served the call"))),
     ),
     security(("shopify_access_token" = [])),

@@ -20,7 +20,9 @@ pub enum OpsError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}; nothing was recorded, retry later")]
+    /// A change (a replay) that timed out may still land, so the answer
+    /// does not claim nothing changed.
+    #[error("{0}; whether a change took effect is unknown, retry later")]
     Storage(#[from] StorageError),
 }
 

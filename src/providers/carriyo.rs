@@ -33,6 +33,12 @@ pub fn tenant_header(headers: &HeaderMap) -> Result<&str, Rejection> {
     required_header(headers, TENANT_HEADER, Rejection::Forbidden)
 }
 
+/// The `tenant-id` header if sent (a webhook may name its tenant in the
+/// body instead); malformed, it is refused.
+pub fn tenant_header_if_sent(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
+    header(headers, TENANT_HEADER)
+}
+
 /// Which tenant a webhook names, and where it named it, so that an unknown
 /// one is refused with the place to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +80,7 @@ pub fn webhook_tenant<'a>(
     headers: &'a HeaderMap,
     body: &[u8],
 ) -> Result<Option<Tenant<'a>>, Rejection> {
-    if let Some(id) = header(headers, TENANT_HEADER)? {
+    if let Some(id) = tenant_header_if_sent(headers)? {
         return Ok(Some(Tenant::Header(id)));
     }
     Ok(serde_json::from_slice::<TenantOfShipment>(body)

@@ -197,6 +197,9 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
     let mut nobody = shipment_of("ACME", "S-NOBODY");
     nobody.as_object_mut().unwrap().remove("tenant");
     let wrong_basic = basic("carriyo:not-it");
+    // Without tenant-id, credentials that are no tenant's are refused from
+    // the headers alone, before the body (and the tenant it names) is
+    // read: 401 when Authorization was sent, else 403.
     let cases: Vec<Refusal> = vec![
         (
             "wrong x-api-key",
@@ -204,7 +207,7 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
             &acme,
             vec![("x-api-key", "nope")],
             403,
-            vec!["x-api-key", "ACME"],
+            vec!["x-api-key", "no credential"],
         ),
         (
             "missing x-api-key",
@@ -220,7 +223,7 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
             &gamma,
             vec![("x-api-key", "gamma-key")],
             403,
-            vec!["x-carriyo-secret", "missing"],
+            vec!["x-api-key", "x-carriyo-secret"],
         ),
         (
             "another tenant's key",
@@ -228,7 +231,7 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
             &gamma,
             vec![("x-carriyo-secret", CARRIYO_KEY)],
             403,
-            vec!["x-carriyo-secret", "GAMMA"],
+            vec!["x-carriyo-secret", "no credential"],
         ),
         (
             "unknown tenant-id",
@@ -273,14 +276,14 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
             &delta,
             vec![("Authorization", &wrong_basic)],
             401,
-            vec!["Basic", "DELTA"],
+            vec!["Authorization", "no credential"],
         ),
         (
             "missing Basic credentials",
             webhook,
             &delta,
             vec![],
-            401,
+            403,
             vec!["Authorization", "missing"],
         ),
         (
@@ -289,7 +292,7 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
             &epsilon,
             vec![("Authorization", "Bearer nope")],
             401,
-            vec!["bearer token", "EPSILON"],
+            vec!["Authorization", "no credential"],
         ),
         (
             "Basic where the store takes Bearer",
@@ -297,7 +300,7 @@ async fn refusals_answer_carriyos_error_body_with_its_status_codes(backend: Back
             &epsilon,
             vec![("Authorization", "Basic ZXBzaWxvbi10b2tlbi1uZXc=")],
             401,
-            vec!["`Bearer ...`"],
+            vec!["Authorization", "no credential"],
         ),
     ];
     let refused = cases.len();

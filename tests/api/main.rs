@@ -12,6 +12,7 @@ mod carriyo_returns;
 #[path = "../helpers/mod.rs"]
 mod helpers;
 mod hostile_inputs;
+mod hostile_transport;
 mod openapi;
 mod ops;
 mod ops_surface;

@@ -216,6 +216,21 @@ fi"#,
         }
     }
 
+    /// Stops the server's process (SIGSTOP) as a stalled host would:
+    /// connections stay open and what clients send waits, unanswered, in
+    /// the kernel until the returned guard resumes it (SIGCONT), also
+    /// when the test panics.
+    pub fn pause(&self) -> Paused {
+        let info: String = self.query(redis::cmd("INFO").arg("server"));
+        let pid = info
+            .lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("redis-server {} did not say its process id", self.url()));
+        assert!(send_signal(pid, "STOP"), "kill -STOP {pid} failed");
+        Paused { pid }
+    }
+
     fn shutdown(&mut self, command: &str) {
         let _ = self.command(command);
         if let Some(mut watchdog) = self.watchdog.take() {
@@ -252,4 +267,25 @@ impl Drop for RedisServer {
         self.shutdown("SHUTDOWN NOSAVE");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A paused redis-server; dropping this resumes it.
+pub struct Paused {
+    pid: u32,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // Not asserted: this may run while a failed test unwinds.
+        send_signal(self.pid, "CONT");
+    }
+}
+
+/// Sends signal `name` to `pid`; whether it was sent.
+fn send_signal(pid: u32, name: &str) -> bool {
+    std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|status| status.success())
 }

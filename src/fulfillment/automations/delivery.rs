@@ -27,6 +27,9 @@ const DETAIL_LIMIT: usize = 256;
 pub struct Courier {
     client: Client,
     allow_private_targets: bool,
+    /// Whether deliveries go through `delivery.proxy`, which resolves the
+    /// target itself: the target is then resolved and checked here first.
+    via_proxy: bool,
 }
 
 /// Why an attempt did not deliver.
@@ -67,12 +70,21 @@ impl Courier {
             // A redirect could lead anywhere, past the target check.
             .redirect(redirect::Policy::none())
             .user_agent(concat!("shipgate/", env!("CARGO_PKG_VERSION")));
-        if !settings.allow_private_targets {
+        // Only the configured proxy, never HTTP_PROXY and the like from the
+        // environment: one would carry deliveries past the target check.
+        builder = match &settings.proxy {
+            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.clone())?),
+            None => builder.no_proxy(),
+        };
+        // The resolver resolves the proxy's name when there is one; the
+        // proxy is configured, so trusted, wherever it is.
+        if !settings.allow_private_targets && settings.proxy.is_none() {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }
         Ok(Self {
             client: builder.build()?,
             allow_private_targets: settings.allow_private_targets,
+            via_proxy: settings.proxy.is_some(),
         })
     }
 
@@ -86,6 +98,9 @@ impl Courier {
     ) -> Result<u16, Failure> {
         if !self.allow_private_targets {
             self.check_literal_target(rule)?;
+            if self.via_proxy {
+                check_resolved_target(rule).await?;
+            }
         }
         let mut request = self
             .client
@@ -146,6 +161,38 @@ impl Courier {
         }
         Ok(())
     }
+}
+
+/// Through a proxy, the target's name never reaches [`PublicOnly`]: it is
+/// resolved here and refused as [`PublicOnly`] would. The proxy resolves
+/// it again, so this narrows, but cannot close, a DNS-rebinding window.
+async fn check_resolved_target(rule: &AutomationSettings) -> Result<(), Failure> {
+    let Some(host) = rule.url.host_str() else {
+        return Ok(());
+    };
+    if host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let port = rule.url.port_or_known_default().unwrap_or(80);
+    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| {
+        Failure::new(
+            FailureReason::ConnectionFailed,
+            format!("{host} does not resolve: {e}"),
+        )
+    })?;
+    for address in addresses {
+        if is_private(address.ip()) {
+            let refused = RefusedTarget {
+                host: host.to_owned(),
+                address: address.ip(),
+            };
+            return Err(Failure::new(
+                FailureReason::RefusedTarget,
+                refused.to_string(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Resolves names and refuses a name if ANY of its addresses is private:
