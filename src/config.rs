@@ -992,10 +992,7 @@ impl Settings {
                 if !unknown.is_empty() {
                     return Err(invalid(
                         format!("{key}.stores"),
-                        format!(
-                            "'{}' is not an enabled store",
-                            unknown.join("', '")
-                        ),
+                        format!("'{}' is not an enabled store", unknown.join("', '")),
                     ));
                 }
             }

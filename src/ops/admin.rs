@@ -64,9 +64,11 @@ impl Admin {
 fn recognises(entry: &AdminToken, presented: &str) -> bool {
     match &entry.credential {
         TokenCredential::Token(secret) => secret_matches(std::slice::from_ref(secret), presented),
-        TokenCredential::Sha256(digest) => {
-            bool::from(Sha256::digest(presented.as_bytes()).as_slice().ct_eq(digest))
-        }
+        TokenCredential::Sha256(digest) => bool::from(
+            Sha256::digest(presented.as_bytes())
+                .as_slice()
+                .ct_eq(digest),
+        ),
     }
 }
 

@@ -14,8 +14,8 @@ use super::admin::Admin;
 use super::error::{OpsError, OpsErrorBody};
 
 use crate::app::AppState;
-use crate::config::Role;
 use crate::canonical::{CanonicalEvent, Direction, EventId, FulfillmentKey, Provider};
+use crate::config::Role;
 use crate::domain::Trigger;
 use crate::domain::{Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued};
 use crate::fulfillment::{FulfillmentView, OpsFulfillment};

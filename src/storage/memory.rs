@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use super::{add, sorted_words};
 use super::{
     Batched, Claim, EventFilter, EventLog, Feed, Fulfillments, LogEntry, LogPosition, Orders,
     Outbox, Outcome, Sequences, Stats, Storage, StorageError, UnmappedWord, Versioned,
 };
-use super::{add, sorted_words};
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
 use crate::config::StorageSettings;
 use crate::domain::{
@@ -517,7 +517,12 @@ impl Feed for MemoryStorage {
             .filter(|e| filter.before.is_none_or(|before| e.id < before))
             .filter(|e| filter.provider.is_none_or(|p| e.provider == p))
             .filter(|e| filter.store.as_deref().is_none_or(|s| e.key.store == s))
-            .filter(|e| filter.scope.as_ref().is_none_or(|s| s.contains(&e.key.store)))
+            .filter(|e| {
+                filter
+                    .scope
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&e.key.store))
+            })
             .take(filter.limit)
             .cloned()
             .collect())

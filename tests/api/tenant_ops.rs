@@ -100,8 +100,12 @@ const BETA: (&str, &str) = (OTHER_SHOP, OTHER_SHOPIFY_SECRET);
 /// The same Carriyo shipment (same tracking number) for acme and for
 /// beta, each with its own key.
 async fn post_carriyo_to_both(app: &TestApp) {
-    let shipment = sample("carriyo", "shipment_in_transit");
-    for key in [CARRIYO_KEY, OTHER_CARRIYO_KEY] {
+    let mut shipment = sample("carriyo", "shipment_in_transit");
+    for (tenant, key) in [
+        (CARRIYO_TENANT, CARRIYO_KEY),
+        (OTHER_CARRIYO_TENANT, OTHER_CARRIYO_KEY),
+    ] {
+        shipment["tenant"] = json!(tenant);
         let delivery = CarriyoDelivery {
             api_key: Some(key),
             ..CarriyoDelivery::webhook(&shipment)
@@ -144,7 +148,12 @@ fn stores_of(entries: &Value, pointer: &str) -> BTreeSet<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e.pointer(pointer).and_then(Value::as_str).unwrap().to_owned())
+        .map(|e| {
+            e.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -158,7 +167,10 @@ async fn a_store_token_reads_its_fulfillments_and_events_only(backend: Backend) 
     app.wait_until_applied().await;
     for token in [READER, OPERATOR] {
         let (status, body) = app
-            .get_as(token, "/api/v1/stores/acme/orders/450789469/fulfillments/8001")
+            .get_as(
+                token,
+                "/api/v1/stores/acme/orders/450789469/fulfillments/8001",
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         // Beta's fulfillment exists (the admin reads it), yet it is as
@@ -168,7 +180,10 @@ async fn a_store_token_reads_its_fulfillments_and_events_only(backend: Backend) 
         let (status, hidden) = app.get_as(token, beta).await;
         assert_eq!(status, 404, "{hidden}");
         let (_, never) = app
-            .get_as(token, "/api/v1/stores/beta/orders/450789469/fulfillments/9999")
+            .get_as(
+                token,
+                "/api/v1/stores/beta/orders/450789469/fulfillments/9999",
+            )
             .await;
         let words = |v: &Value| v["error"].as_str().unwrap().replace("8002", "9999");
         assert_eq!(words(&hidden), words(&never));
@@ -267,9 +282,7 @@ async fn stats_timeline_and_unmapped_words_count_the_tokens_stores(backend: Back
 
 #[apply(backends)]
 #[tokio::test]
-async fn automations_deliveries_and_dead_letters_are_cut_to_the_tokens_stores(
-    backend: Backend,
-) {
+async fn automations_deliveries_and_dead_letters_are_cut_to_the_tokens_stores(backend: Backend) {
     let app = tenants_app(backend).await;
     post_shopify_event(&app, ACME, 8201, 1, "in_transit").await;
     post_shopify_event(&app, BETA, 8202, 2, "in_transit").await;
@@ -329,9 +342,7 @@ async fn only_operate_replays_and_only_its_stores_dead_letters(backend: Backend)
     let (status, body) = app.post_as(READER, &one).await;
     assert_eq!(status, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("read"), "{body}");
-    let (status, body) = app
-        .post_as(READER, "/api/v1/dead-letters/replay")
-        .await;
+    let (status, body) = app.post_as(READER, "/api/v1/dead-letters/replay").await;
     assert_eq!(status, 403, "{body}");
 
     // Beta's letter is unknown to acme's operator, as a made-up id is.
@@ -355,9 +366,7 @@ async fn only_operate_replays_and_only_its_stores_dead_letters(backend: Backend)
     let (status, body) = app.post_as(OPERATOR, &one).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["replayed"]["id"], acme_first.as_str());
-    let (status, bulk) = app
-        .post_as(OPERATOR, "/api/v1/dead-letters/replay")
-        .await;
+    let (status, bulk) = app.post_as(OPERATOR, "/api/v1/dead-letters/replay").await;
     assert_eq!(status, 200, "{bulk}");
     // The letter replayed above may be dead again already (its receiver
     // is still down); beta's is never among them.

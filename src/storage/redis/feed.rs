@@ -88,7 +88,11 @@ fn stats_field(field: &str) -> Result<(Provider, Outcome), StorageError> {
     outcome_of(field, provider, outcome)
 }
 
-fn outcome_of(field: &str, provider: &str, outcome: &str) -> Result<(Provider, Outcome), StorageError> {
+fn outcome_of(
+    field: &str,
+    provider: &str,
+    outcome: &str,
+) -> Result<(Provider, Outcome), StorageError> {
     let provider = provider.parse::<Provider>().map_err(corrupt)?;
     let outcome = Outcome::ALL
         .into_iter()
