@@ -992,7 +992,11 @@ impl Settings {
                 if !unknown.is_empty() {
                     return Err(invalid(
                         format!("{key}.stores"),
-                        format!("'{}' is not an enabled store", unknown.join("', '")),
+                        format!(
+                            "names '{}', which {} not enabled in [stores]",
+                            unknown.join("', '"),
+                            if unknown.len() == 1 { "is" } else { "are" }
+                        ),
                     ));
                 }
             }
