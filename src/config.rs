@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
 
 use crate::canonical::Direction;
 use crate::domain::{SigningSecret, Trigger};
@@ -160,7 +161,156 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
-    pub tokens: Vec<Secret>,
+    /// Who may use the ops API and on which stores: a plain string is an
+    /// `admin` token on every store (the first form, kept working), a
+    /// table is scoped.
+    pub tokens: Vec<AdminToken>,
+}
+
+/// One ops token: how it is recognised, which stores it sees and what it
+/// may do there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    pub credential: TokenCredential,
+    pub stores: StoreScope,
+    pub role: Role,
+}
+
+/// How a presented token is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCredential {
+    /// The token itself (from the config text or a file).
+    Token(Secret),
+    /// The SHA-256 of the token, so the config need not hold the secret.
+    Sha256([u8; 32]),
+}
+
+/// The stores a token sees; every other store's data is as if absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreScope {
+    /// `"*"`: every store, and what belongs to none (refused requests,
+    /// counts recorded before stores were counted).
+    All,
+    /// These stores only (never empty).
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl StoreScope {
+    /// Whether the token sees `store`'s data.
+    pub fn sees(&self, store: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(stores) => stores.contains(store),
+        }
+    }
+}
+
+/// What a token may do on the stores it sees; each role includes the
+/// ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read everything the ops API shows.
+    Read,
+    /// Read, and send dead letters again (one or in bulk).
+    Operate,
+    /// Everything; what a plain-string token gets.
+    Admin,
+}
+
+impl Role {
+    /// The role's name in config and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Operate => "operate",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// A `[[admin.tokens]]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopedTokenToml {
+    token: Option<Secret>,
+    token_sha256: Option<String>,
+    stores: StoresToml,
+    role: Role,
+}
+
+/// `stores = "*"` or a list of store names (`["*"]` too).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoresToml {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for AdminToken {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        // A string, or a `{ file = ... }` table, is the first form.
+        let plain = match &value {
+            serde_json::Value::Object(table) => table.len() == 1 && table.contains_key("file"),
+            _ => true,
+        };
+        if plain {
+            let secret = Secret::deserialize(value).map_err(D::Error::custom)?;
+            return Ok(Self {
+                credential: TokenCredential::Token(secret),
+                stores: StoreScope::All,
+                role: Role::Admin,
+            });
+        }
+        let raw = ScopedTokenToml::deserialize(value).map_err(D::Error::custom)?;
+        let credential = match (raw.token, raw.token_sha256) {
+            (Some(token), None) => TokenCredential::Token(token),
+            (None, Some(hex_text)) => {
+                let mut digest = [0u8; 32];
+                hex::decode_to_slice(hex_text.trim(), &mut digest).map_err(|_| {
+                    D::Error::custom(format!(
+                        "`token_sha256` '{hex_text}' is not 64 hex digits (the SHA-256 of the token)"
+                    ))
+                })?;
+                TokenCredential::Sha256(digest)
+            }
+            (Some(_), Some(_)) => {
+                return Err(D::Error::custom(
+                    "both `token` and `token_sha256` are set; give one",
+                ))
+            }
+            (None, None) => {
+                return Err(D::Error::custom(
+                    "set `token` or `token_sha256`: how the token is recognised",
+                ))
+            }
+        };
+        let names = match raw.stores {
+            StoresToml::One(name) => vec![name],
+            StoresToml::Many(names) => names,
+        };
+        let stores = match names.as_slice() {
+            [] => {
+                return Err(D::Error::custom(
+                    "`stores` is empty; list store names, or \"*\" for every store",
+                ))
+            }
+            [all] if all == "*" => StoreScope::All,
+            _ if names.iter().any(|n| n == "*") => {
+                return Err(D::Error::custom(
+                    "`stores` mixes \"*\" with store names; give one or the other",
+                ))
+            }
+            _ => StoreScope::Only(names.into_iter().collect()),
+        };
+        Ok(Self {
+            credential,
+            stores,
+            role: raw.role,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -549,10 +699,76 @@ impl TryFrom<AutomationToml> for AutomationSettings {
     }
 }
 
-/// A credential: never printed, not even by `{:?}`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+/// A credential: never printed, not even by `{:?}`. Written as a string,
+/// or as `{ file = "/run/secrets/x" }` to read it from a file (as
+/// container secrets are mounted), its trailing newlines trimmed; a file
+/// that is missing or empty stops the load, naming the path.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret, or { file = \"/path/to/secret\" }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret(v.to_owned()))
+    }
+
+    // The environment source parses values that look like numbers or
+    // booleans; a secret is their text.
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
+        use serde::de::Error;
+        let mut path: Option<PathBuf> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "file" || path.is_some() {
+                return Err(A::Error::custom(format!(
+                    "a secret given as a table takes one key, `file`, not `{key}`"
+                )));
+            }
+            path = Some(map.next_value()?);
+        }
+        let path = path.ok_or_else(|| A::Error::custom("a secret table needs `file`"))?;
+        read_secret_file(&path).map_err(A::Error::custom)
+    }
+}
+
+/// The secret a file holds, without its trailing newlines.
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(format!("secret file {} is empty", path.display()));
+    }
+    Ok(Secret(secret.to_owned()))
+}
 
 impl Secret {
     /// The secret itself, for the one place that compares or signs with it.
@@ -654,7 +870,16 @@ impl Settings {
                 found.push(key);
             }
         };
-        check("admin.tokens".into(), &self.admin.tokens);
+        let plain: Vec<Secret> = self
+            .admin
+            .tokens
+            .iter()
+            .filter_map(|t| match &t.credential {
+                TokenCredential::Token(secret) => Some(secret.clone()),
+                TokenCredential::Sha256(_) => None,
+            })
+            .collect();
+        check("admin.tokens".into(), &plain);
         for (name, store) in self.enabled_stores() {
             if let Some(s) = &store.shopify {
                 check(
@@ -717,17 +942,7 @@ impl Settings {
         if self.worker.linger > MAX_LINGER {
             return Err(invalid("worker.linger", "must be at most 1s"));
         }
-        if self
-            .admin
-            .tokens
-            .iter()
-            .any(|t| t.expose().trim().is_empty())
-        {
-            return Err(invalid(
-                "admin.tokens",
-                "an empty or whitespace-only token would let anyone in",
-            ));
-        }
+        self.check_admin_tokens()?;
         self.check_automations()?;
         self.check_credentials()?;
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -837,6 +1052,50 @@ impl Settings {
                             owners.insert(secret.expose(), (name, key.clone()));
                         }
                     }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ops tokens: none empty, none given twice (it would hold two
+    /// scopes), and only enabled stores named.
+    fn check_admin_tokens(&self) -> Result<(), ConfigError> {
+        let mut digests: Vec<[u8; 32]> = Vec::new();
+        for (i, token) in self.admin.tokens.iter().enumerate() {
+            let key = format!("admin.tokens[{i}]");
+            let digest = match &token.credential {
+                TokenCredential::Token(secret) if secret.expose().trim().is_empty() => {
+                    return Err(invalid(
+                        key,
+                        "an empty or whitespace-only token would let anyone in",
+                    ))
+                }
+                TokenCredential::Token(secret) => Sha256::digest(secret.expose()).into(),
+                TokenCredential::Sha256(digest) => *digest,
+            };
+            if let Some(first) = digests.iter().position(|d| *d == digest) {
+                return Err(invalid(
+                    key,
+                    format!("the same token as admin.tokens[{first}]; give each token once"),
+                ));
+            }
+            digests.push(digest);
+            if let StoreScope::Only(stores) = &token.stores {
+                let unknown: Vec<&str> = stores
+                    .iter()
+                    .filter(|s| !self.enabled_stores().any(|(name, _)| name == *s))
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(invalid(
+                        format!("{key}.stores"),
+                        format!(
+                            "names '{}', which {} not enabled in [stores]",
+                            unknown.join("', '"),
+                            if unknown.len() == 1 { "is" } else { "are" }
+                        ),
+                    ));
                 }
             }
         }
@@ -987,7 +1246,12 @@ mod tests {
         .unwrap();
         assert_eq!(s.server.port, 9999);
         assert_eq!(s.storage.backend, Backend::Redis);
-        assert_eq!(s.admin.tokens, vec![Secret::from("a"), Secret::from("b")]);
+        let everywhere = |token: &str| AdminToken {
+            credential: TokenCredential::Token(Secret::from(token)),
+            stores: StoreScope::All,
+            role: Role::Admin,
+        };
+        assert_eq!(s.admin.tokens, vec![everywhere("a"), everywhere("b")]);
         let secrets = &s.stores["acme"].shopify.as_ref().unwrap().webhook_secrets;
         assert_eq!(secrets, &vec![Secret::from("new"), Secret::from("old")]);
     }
@@ -1442,6 +1706,131 @@ mod tests {
         );
         let err = with_rules(&twice, &[]).unwrap_err().to_string();
         assert!(err.contains("two rules are named `r1`"), "{err}");
+    }
+
+    #[test]
+    fn admin_tokens_may_be_scoped_to_stores_and_roles() {
+        let digest = hex::encode(Sha256::digest("op"));
+        let s = with_rules(
+            &format!(
+                "[[admin.tokens]]\ntoken = \"r\"\nstores = [\"acme\"]\nrole = \"read\"\n\
+                 [[admin.tokens]]\ntoken_sha256 = \"{digest}\"\nstores = \"*\"\nrole = \"operate\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let [reader, operator] = s.admin.tokens.as_slice() else {
+            panic!("two tokens: {:?}", s.admin.tokens);
+        };
+        assert_eq!(reader.credential, TokenCredential::Token(Secret::from("r")));
+        assert_eq!(
+            reader.stores,
+            StoreScope::Only(["acme".to_owned()].into_iter().collect())
+        );
+        assert_eq!(reader.role, Role::Read);
+        assert_eq!(
+            operator.credential,
+            TokenCredential::Sha256(Sha256::digest("op").into())
+        );
+        assert_eq!(operator.stores, StoreScope::All);
+        assert_eq!(operator.role, Role::Operate);
+        assert!(Role::Read < Role::Operate && Role::Operate < Role::Admin);
+    }
+
+    #[test]
+    fn bad_admin_tokens_name_the_entry_and_what_is_wrong() {
+        let entry = |body: &str| format!("[[admin.tokens]]\n{body}\n");
+        let cases = [
+            (
+                entry("token = \"t\"\nstores = [\"acme\", \"zeta\"]\nrole = \"read\""),
+                &["admin.tokens[0].stores", "'zeta'"][..],
+            ),
+            (
+                entry("token_sha256 = \"abc\"\nstores = \"*\"\nrole = \"read\""),
+                &["admin.tokens", "`token_sha256` 'abc'"],
+            ),
+            (
+                entry("stores = \"*\"\nrole = \"read\""),
+                &["admin.tokens", "set `token` or `token_sha256`"],
+            ),
+            (
+                entry("token = \"t\"\nstores = []\nrole = \"read\""),
+                &["admin.tokens", "`stores` is empty"],
+            ),
+            (
+                entry("token = \"t\"\nstores = [\"*\", \"acme\"]\nrole = \"read\""),
+                &["admin.tokens", "mixes"],
+            ),
+            (
+                entry("token = \"t\"\nstores = \"*\"\nrole = \"root\""),
+                &["admin.tokens", "root"],
+            ),
+            (
+                format!(
+                    "{}{}",
+                    entry("token = \"t\"\nstores = \"*\"\nrole = \"read\""),
+                    entry(&format!(
+                        "token_sha256 = \"{}\"\nstores = [\"acme\"]\nrole = \"admin\"",
+                        hex::encode(Sha256::digest("t"))
+                    ))
+                ),
+                &["admin.tokens[1]", "admin.tokens[0]"],
+            ),
+        ];
+        for (text, named) in cases {
+            let err = with_rules(&text, &[]).unwrap_err().to_string();
+            for part in named {
+                assert!(err.contains(part), "{text}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_may_come_from_files_trimmed_and_never_empty() {
+        let dir = std::env::temp_dir().join(format!(
+            "shipgate-config-secrets-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("redo");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let admin = dir.join("admin");
+        std::fs::write(&admin, "adm1n\r\n").unwrap();
+        let s = with_rules(
+            &format!(
+                "[admin]\ntokens = [{{ file = \"{}\" }}]\n[stores.acme.redo]\n\
+                 api_tokens = [{{ file = \"{}\" }}, \"inline\"]\n",
+                admin.display(),
+                token.display()
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.admin.tokens[0].credential,
+            TokenCredential::Token(Secret::from("adm1n"))
+        );
+        assert_eq!(
+            s.stores["acme"].redo.as_ref().unwrap().api_tokens,
+            [Secret::from("s3cret"), Secret::from("inline")]
+        );
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let missing = dir.join("missing");
+        for (path, problem) in [(&empty, "is empty"), (&missing, "cannot read")] {
+            let err = with_rules(
+                &format!(
+                    "[stores.acme.redo]\napi_tokens = [{{ file = \"{}\" }}]\n",
+                    path.display()
+                ),
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("stores.acme.redo.api_tokens"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains(problem), "{err}");
+        }
     }
 
     #[test]

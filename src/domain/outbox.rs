@@ -235,6 +235,8 @@ pub struct DeliveryFilter {
     pub fulfillment_ref: Option<String>,
     pub state: Option<DeliveryState>,
     pub reason: Option<FailureReason>,
+    /// Only deliveries of these stores (an ops token's); `None` for every store.
+    pub scope: Option<std::collections::BTreeSet<String>>,
     pub limit: usize,
 }
 
@@ -251,6 +253,7 @@ impl DeliveryFilter {
                 .is_none_or(|f| key.fulfillment_ref == f)
             && self.state.is_none_or(|s| d.state == s)
             && self.reason.is_none_or(|r| d.last_failure() == Some(r))
+            && self.scope.as_ref().is_none_or(|s| s.contains(&key.store))
     }
 }
 

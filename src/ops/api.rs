@@ -1,5 +1,7 @@
 //! The admin API, `/api/v1`, behind the admin bearer tokens: what ops
-//! people and the dashboard read.
+//! people and the dashboard read. Each answer is cut to the token's
+//! stores: another store's data is answered as absent, never as
+//! forbidden, so store names do not leak.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use super::error::{OpsError, OpsErrorBody};
 
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, Direction, EventId, FulfillmentKey, Provider};
+use crate::config::Role;
 use crate::domain::Trigger;
 use crate::domain::{Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued};
 use crate::fulfillment::{FulfillmentView, OpsFulfillment};
@@ -59,7 +62,7 @@ type ApiResult = Result<HttpResponse, OpsError>;
 )]
 #[get("/api/v1/stores/{store}/orders/{order}/fulfillments/{fulfillment}")]
 async fn fulfillment(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
 ) -> ApiResult {
@@ -69,7 +72,12 @@ async fn fulfillment(
         order_ref,
         fulfillment_ref,
     };
-    match state.core.get(&key).await? {
+    let found = if admin.sees(&key.store) {
+        state.core.get(&key).await?
+    } else {
+        None
+    };
+    match found {
         Some(f) => Ok(HttpResponse::Ok().json(FulfillmentView::ops(&f))),
         None => Err(OpsError::NotFound(format!("no fulfillment {key} is known"))),
     }
@@ -112,7 +120,7 @@ struct EventsPage {
     security(("admin_bearer" = [])),
 )]
 #[get("/api/v1/events")]
-async fn events(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
+async fn events(admin: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
     let query = web::Query::<EventsQuery>::from_query(req.query_string())
         .map_err(OpsError::query)?
         .into_inner();
@@ -129,6 +137,7 @@ async fn events(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiRe
     let filter = EventFilter {
         provider,
         store: query.store.filter(|s| !s.is_empty()),
+        scope: admin.scope(),
         before,
         limit,
     };
@@ -144,7 +153,8 @@ struct StatsAnswer {
     providers: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
-/// Ingest outcomes since the storage was new, per provider.
+/// Ingest outcomes since the storage was new, per provider; for a token
+/// scoped to stores, those of its stores' events that reached the log.
 #[utoipa::path(
     operation_id = "ops_stats",
     tag = "ops",
@@ -158,8 +168,11 @@ struct StatsAnswer {
     security(("admin_bearer" = [])),
 )]
 #[get("/api/v1/stats")]
-async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult {
-    let counted = state.storage.stats().await?;
+async fn stats(admin: Admin, state: web::Data<AppState>) -> ApiResult {
+    let counted = match admin.scope() {
+        None => state.storage.stats().await?,
+        Some(stores) => state.storage.store_stats(&stores).await?,
+    };
     // Every provider and outcome appears, zeros included, so a dashboard
     // or script never has to guess whether a key is missing or zero.
     let providers = Provider::ALL
@@ -188,7 +201,8 @@ struct UnmappedAnswer {
     unmapped: Vec<UnmappedWord>,
 }
 
-/// Provider words the status maps do not know, with how often each came.
+/// Provider words the status maps do not know, with how often each came
+/// (in the token's stores' events).
 #[utoipa::path(
     operation_id = "ops_unmapped_words",
     tag = "ops",
@@ -202,8 +216,11 @@ struct UnmappedAnswer {
     security(("admin_bearer" = [])),
 )]
 #[get("/api/v1/unmapped")]
-async fn unmapped(_: Admin, state: web::Data<AppState>) -> ApiResult {
-    let words = state.storage.unmapped_words().await?;
+async fn unmapped(admin: Admin, state: web::Data<AppState>) -> ApiResult {
+    let words = match admin.scope() {
+        None => state.storage.unmapped_words().await?,
+        Some(stores) => state.storage.store_unmapped_words(&stores).await?,
+    };
     Ok(HttpResponse::Ok().json(UnmappedAnswer { unmapped: words }))
 }
 
@@ -216,7 +233,8 @@ struct BacklogAnswer {
 }
 
 /// Entries waiting in each partition of the event log: how far the
-/// workers are behind.
+/// workers are behind. Shown to every token: partitions mix stores, and
+/// the lag is the same for all of them.
 #[utoipa::path(
     operation_id = "ops_backlog",
     tag = "ops",
@@ -261,8 +279,7 @@ fn checked_limit(limit: Option<usize>) -> Result<usize, OpsError> {
     Ok(limit)
 }
 
-/// The automation rules; secrets are only said to be set.
-/// An automation rule as ops read it.
+/// An automation rule as ops read it; secrets are only said to be set.
 #[derive(Debug, Serialize, ToSchema)]
 struct RuleView<'a> {
     name: &'a str,
@@ -271,8 +288,10 @@ struct RuleView<'a> {
     on: &'a [Trigger],
     /// Only fulfillments going these ways (`forward`, `return`).
     directions: &'a [Direction],
-    /// Only these stores' fulfillments; empty for every store.
-    stores: &'a [String],
+    /// Only these stores' fulfillments (those the token sees); empty for
+    /// every store.
+    #[schema(value_type = Vec<String>)]
+    stores: Vec<&'a str>,
     /// The target URL (config refuses credentials in it).
     url: String,
     /// Whether it sends `Authorization: Bearer`.
@@ -298,17 +317,28 @@ struct AutomationsAnswer<'a> {
     security(("admin_bearer" = [])),
 )]
 #[get("/api/v1/automations")]
-async fn automations(_: Admin, state: web::Data<AppState>) -> ApiResult {
+async fn automations(admin: Admin, state: web::Data<AppState>) -> ApiResult {
     let automations = state
         .automations
         .rules()
         .all()
         .iter()
-        .map(|rule| RuleView {
+        .filter_map(|rule| {
+            let stores: Vec<&str> = rule
+                .stores
+                .iter()
+                .filter(|s| admin.sees(s))
+                .map(String::as_str)
+                .collect();
+            // A rule for every store fires for the token's too; one for
+            // named stores only if it names one the token sees.
+            (rule.stores.is_empty() || !stores.is_empty()).then_some((rule, stores))
+        })
+        .map(|(rule, stores)| RuleView {
             name: &rule.name,
             on: &rule.on,
             directions: &rule.directions,
-            stores: &rule.stores,
+            stores,
             url: rule.display_url(),
             bearer_token: rule.bearer_token.is_some(),
             signed: rule.signing_secret.is_some(),
@@ -339,8 +369,9 @@ impl DeliveryQuery {
             .into_inner())
     }
 
-    /// The filter it asks for; dead-letter paths always mean state dead.
-    fn filter(self, dead_only: bool) -> Result<DeliveryFilter, OpsError> {
+    /// The filter it asks for, within the token's stores; dead-letter
+    /// paths always mean state dead.
+    fn filter(self, admin: &Admin, dead_only: bool) -> Result<DeliveryFilter, OpsError> {
         let state = if dead_only {
             Some(DeliveryState::Dead)
         } else {
@@ -354,6 +385,7 @@ impl DeliveryQuery {
             fulfillment_ref: text(self.fulfillment),
             state,
             reason: query_word::<FailureReason>("reason", self.reason)?,
+            scope: admin.scope(),
             limit: checked_limit(self.limit)?,
         })
     }
@@ -431,11 +463,12 @@ impl<'a> From<&'a Delivery> for DeliveryView<'a> {
 }
 
 async fn list_deliveries(
+    admin: &Admin,
     state: &AppState,
     req: &HttpRequest,
     dead_only: bool,
 ) -> Result<Vec<Delivery>, OpsError> {
-    let filter = DeliveryQuery::read(req)?.filter(dead_only)?;
+    let filter = DeliveryQuery::read(req)?.filter(admin, dead_only)?;
     Ok(state.automations.storage().deliveries(&filter).await?)
 }
 
@@ -464,8 +497,8 @@ async fn list_deliveries(
     security(("admin_bearer" = [])),
 )]
 #[get("/api/v1/deliveries")]
-async fn deliveries(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    let found = list_deliveries(&state, &req, false).await?;
+async fn deliveries(admin: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
+    let found = list_deliveries(&admin, &state, &req, false).await?;
     let deliveries = found.iter().map(DeliveryView::from).collect();
     Ok(HttpResponse::Ok().json(DeliveriesAnswer { deliveries }))
 }
@@ -493,8 +526,8 @@ async fn deliveries(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> A
     security(("admin_bearer" = [])),
 )]
 #[get("/api/v1/dead-letters")]
-async fn dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    let found = list_deliveries(&state, &req, true).await?;
+async fn dead_letters(admin: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
+    let found = list_deliveries(&admin, &state, &req, true).await?;
     let dead_letters = found.iter().map(DeliveryView::from).collect();
     Ok(HttpResponse::Ok().json(DeadLettersAnswer { dead_letters }))
 }
@@ -502,6 +535,8 @@ async fn dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) ->
 /// `POST /api/v1/dead-letters/{id}/replay[?force=true]`: sends a dead
 /// letter again, with its `webhook-id`. A delivered message is refused
 /// unless forced, so a replay clicked twice does not notify twice.
+/// Another store's delivery is unknown (404); a `read` token's replay of
+/// its own store's is forbidden (403).
 #[utoipa::path(
     operation_id = "ops_replay_dead_letter",
     tag = "ops",
@@ -514,7 +549,8 @@ async fn dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) ->
         (status = 200, description = "Queued again", body = ReplayAnswer),
         (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
         (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
-        (status = 404, description = "No such delivery", body = OpsErrorBody),
+        (status = 403, description = "The token's role may not replay (read)", body = OpsErrorBody),
+        (status = 404, description = "No such delivery in the token's stores", body = OpsErrorBody),
         (status = 409, description = "Delivered already (unless forced), or queued already", body = OpsErrorBody),
         (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
@@ -523,13 +559,21 @@ async fn dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) ->
 )]
 #[post("/api/v1/dead-letters/{id}/replay")]
 async fn replay_dead_letter(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> ApiResult {
     let force = DeliveryQuery::read(&req)?.force.unwrap_or(false);
     let id = id.into_inner();
+    let unknown = || OpsError::NotFound(format!("no delivery {id} is known"));
+    if !admin.sees_all() {
+        let delivery = state.automations.storage().delivery(&id).await?;
+        if !delivery.is_some_and(|d| admin.sees(&d.fulfillment.store)) {
+            return Err(unknown());
+        }
+    }
+    admin.may(Role::Operate, "replay dead letters")?;
     match state.automations.replay(&id, force).await? {
         Requeued::Queued(d) => Ok(HttpResponse::Ok().json(ReplayAnswer {
             replayed: DeliveryView::from(&*d),
@@ -540,12 +584,13 @@ async fn replay_dead_letter(
         Requeued::AlreadyPending => Err(OpsError::Conflict(format!(
             "delivery {id} is queued for delivery already"
         ))),
-        Requeued::NotFound => Err(OpsError::NotFound(format!("no delivery {id} is known"))),
+        Requeued::NotFound => Err(unknown()),
     }
 }
 
 /// `POST /api/v1/dead-letters/replay?reason=&rule=&...`: sends every
-/// matching dead letter again, paced by `delivery.replay_pace`.
+/// matching dead letter of the token's stores again, paced by
+/// `delivery.replay_pace`; a `read` token is refused (403).
 #[utoipa::path(
     operation_id = "ops_replay_dead_letters",
     tag = "ops",
@@ -561,14 +606,20 @@ async fn replay_dead_letter(
         (status = 200, description = "The dead letters queued again", body = BulkReplayAnswer),
         (status = 400, description = "A query parameter is malformed (named)", body = OpsErrorBody),
         (status = 401, description = "The admin token is missing or wrong", body = OpsErrorBody),
+        (status = 403, description = "The token's role may not replay (read)", body = OpsErrorBody),
         (status = 503, description = "Storage unreachable, retry later", body = OpsErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ),
     security(("admin_bearer" = [])),
 )]
 #[post("/api/v1/dead-letters/replay")]
-async fn replay_dead_letters(_: Admin, state: web::Data<AppState>, req: HttpRequest) -> ApiResult {
-    let filter = DeliveryQuery::read(&req)?.filter(true)?;
+async fn replay_dead_letters(
+    admin: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> ApiResult {
+    admin.may(Role::Operate, "replay dead letters")?;
+    let filter = DeliveryQuery::read(&req)?.filter(&admin, true)?;
     let ids = state.automations.replay_dead_letters(&filter).await?;
     Ok(HttpResponse::Ok().json(BulkReplayAnswer {
         replayed: ids.len(),

@@ -14,6 +14,9 @@ use crate::storage::StorageError;
 pub enum OpsError {
     #[error("{0}")]
     Unauthorized(String),
+    /// The token sees the data but its role may not act on it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -47,6 +50,7 @@ impl ResponseError for OpsError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,

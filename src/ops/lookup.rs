@@ -53,7 +53,7 @@ struct Match {
 }
 
 /// Which fulfillments a tracking number was seen on, among the events the
-/// storage keeps.
+/// storage keeps of the token's stores.
 #[utoipa::path(
     operation_id = "ops_find_by_tracking_number",
     tag = "ops",
@@ -70,7 +70,7 @@ struct Match {
 )]
 #[get("/api/v1/fulfillments")]
 async fn by_tracking_number(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, OpsError> {
@@ -82,6 +82,7 @@ async fn by_tracking_number(
     }
     let mut found: BTreeMap<FulfillmentKey, Match> = BTreeMap::new();
     let mut filter = EventFilter {
+        scope: admin.scope(),
         limit: PAGE,
         ..EventFilter::default()
     };

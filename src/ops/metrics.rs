@@ -202,6 +202,11 @@ impl Metrics {
 
     /// Counts one ingest outcome, on the counter and on the timeline.
     pub fn count_webhook(&self, provider: Provider, outcome: Outcome) {
+        self.count_outcome(None, provider, outcome);
+    }
+
+    /// As [`Self::count_webhook`], on `store`'s timeline too when known.
+    fn count_outcome(&self, store: Option<&str>, provider: Provider, outcome: Outcome) {
         let counter = self.of(provider).and_then(|m| {
             m.received
                 .iter()
@@ -210,20 +215,23 @@ impl Metrics {
         if let Some(counter) = counter {
             counter.increment(1);
         }
-        self.inner.timeline.count(provider, outcome, Utc::now());
+        self.inner
+            .timeline
+            .count(store, provider, outcome, Utc::now());
     }
 
     /// Counts an event offered to the log as `/api/v1/stats` does: accepted
     /// or duplicate, and unmapped too when its word is unknown.
     pub fn count_recorded(&self, event: &CanonicalEvent, claim: Claim) {
+        let count = |outcome| self.count_outcome(Some(&event.key.store), event.provider, outcome);
         match claim {
             Claim::Accepted => {
-                self.count_webhook(event.provider, Outcome::Accepted);
+                count(Outcome::Accepted);
                 if event.kind == EventKind::Unmapped {
-                    self.count_webhook(event.provider, Outcome::Unmapped);
+                    count(Outcome::Unmapped);
                 }
             }
-            Claim::Duplicate { .. } => self.count_webhook(event.provider, Outcome::Duplicate),
+            Claim::Duplicate { .. } => count(Outcome::Duplicate),
         }
     }
 

@@ -93,7 +93,7 @@ pub fn document(gathered: OpenApi) -> OpenApi {
             "redo_bearer",
             bearer("One of the store's redo.api_tokens, for the storeId in the path."),
         ),
-        ("admin_bearer", bearer("One of admin.tokens.")),
+        ("admin_bearer", bearer("One of admin.tokens; answers are cut to the token's stores, and replays need role operate.")),
     ];
     for (name, scheme) in schemes {
         components.add_security_scheme(name, scheme);

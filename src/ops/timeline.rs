@@ -3,7 +3,7 @@
 //! recent shape. Kept in memory for the last hour only; after a restart the
 //! chart starts empty while the totals stay.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -25,12 +25,17 @@ const DEFAULT_MINUTES: usize = 30;
 const PROVIDERS: usize = Provider::ALL.len();
 const OUTCOMES: usize = Outcome::ALL.len();
 
-/// Counts for one minute, indexed like `Provider::ALL` and `Outcome::ALL`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Counts indexed like `Provider::ALL` and `Outcome::ALL`.
+type Counts = [[u64; OUTCOMES]; PROVIDERS];
+
+/// Counts for one minute: the totals, and by store those of events that
+/// reached the log (refusals belong to no store).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Minute {
     /// Minutes since the Unix epoch.
     number: i64,
-    counts: [[u64; OUTCOMES]; PROVIDERS],
+    counts: Counts,
+    stores: BTreeMap<String, Counts>,
 }
 
 /// One minute of outcome counts, as the API answers it.
@@ -64,9 +69,15 @@ fn index<T: PartialEq>(all: &[T], item: &T) -> usize {
 }
 
 impl Timeline {
-    /// Counts one outcome at `at` (a late count for a minute already
-    /// dropped is ignored).
-    pub fn count(&self, provider: Provider, outcome: Outcome, at: DateTime<Utc>) {
+    /// Counts one outcome at `at`, for `store` too when it is known (a late
+    /// count for a minute already dropped is ignored).
+    pub fn count(
+        &self,
+        store: Option<&str>,
+        provider: Provider,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+    ) {
         let number = minute_number(at);
         let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
         let newest = minutes.back().map_or(number, |m| m.number.max(number));
@@ -81,13 +92,24 @@ impl Timeline {
                     Minute {
                         number,
                         counts: [[0; OUTCOMES]; PROVIDERS],
+                        stores: BTreeMap::new(),
                     },
                 );
                 position
             }
         };
-        minutes[position].counts[index(&Provider::ALL, &provider)]
-            [index(&Outcome::ALL, &outcome)] += 1;
+        let (p, o) = (
+            index(&Provider::ALL, &provider),
+            index(&Outcome::ALL, &outcome),
+        );
+        let minute = &mut minutes[position];
+        minute.counts[p][o] += 1;
+        if let Some(store) = store {
+            minute
+                .stores
+                .entry(store.to_owned())
+                .or_insert([[0; OUTCOMES]; PROVIDERS])[p][o] += 1;
+        }
         while minutes
             .front()
             .is_some_and(|m| m.number <= newest - KEPT_MINUTES as i64)
@@ -97,8 +119,14 @@ impl Timeline {
     }
 
     /// The `span` minutes up to and including the one of `now`, oldest
-    /// first, every minute, provider and outcome present (zeros included).
-    pub fn last(&self, span: usize, now: DateTime<Utc>) -> Vec<MinuteCounts> {
+    /// first, every minute, provider and outcome present (zeros included):
+    /// the totals, or the sum of `scope`'s stores.
+    pub fn last(
+        &self,
+        span: usize,
+        now: DateTime<Utc>,
+        scope: Option<&BTreeSet<String>>,
+    ) -> Vec<MinuteCounts> {
         let current = minute_number(now);
         let minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
         (0..span.min(KEPT_MINUTES) as i64)
@@ -108,7 +136,7 @@ impl Timeline {
                 let counts = minutes
                     .iter()
                     .find(|m| m.number == number)
-                    .map_or([[0; OUTCOMES]; PROVIDERS], |m| m.counts);
+                    .map_or([[0; OUTCOMES]; PROVIDERS], |m| m.of(scope));
                 let providers = Provider::ALL
                     .iter()
                     .zip(counts)
@@ -128,6 +156,24 @@ impl Timeline {
     }
 }
 
+impl Minute {
+    /// The totals, or the sum of `scope`'s stores.
+    fn of(&self, scope: Option<&BTreeSet<String>>) -> Counts {
+        let Some(scope) = scope else {
+            return self.counts;
+        };
+        let mut sum = [[0; OUTCOMES]; PROVIDERS];
+        for counts in scope.iter().filter_map(|s| self.stores.get(s)) {
+            for (row, counted) in sum.iter_mut().zip(counts) {
+                for (n, c) in row.iter_mut().zip(counted) {
+                    *n += c;
+                }
+            }
+        }
+        sum
+    }
+}
+
 /// Registers `GET /api/v1/stats/timeline`.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(stats_timeline);
@@ -142,7 +188,7 @@ struct TimelineQuery {
 }
 
 /// `GET /api/v1/stats/timeline?minutes=N`: this process's outcome counts
-/// per minute, oldest first.
+/// per minute, oldest first; a token scoped to stores gets theirs.
 #[utoipa::path(
     operation_id = "ops_stats_timeline",
     tag = "ops",
@@ -157,7 +203,7 @@ struct TimelineQuery {
 )]
 #[get("/api/v1/stats/timeline")]
 async fn stats_timeline(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, OpsError> {
@@ -169,7 +215,11 @@ async fn stats_timeline(
             "query `minutes`: {span} is not between 1 and {KEPT_MINUTES}"
         )));
     }
-    let minutes = state.metrics.timeline().last(span, Utc::now());
+    let scope = admin.scope();
+    let minutes = state
+        .metrics
+        .timeline()
+        .last(span, Utc::now(), scope.as_ref());
     Ok(HttpResponse::Ok().json(TimelineAnswer { minutes }))
 }
 
@@ -185,17 +235,24 @@ mod tests {
     fn counts_land_in_their_minute_and_gaps_are_zero() {
         let timeline = Timeline::default();
         timeline.count(
+            None,
             Provider::Carriyo,
             Outcome::Accepted,
             at("2026-11-20T10:00:05Z"),
         );
         timeline.count(
+            None,
             Provider::Carriyo,
             Outcome::Accepted,
             at("2026-11-20T10:00:59Z"),
         );
-        timeline.count(Provider::Redo, Outcome::Invalid, at("2026-11-20T10:02:00Z"));
-        let last = timeline.last(3, at("2026-11-20T10:02:30Z"));
+        timeline.count(
+            None,
+            Provider::Redo,
+            Outcome::Invalid,
+            at("2026-11-20T10:02:00Z"),
+        );
+        let last = timeline.last(3, at("2026-11-20T10:02:30Z"), None);
         assert_eq!(last.len(), 3);
         assert_eq!(last[0].start, "2026-11-20T10:00:00Z");
         assert_eq!(last[0].providers["carriyo"]["accepted"], 2);
@@ -208,27 +265,31 @@ mod tests {
     fn only_the_last_hour_is_kept() {
         let timeline = Timeline::default();
         timeline.count(
+            None,
             Provider::Shopify,
             Outcome::Accepted,
             at("2026-11-20T10:00:00Z"),
         );
         timeline.count(
+            None,
             Provider::Shopify,
             Outcome::Accepted,
             at("2026-11-20T11:00:00Z"),
         );
         assert_eq!(timeline.minutes.lock().unwrap().len(), 1);
         timeline.count(
+            None,
             Provider::Shopify,
             Outcome::Accepted,
             at("2026-11-20T09:59:00Z"),
         );
         timeline.count(
+            None,
             Provider::Shopify,
             Outcome::Invalid,
             at("2026-11-20T10:30:00Z"),
         );
-        let last = timeline.last(KEPT_MINUTES, at("2026-11-20T11:00:00Z"));
+        let last = timeline.last(KEPT_MINUTES, at("2026-11-20T11:00:00Z"), None);
         let total =
             |outcome: &str| -> u64 { last.iter().map(|m| m.providers["shopify"][outcome]).sum() };
         assert_eq!(

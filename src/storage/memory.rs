@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use super::{add, sorted_words};
 use super::{
     Batched, Claim, EventFilter, EventLog, Feed, Fulfillments, LogEntry, LogPosition, Orders,
     Outbox, Outcome, Sequences, Stats, Storage, StorageError, UnmappedWord, Versioned,
@@ -53,6 +54,9 @@ struct State {
     sequences: HashMap<String, u64>,
     stats: Stats,
     unmapped: BTreeMap<(Provider, String), u64>,
+    /// The counts and words of events that reached the log, by store.
+    store_stats: BTreeMap<String, Stats>,
+    store_unmapped: BTreeMap<(String, Provider, String), u64>,
     recent: VecDeque<CanonicalEvent>,
     outbox: outbox::Outbox,
 }
@@ -115,12 +119,14 @@ impl MemoryStorage {
 
 impl State {
     fn bump(&mut self, provider: Provider, outcome: Outcome) {
-        *self
-            .stats
-            .entry(provider)
-            .or_default()
-            .entry(outcome)
-            .or_default() += 1;
+        add(&mut self.stats, provider, outcome, 1);
+    }
+
+    /// Counts an event that reached the log, in the totals and its store's.
+    fn bump_event(&mut self, event: &CanonicalEvent, outcome: Outcome) {
+        self.bump(event.provider, outcome);
+        let store = self.store_stats.entry(event.key.store.clone()).or_default();
+        add(store, event.provider, outcome, 1);
     }
 
     fn claimed_by(&self, claim: &DedupClaim, now: Instant) -> Option<EventId> {
@@ -153,7 +159,7 @@ impl EventLog for MemoryStorage {
             .chain(&watched)
             .find_map(|c| state.claimed_by(c, now))
         {
-            state.bump(event.provider, Outcome::Duplicate);
+            state.bump_event(event, Outcome::Duplicate);
             return Ok(Claim::Duplicate { original });
         }
         state.claims_since_sweep += 1;
@@ -172,12 +178,20 @@ impl EventLog for MemoryStorage {
         log.next_seq += 1;
         let seq = log.next_seq;
         log.entries.push_back((seq, event.clone()));
-        state.bump(event.provider, Outcome::Accepted);
+        state.bump_event(event, Outcome::Accepted);
         if event.kind == EventKind::Unmapped {
-            state.bump(event.provider, Outcome::Unmapped);
+            state.bump_event(event, Outcome::Unmapped);
             *state
                 .unmapped
                 .entry((event.provider, event.raw_status.clone()))
+                .or_default() += 1;
+            *state
+                .store_unmapped
+                .entry((
+                    event.key.store.clone(),
+                    event.provider,
+                    event.raw_status.clone(),
+                ))
                 .or_default() += 1;
         }
         state.recent.push_front(event.clone());
@@ -470,19 +484,34 @@ impl Feed for MemoryStorage {
         Ok(self.state().stats.clone())
     }
 
+    async fn store_stats(&self, stores: &BTreeSet<String>) -> Result<Stats, StorageError> {
+        let state = self.state();
+        let mut stats = Stats::new();
+        for counts in stores.iter().filter_map(|s| state.store_stats.get(s)) {
+            for (provider, outcomes) in counts {
+                for (outcome, n) in outcomes {
+                    add(&mut stats, *provider, *outcome, *n);
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn store_unmapped_words(
+        &self,
+        stores: &BTreeSet<String>,
+    ) -> Result<Vec<UnmappedWord>, StorageError> {
+        let mut counts: BTreeMap<(Provider, String), u64> = BTreeMap::new();
+        for ((store, provider, word), n) in &self.state().store_unmapped {
+            if stores.contains(store) {
+                *counts.entry((*provider, word.clone())).or_default() += n;
+            }
+        }
+        Ok(sorted_words(counts))
+    }
+
     async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError> {
-        let mut words: Vec<UnmappedWord> = self
-            .state()
-            .unmapped
-            .iter()
-            .map(|((provider, word), count)| UnmappedWord {
-                provider: *provider,
-                word: word.clone(),
-                count: *count,
-            })
-            .collect();
-        words.sort_by_key(|w| std::cmp::Reverse(w.count));
-        Ok(words)
+        Ok(sorted_words(self.state().unmapped.clone()))
     }
 
     async fn recent_events(
@@ -496,6 +525,12 @@ impl Feed for MemoryStorage {
             .filter(|e| filter.before.is_none_or(|before| e.id < before))
             .filter(|e| filter.provider.is_none_or(|p| e.provider == p))
             .filter(|e| filter.store.as_deref().is_none_or(|s| e.key.store == s))
+            .filter(|e| {
+                filter
+                    .scope
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&e.key.store))
+            })
             .take(filter.limit)
             .cloned()
             .collect())

@@ -159,6 +159,29 @@ impl Outcome {
 /// Counts per provider and outcome.
 pub type Stats = BTreeMap<Provider, BTreeMap<Outcome, u64>>;
 
+/// Adds `n` to `stats`' count of `provider` and `outcome`.
+fn add(stats: &mut Stats, provider: Provider, outcome: Outcome, n: u64) {
+    *stats
+        .entry(provider)
+        .or_default()
+        .entry(outcome)
+        .or_default() += n;
+}
+
+/// Unmapped words with their counts, most frequent first.
+fn sorted_words(counts: BTreeMap<(Provider, String), u64>) -> Vec<UnmappedWord> {
+    let mut words: Vec<UnmappedWord> = counts
+        .into_iter()
+        .map(|((provider, word), count)| UnmappedWord {
+            provider,
+            word,
+            count,
+        })
+        .collect();
+    words.sort_by_key(|w| std::cmp::Reverse(w.count));
+    words
+}
+
 /// A provider word the status map did not know, and how often it came.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UnmappedWord {
@@ -172,6 +195,8 @@ pub struct UnmappedWord {
 pub struct EventFilter {
     pub provider: Option<Provider>,
     pub store: Option<String>,
+    /// Only events of these stores (an ops token's); `None` for every store.
+    pub scope: Option<BTreeSet<String>>,
     /// Only events older than this one (for paging).
     pub before: Option<EventId>,
     pub limit: usize,
@@ -358,8 +383,21 @@ pub trait Feed: Send + Sync {
     /// Counts per provider and outcome.
     async fn stats(&self) -> Result<Stats, StorageError>;
 
+    /// The counts of events of `stores` that reached the log (accepted,
+    /// duplicate, unmapped), summed: what an ops token scoped to them
+    /// sees. Refused requests belong to no store, and events recorded
+    /// before stores were counted to none either.
+    async fn store_stats(&self, stores: &BTreeSet<String>) -> Result<Stats, StorageError>;
+
     /// Unmapped provider words with their counts, most frequent first.
     async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError>;
+
+    /// The unmapped words of `stores`' events, most frequent first (since
+    /// stores were counted).
+    async fn store_unmapped_words(
+        &self,
+        stores: &BTreeSet<String>,
+    ) -> Result<Vec<UnmappedWord>, StorageError>;
 
     /// Recently accepted events, newest first.
     async fn recent_events(

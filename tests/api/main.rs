@@ -21,3 +21,4 @@ mod redo_schema;
 mod request_id;
 mod shopify;
 mod shopify_rest;
+mod tenant_ops;

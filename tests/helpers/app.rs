@@ -143,15 +143,45 @@ pub async fn spawn_app_with_config(
     config: &str,
     extra: &[(&str, &str)],
 ) -> TestApp {
+    let file = write_config(config);
+    start(backend, Some(&file), extra).await
+}
+
+/// Writes `config` to a fresh file for the app to layer over the defaults.
+fn write_config(config: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("shipgate-test-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).expect("a directory for the test config");
     let file = dir.join("test.toml");
     std::fs::write(&file, config).expect("the test config is written");
-    start(backend, Some(&file), extra).await
+    file
+}
+
+/// Starts the app on `backend` with `config` (TOML) declaring its own
+/// `[[admin.tokens]]`, and `extra` settings: the test environment's admin
+/// token is left out, as a list in the environment would replace them.
+pub async fn spawn_app_with_tokens(
+    backend: Backend,
+    config: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let file = write_config(config);
+    let env = test_env()
+        .into_iter()
+        .filter(|(k, _)| k != "SHIPGATE__ADMIN__TOKENS")
+        .collect();
+    start_with(env, backend, Some(&file), extra).await
 }
 
 async fn start(backend: Backend, config: Option<&Path>, extra: &[(&str, &str)]) -> TestApp {
-    let mut env = test_env();
+    start_with(test_env(), backend, config, extra).await
+}
+
+async fn start_with(
+    mut env: Vec<(String, String)>,
+    backend: Backend,
+    config: Option<&Path>,
+    extra: &[(&str, &str)],
+) -> TestApp {
     env.extend(backend.env());
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load_with_env(config, env).expect("test settings load");

@@ -149,6 +149,85 @@ async fn refused_requests_are_counted_beside_the_claims(backend: Backend) {
 
 #[apply(backends)]
 #[tokio::test]
+async fn counts_words_and_the_feed_are_kept_by_store_too(backend: Backend) {
+    let storage = small_storage(backend).await;
+    let beta = |fulfillment: &str, minute| {
+        let mut e = event(fulfillment, minute, None);
+        e.key.store = "beta".into();
+        e
+    };
+    accept(&storage, &event("f1", 0, None)).await;
+    let mut unmapped = beta("f2", 0);
+    unmapped.kind = EventKind::Unmapped;
+    unmapped.raw_status = "teleported".into();
+    accept(&storage, &unmapped).await;
+    let again = beta("f3", 1);
+    accept(&storage, &again).await;
+    assert!(matches!(
+        storage.claim_and_append(&again).await.unwrap(),
+        Claim::Duplicate { .. }
+    ));
+    storage
+        .count(Provider::Shopify, Outcome::Unauthorized)
+        .await
+        .unwrap();
+    let only =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| s.to_string()).collect() };
+    let acme = storage.store_stats(&only(&["acme"])).await.unwrap();
+    assert_eq!(
+        acme[&Provider::Shopify],
+        std::collections::BTreeMap::from([(Outcome::Accepted, 1)])
+    );
+    let beta_counts = storage.store_stats(&only(&["beta"])).await.unwrap();
+    assert_eq!(
+        beta_counts[&Provider::Shopify],
+        std::collections::BTreeMap::from([
+            (Outcome::Accepted, 2),
+            (Outcome::Duplicate, 1),
+            (Outcome::Unmapped, 1)
+        ])
+    );
+    let both = storage.store_stats(&only(&["acme", "beta"])).await.unwrap();
+    assert_eq!(both[&Provider::Shopify][&Outcome::Accepted], 3);
+    assert!(
+        !both[&Provider::Shopify].contains_key(&Outcome::Unauthorized),
+        "a refusal belongs to no store"
+    );
+    let words = storage
+        .store_unmapped_words(&only(&["beta"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        words
+            .iter()
+            .map(|w| (w.word.as_str(), w.count))
+            .collect::<Vec<_>>(),
+        [("teleported", 1)]
+    );
+    assert!(storage
+        .store_unmapped_words(&only(&["acme"]))
+        .await
+        .unwrap()
+        .is_empty());
+    let recent = storage
+        .recent_events(&EventFilter {
+            scope: Some(only(&["acme"])),
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        recent
+            .iter()
+            .map(|e| e.key.store.as_str())
+            .collect::<Vec<_>>(),
+        ["acme"]
+    );
+}
+
+#[apply(backends)]
+#[tokio::test]
 async fn compare_and_set_refuses_a_version_that_moved_on(backend: Backend) {
     let storage = small_storage(backend).await;
     let created = create(&storage, "f1", Utc::now()).await;

@@ -1,7 +1,7 @@
 //! What came in, on Redis: per-partition stats and unmapped words merged
 //! on read, and the recent-events feed read newest first from the logs.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use async_trait::async_trait;
 use redis::Value;
@@ -10,6 +10,7 @@ use super::connection::Connection;
 use super::log::log_entries;
 use super::{corrupt, RedisStorage};
 use crate::canonical::{CanonicalEvent, Provider};
+use crate::storage::{add, sorted_words};
 use crate::storage::{EventFilter, Feed, Outcome, Stats, StorageError, UnmappedWord};
 
 /// Recent events read per partition and round trip when listing them.
@@ -84,12 +85,25 @@ fn stats_field(field: &str) -> Result<(Provider, Outcome), StorageError> {
     let (provider, outcome) = field
         .split_once(':')
         .ok_or_else(|| corrupt(format!("stats field '{field}'")))?;
+    outcome_of(field, provider, outcome)
+}
+
+fn outcome_of(
+    field: &str,
+    provider: &str,
+    outcome: &str,
+) -> Result<(Provider, Outcome), StorageError> {
     let provider = provider.parse::<Provider>().map_err(corrupt)?;
     let outcome = Outcome::ALL
         .into_iter()
         .find(|o| o.as_str() == outcome)
         .ok_or_else(|| corrupt(format!("stats field '{field}' names no outcome")))?;
     Ok((provider, outcome))
+}
+
+/// A by-store field or member, `[store, provider, outcome or word]`.
+fn store_entry(field: &str) -> Result<(String, String, String), StorageError> {
+    serde_json::from_str(field).map_err(|e| corrupt(format!("by-store entry '{field}': {e}")))
 }
 
 #[async_trait]
@@ -125,6 +139,45 @@ impl Feed for RedisStorage {
         Ok(stats)
     }
 
+    async fn store_stats(&self, stores: &BTreeSet<String>) -> Result<Stats, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.hgetall(self.keys.store_stats(p));
+        }
+        let hashes: Vec<HashMap<String, u64>> = pipe.query_async(&mut connection).await?;
+        let mut stats = Stats::new();
+        for (field, n) in hashes.iter().flatten() {
+            let (store, provider, outcome) = store_entry(field)?;
+            if stores.contains(&store) {
+                let (provider, outcome) = outcome_of(field, &provider, &outcome)?;
+                add(&mut stats, provider, outcome, *n);
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn store_unmapped_words(
+        &self,
+        stores: &BTreeSet<String>,
+    ) -> Result<Vec<UnmappedWord>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.zrange_withscores(self.keys.store_unmapped(p), 0, -1);
+        }
+        let sets: Vec<Vec<(String, u64)>> = pipe.query_async(&mut connection).await?;
+        let mut counts: BTreeMap<(Provider, String), u64> = BTreeMap::new();
+        for (member, n) in sets.into_iter().flatten() {
+            let (store, provider, word) = store_entry(&member)?;
+            if stores.contains(&store) {
+                let provider = provider.parse::<Provider>().map_err(corrupt)?;
+                *counts.entry((provider, word)).or_default() += n;
+            }
+        }
+        Ok(sorted_words(counts))
+    }
+
     async fn unmapped_words(&self) -> Result<Vec<UnmappedWord>, StorageError> {
         let mut connection = self.connection()?;
         let mut pipe = redis::pipe();
@@ -140,16 +193,7 @@ impl Feed for RedisStorage {
             let provider = provider.parse::<Provider>().map_err(corrupt)?;
             *counts.entry((provider, word.to_owned())).or_default() += n;
         }
-        let mut words: Vec<UnmappedWord> = counts
-            .into_iter()
-            .map(|((provider, word), count)| UnmappedWord {
-                provider,
-                word,
-                count,
-            })
-            .collect();
-        words.sort_by_key(|w| std::cmp::Reverse(w.count));
-        Ok(words)
+        Ok(sorted_words(counts))
     }
 
     async fn recent_events(
@@ -180,7 +224,11 @@ impl Feed for RedisStorage {
             };
             let wanted = filter.before.is_none_or(|before| event.id < before)
                 && filter.provider.is_none_or(|p| event.provider == p)
-                && filter.store.as_deref().is_none_or(|s| event.key.store == s);
+                && filter.store.as_deref().is_none_or(|s| event.key.store == s)
+                && filter
+                    .scope
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&event.key.store));
             if wanted {
                 events.push(event);
             }

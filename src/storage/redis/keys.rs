@@ -72,6 +72,16 @@ impl Keys {
         self.partition(partition, "unmapped")
     }
 
+    /// The partition's counts by store, beside the totals of [`Self::stats`].
+    pub(super) fn store_stats(&self, partition: u32) -> String {
+        self.partition(partition, "store-stats")
+    }
+
+    /// The partition's unmapped words by store, beside [`Self::unmapped`].
+    pub(super) fn store_unmapped(&self, partition: u32) -> String {
+        self.partition(partition, "store-unmapped")
+    }
+
     /// The recent-events list of versions before the log served the feed;
     /// deleted at start (see [`super::upgrades`]).
     pub(super) fn superseded_recent_list(&self, partition: u32) -> String {

@@ -64,7 +64,9 @@ impl RedisStorage {
         let p = self.partition_of(&event.key);
         call.key(self.keys.log(p))
             .key(self.keys.stats(p))
-            .key(self.keys.unmapped(p));
+            .key(self.keys.unmapped(p))
+            .key(self.keys.store_stats(p))
+            .key(self.keys.store_unmapped(p));
         if let Some(delivery) = &event.dedup_key.delivery {
             call.key(self.keys.delivery_seen(p, &event.key, delivery));
         }
@@ -83,6 +85,7 @@ impl RedisStorage {
                 "0"
             })
             .arg(&event.raw_status)
+            .arg(&event.key.store)
             .arg(pairing.watch.len())
             .arg(usize::from(pairing.mark.is_some()));
         Ok(())

@@ -14,7 +14,9 @@
 //! - `P:{P:p<n>}:seen:…`: dedup keys (content fingerprint; delivery id
 //!   scoped to its fulfillment), valued with the event id that claimed them;
 //! - `P:{P:p<n>}:stats`, `:unmapped`: counters and unmapped words of the
-//!   partition, merged on read;
+//!   partition, merged on read; `:store-stats`, `:store-unmapped` the same
+//!   by store (fields and members are JSON arrays `[store, provider,
+//!   outcome or word]`), for ops tokens scoped to stores;
 //! - `P:{P:p<n>}:lease`: the worker holding the partition;
 //! - `P:{P:p<n>}:fulfillment:…`: a hash of the version `v`, the summary
 //!   `doc`, a field `e:<event id>` per history entry and `a:<event id>`
