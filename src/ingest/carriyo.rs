@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    carriyo_timestamp, read_json_body, record, Acknowledgement, CarriyoError, CarriyoErrorBody,
-    IngestError, StoreRef,
+    carriyo_timestamp, read_json_body, record, within_limit, Acknowledgement, CarriyoError,
+    CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
-use crate::canonical::{Observation, ShipmentStatus};
+use crate::canonical::{Observation, Provider, ShipmentStatus};
 use crate::config::CarriyoSettings;
 use crate::domain::{Fulfillment, Order};
 use crate::providers::{carriyo as adapter, carriyo_auth};
@@ -73,6 +73,7 @@ async fn webhook(
             })?,
     };
     carriyo_auth::verify_credentials(&store.settings.auth, &store.settings.tenant_id, headers)?;
+    within_limit(&state, &store.name, Provider::Carriyo).await?;
     let observation = parse(store, &state, headers, &body)?;
     let recorded = record(&state, observation).await?;
     Ok(recorded.acknowledgement())
@@ -151,6 +152,7 @@ async fn shipment_status_update(
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let headers = req.headers();
     let store = authenticate_order_call(&state, headers)?;
+    within_limit(&state, &store.name, Provider::Carriyo).await?;
     let observation = parse(store, &state, headers, &body)?;
     let key = &observation.key;
     let order = state.storage.order(&key.store, &key.order_ref).await?;

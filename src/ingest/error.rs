@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::Refusal;
 use crate::canonical::Provider;
+use crate::config::RateLimit;
 use crate::http::{RequestId, RETRY_AFTER_SECS};
 use crate::providers::Rejection;
 use crate::storage::{Outcome, StorageError};
@@ -35,6 +37,24 @@ pub enum IngestError {
     UnsupportedMediaType(String),
     #[error("{0}; nothing was recorded, retry later")]
     Storage(#[from] StorageError),
+    #[error(
+        "store '{store}' is over its {provider} limit (stores.{store}.limits: {rate} requests a \
+         second, burst {burst}); nothing was recorded, retry after {retry} s",
+        rate = 1.0 / limit.interval.as_secs_f64(),
+        burst = limit.burst,
+        retry = retry_after_secs(*retry_after)
+    )]
+    Limited {
+        store: String,
+        provider: Provider,
+        limit: RateLimit,
+        retry_after: Duration,
+    },
+}
+
+/// `Retry-After` in whole seconds, rounded up so a retry is not early.
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<Rejection> for IngestError {
@@ -60,6 +80,7 @@ impl IngestError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -72,6 +93,7 @@ impl IngestError {
             Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_) => {
                 Some(Outcome::Invalid)
             }
+            Self::Limited { .. } => Some(Outcome::Limited),
             Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
@@ -207,6 +229,9 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        if let IngestError::Limited { retry_after, .. } = &self.error {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
         }
         let body = B::new(status, self.error.to_string(), RequestId::current());
         let mut response = response.json(body);

@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    read_json_body, record, Acknowledgement, IngestError, Recorded, ShopifyError, ShopifyErrorBody,
+    read_json_body, record, within_limit, Acknowledgement, IngestError, Recorded, ShopifyError,
+    ShopifyErrorBody,
 };
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
@@ -82,6 +83,7 @@ async fn webhook(
         ))
     })?;
     adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
+    within_limit(&state, &store.name, Provider::Shopify).await?;
     let observation = adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)?;
     let recorded = record(&state, observation).await?;
     Ok(recorded.acknowledgement())
@@ -122,7 +124,8 @@ async fn create_event(
         &path.version,
         &path.order_id,
         &path.fulfillment_id,
-    )?;
+    )
+    .await?;
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let id = state.storage.next_in_sequence(EVENT_SEQUENCE).await?;
     let observation = adapter::parse_rest_event(
@@ -176,7 +179,8 @@ async fn list_events(
         &path.version,
         &path.order_id,
         &path.fulfillment_id,
-    )?;
+    )
+    .await?;
     let fulfillment = call.fulfillment(&state).await?;
     let events: Vec<RestEvent> = call.events(&fulfillment).collect();
     Ok(HttpResponse::Ok().json(EventList {
@@ -261,8 +265,9 @@ struct EventsCall {
 }
 
 impl EventsCall {
-    /// Finds the caller's store by its access token, then reads the path.
-    fn admit(
+    /// Finds the caller's store by its access token, takes a token from
+    /// its limit, then reads the path.
+    async fn admit(
         state: &AppState,
         req: &HttpRequest,
         version: &str,
@@ -276,6 +281,7 @@ impl EventsCall {
                 adapter::ACCESS_TOKEN_HEADER
             ))
         })?;
+        within_limit(state, &store.name, Provider::Shopify).await?;
         if !is_api_version(version) {
             return Err(IngestError::NotFound(format!(
                 "API version '{version}' does not exist: use `unstable` or a quarterly \
@@ -304,7 +310,8 @@ impl EventsCall {
             &path.version,
             &path.order_id,
             &path.fulfillment_id,
-        )?;
+        )
+        .await?;
         let event_id = path_id("event_id", &path.event_id)?;
         let fulfillment = call.fulfillment(state).await?;
         Ok((call, event_id, fulfillment))

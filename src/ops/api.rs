@@ -159,7 +159,7 @@ struct StatsAnswer {
 )]
 #[get("/api/v1/stats")]
 async fn stats(_: Admin, state: web::Data<AppState>) -> ApiResult {
-    let counted = state.storage.stats().await?;
+    let counted = state.refusals.stats(&*state.storage).await?;
     // Every provider and outcome appears, zeros included, so a dashboard
     // or script never has to guess whether a key is missing or zero.
     let providers = Provider::ALL

@@ -19,3 +19,4 @@ mod redo_schema;
 mod request_id;
 mod shopify;
 mod shopify_rest;
+mod store_limits;
