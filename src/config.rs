@@ -181,9 +181,11 @@ pub struct StoreSettings {
 /// A store's ingest limit, one token bucket per provider
 /// (`[stores.NAME.limits]`): one sender's flood, or an attacker holding
 /// one store's credentials, cannot starve the other stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(try_from = "LimitsToml")]
 pub struct RateLimit {
+    /// Requests a second, sustained, as configured: what a refusal quotes.
+    pub rate: f64,
     /// The time one request's token takes to come back: 1 / `rate`.
     pub interval: Duration,
     /// How many requests may come at once after a quiet spell.
@@ -221,6 +223,7 @@ impl TryFrom<LimitsToml> for RateLimit {
             None => raw.rate.ceil() as u32,
         };
         Ok(Self {
+            rate: raw.rate,
             interval: Duration::from_secs_f64(1.0 / raw.rate),
             burst,
         })
@@ -1233,6 +1236,7 @@ mod tests {
         assert_eq!(
             settings.stores["acme"].limits,
             Some(RateLimit {
+                rate: 4.0,
                 interval: Duration::from_millis(250),
                 burst: 10
             })

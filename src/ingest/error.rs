@@ -40,7 +40,7 @@ pub enum IngestError {
     #[error(
         "store '{store}' is over its {provider} limit (stores.{store}.limits: {rate} requests a \
          second, burst {burst}); nothing was recorded, retry after {retry} s",
-        rate = 1.0 / limit.interval.as_secs_f64(),
+        rate = limit.rate,
         burst = limit.burst,
         retry = retry_after_secs(*retry_after)
     )]

@@ -96,7 +96,8 @@ async fn each_provider_gets_the_burst_then_429_in_its_own_shape_and_nothing_is_r
         .as_str()
         .expect("Shopify's {\"errors\": \"…\"}");
     assert!(
-        message.contains("stores.acme.limits") && message.contains("nothing was recorded"),
+        message.contains("stores.acme.limits: 0.001 requests a second, burst 3")
+            && message.contains("nothing was recorded"),
         "{message}"
     );
 

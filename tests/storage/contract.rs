@@ -113,6 +113,7 @@ async fn a_bucket_admits_its_burst_then_refuses_until_a_token_comes_back(backend
     let storage = small_storage(backend).await;
     // A token every 50 ms: the refusal says when the next one comes.
     let limit = RateLimit {
+        rate: 20.0,
         interval: Duration::from_millis(50),
         burst: 3,
     };
@@ -147,6 +148,7 @@ async fn a_bucket_admits_its_burst_then_refuses_until_a_token_comes_back(backend
 async fn a_slow_bucket_stays_empty_between_requests(backend: Backend) {
     let storage = small_storage(backend).await;
     let limit = RateLimit {
+        rate: 1.0 / 3600.0,
         interval: Duration::from_secs(3600),
         burst: 1,
     };

@@ -390,6 +390,7 @@ async fn a_rate_limit_bucket_is_one_key_that_expires_once_full_again() {
     let settings = redis_settings(&shared_redis_url(), &[]);
     let storage = open(&settings).await;
     let limit = RateLimit {
+        rate: 5.0,
         interval: Duration::from_millis(200),
         burst: 2,
     };
