@@ -21,7 +21,7 @@ use crate::config::{Backend, Settings};
 use crate::fulfillment::automations::{Automations, StallScanner};
 use crate::fulfillment::{FulfillmentCore, Recorder, Worker};
 use crate::http::{self, RequestId};
-use crate::ingest::{self, StoreDirectory};
+use crate::ingest::{self, RefusalTally, StoreDirectory};
 use crate::ops;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::openapi::ServedDocument;
@@ -39,6 +39,8 @@ pub struct AppState {
     pub core: FulfillmentCore,
     pub metrics: Metrics,
     pub automations: Automations,
+    /// Refused requests not yet added to the stats (flushed in batches).
+    pub refusals: RefusalTally,
 }
 
 impl AppState {
@@ -175,11 +177,13 @@ impl Application {
         let stop_worker = CancellationToken::new();
         let metrics = Metrics::new();
         metrics.keep_up(stop_worker.clone());
+        let refusals = RefusalTally::default();
         let background = Background::start(
             &settings,
             &storage,
             &automations,
             &metrics,
+            &refusals,
             stop_worker.clone(),
         )
         .await?;
@@ -191,6 +195,7 @@ impl Application {
             core,
             metrics,
             automations,
+            refusals,
         };
         let server = HttpServer::new(move || {
             let state = state.clone();
@@ -260,27 +265,29 @@ impl Application {
     }
 }
 
-/// The worker, the dispatcher and the stall scanner, on a thread and
-/// runtime of their own at `worker.nice`: under a burst the HTTP side gets
+/// The worker, the dispatcher, the stall scanner and the flusher of the
+/// refusal tally, on a thread and runtime of their own at `worker.nice`: under a burst the HTTP side gets
 /// the CPU first, and what it accepted waits, durable, in the event log.
 struct Background {
-    /// Resolves when the three have finished (an error if the thread died).
+    /// Resolves when the four have finished (an error if the thread died).
     stopped: oneshot::Receiver<()>,
 }
 
 impl Background {
-    /// Starts the thread and waits until the three run there.
+    /// Starts the thread and waits until the four run there.
     async fn start(
         settings: &Settings,
         storage: &Arc<dyn Storage>,
         automations: &Automations,
         metrics: &Metrics,
+        refusals: &RefusalTally,
         stop: CancellationToken,
     ) -> Result<Self, StartupError> {
         let (started_tx, started) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         let (settings, storage) = (settings.clone(), storage.clone());
         let (automations, metrics) = (automations.clone(), metrics.clone());
+        let refusals = refusals.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -290,8 +297,15 @@ impl Background {
             .spawn(move || {
                 lower_priority(settings.worker.nice);
                 runtime.block_on(async move {
-                    let tasks = match Self::spawn(&settings, &storage, &automations, metrics, &stop)
-                        .await
+                    let tasks = match Self::spawn(
+                        &settings,
+                        &storage,
+                        &automations,
+                        metrics,
+                        refusals,
+                        &stop,
+                    )
+                    .await
                     {
                         Ok(tasks) => tasks,
                         Err(e) => {
@@ -320,21 +334,23 @@ impl Background {
         }
     }
 
-    /// Spawns the three on the calling (the background) runtime, with a
+    /// Spawns the four on the calling (the background) runtime, with a
     /// storage handle whose I/O runs there too.
     async fn spawn(
         settings: &Settings,
         storage: &Arc<dyn Storage>,
         automations: &Automations,
         metrics: Metrics,
+        refusals: RefusalTally,
         stop: &CancellationToken,
-    ) -> Result<[(JoinHandle<()>, &'static str); 3], StartupError> {
+    ) -> Result<[(JoinHandle<()>, &'static str); 4], StartupError> {
         let Handles {
             storage,
             automations,
             core,
         } = Handles::on_this_thread(settings, storage, automations).await?;
         let recorder: Arc<dyn Recorder> = Arc::new(metrics);
+        let flusher = refusals.keep_flushing(storage.clone(), recorder.clone(), stop.clone());
         let worker = Worker::new(
             core.clone(),
             storage,
@@ -360,6 +376,7 @@ impl Background {
                 tokio::spawn(stall_scanner.run(stop.clone())),
                 "stall scanner",
             ),
+            (tokio::spawn(flusher), "refusal counter"),
         ])
     }
 }

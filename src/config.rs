@@ -332,6 +332,61 @@ pub struct StoreSettings {
     pub shopify: Option<ShopifySettings>,
     pub carriyo: Option<CarriyoSettings>,
     pub redo: Option<RedoSettings>,
+    /// `[stores.NAME.limits]`: unset, the store's ingest is not limited
+    /// (and costs no extra storage call).
+    pub limits: Option<RateLimit>,
+}
+
+/// A store's ingest limit, one token bucket per provider
+/// (`[stores.NAME.limits]`): one sender's flood, or an attacker holding
+/// one store's credentials, cannot starve the other stores.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "LimitsToml")]
+pub struct RateLimit {
+    /// Requests a second, sustained, as configured: what a refusal quotes.
+    pub rate: f64,
+    /// The time one request's token takes to come back: 1 / `rate`.
+    pub interval: Duration,
+    /// How many requests may come at once after a quiet spell.
+    pub burst: u32,
+}
+
+/// Most requests a second a limit may allow: its interval is counted in
+/// microseconds.
+const MAX_RATE: f64 = 1_000_000.0;
+
+/// `[stores.NAME.limits]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsToml {
+    /// Requests a second, sustained (fractions allowed: 0.5 is one every 2s).
+    rate: f64,
+    /// One second's worth of `rate` unless set.
+    burst: Option<u32>,
+}
+
+impl TryFrom<LimitsToml> for RateLimit {
+    type Error = String;
+
+    fn try_from(raw: LimitsToml) -> Result<Self, String> {
+        if !(raw.rate > 0.0 && raw.rate <= MAX_RATE) {
+            return Err(format!(
+                "rate {} must be a number of requests a second above 0 and at most {MAX_RATE}",
+                raw.rate
+            ));
+        }
+        let burst = match raw.burst {
+            Some(0) => return Err("burst 0 would refuse every request; use 1 or more".into()),
+            Some(burst) => burst,
+            // `rate` is at most MAX_RATE, so this fits.
+            None => raw.rate.ceil() as u32,
+        };
+        Ok(Self {
+            rate: raw.rate,
+            interval: Duration::from_secs_f64(1.0 / raw.rate),
+            burst,
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -1830,6 +1885,46 @@ mod tests {
             assert!(err.contains("stores.acme.redo.api_tokens"), "{err}");
             assert!(err.contains(&path.display().to_string()), "{err}");
             assert!(err.contains(problem), "{err}");
+        }
+    }
+
+    #[test]
+    fn store_limits_are_parsed_and_bad_ones_name_their_key() {
+        let load = |pairs: &[(&str, &str)]| Settings::load_with_env(None, env(pairs));
+        let settings = load(&[]).unwrap();
+        assert_eq!(settings.stores["acme"].limits, None, "no limit by default");
+        let settings = load(&[
+            ("SHIPGATE__STORES__ACME__LIMITS__RATE", "4"),
+            ("SHIPGATE__STORES__ACME__LIMITS__BURST", "10"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.stores["acme"].limits,
+            Some(RateLimit {
+                rate: 4.0,
+                interval: Duration::from_millis(250),
+                burst: 10
+            })
+        );
+        let settings = load(&[("SHIPGATE__STORES__ACME__LIMITS__RATE", "2.5")]).unwrap();
+        let limits = settings.stores["acme"].limits.unwrap();
+        assert_eq!(
+            (limits.interval, limits.burst),
+            (Duration::from_millis(400), 3)
+        );
+        for (rate, burst, named) in [
+            ("0", "1", "rate 0"),
+            ("-1", "1", "rate -1"),
+            ("2000000", "1", "rate 2000000"),
+            ("1", "0", "burst 0"),
+        ] {
+            let err = load(&[
+                ("SHIPGATE__STORES__ACME__LIMITS__RATE", rate),
+                ("SHIPGATE__STORES__ACME__LIMITS__BURST", burst),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(named) && err.contains("limits"), "{err}");
         }
     }
 

@@ -9,11 +9,12 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    admit, admit_json_body, carriyo_timestamp, record, record_event, Acknowledgement, CarriyoError,
+    admit, admit_json_body, carriyo_timestamp, record, record_event, within_limit, Acknowledgement,
+    CarriyoError,
     CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
-use crate::canonical::{Observation, ShipmentStatus};
+use crate::canonical::{Observation, Provider, ShipmentStatus};
 use crate::config::CarriyoSettings;
 use crate::domain::{Fulfillment, Order};
 use crate::providers::{carriyo as adapter, carriyo_auth};
@@ -75,6 +76,7 @@ async fn webhook(
             })?,
     };
     carriyo_auth::verify_credentials(&store.settings.auth, &store.settings.tenant_id, headers)?;
+    within_limit(&state, &store.name, Provider::Carriyo).await?;
     let observation = parse(store, &state, headers, &body)?;
     let recorded = record(&state, observation).await?;
     Ok(recorded.acknowledgement())
@@ -194,6 +196,7 @@ async fn shipment_status_update(
     let pending = admit_json_body(&req, &state.settings.server)?;
     let headers = req.headers();
     let store = authenticate_order_call(&state, headers)?;
+    within_limit(&state, &store.name, Provider::Carriyo).await?;
     let body = pending.read(payload).await?;
     let event = admit(&state, parse(store, &state, headers, &body)?)?;
     let key = &event.key;

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::Refusal;
 use crate::canonical::{FromTheFuture, Provider};
+use crate::config::RateLimit;
 use crate::http::{RequestId, RETRY_AFTER_SECS};
 use crate::providers::Rejection;
 use crate::storage::{Outcome, StorageError};
@@ -51,6 +52,24 @@ pub enum IngestError {
          a repeat is recognised and never applied twice"
     )]
     Storage(#[from] StorageError),
+    #[error(
+        "store '{store}' is over its {provider} limit (stores.{store}.limits: {rate} requests a \
+         second, burst {burst}); nothing was recorded, retry after {retry} s",
+        rate = limit.rate,
+        burst = limit.burst,
+        retry = retry_after_secs(*retry_after)
+    )]
+    Limited {
+        store: String,
+        provider: Provider,
+        limit: RateLimit,
+        retry_after: Duration,
+    },
+}
+
+/// `Retry-After` in whole seconds, rounded up so a retry is not early.
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<FromTheFuture> for IngestError {
@@ -85,6 +104,7 @@ impl IngestError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(StorageError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -99,6 +119,7 @@ impl IngestError {
             | Self::TooLarge { .. }
             | Self::UnsupportedMediaType(_)
             | Self::BodyTimeout { .. } => Some(Outcome::Invalid),
+            Self::Limited { .. } => Some(Outcome::Limited),
             Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
@@ -271,6 +292,9 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
             // The rest of the body may still trickle in: the connection
             // cannot carry another request.
             response.force_close();
+        }
+        if let IngestError::Limited { retry_after, .. } = &self.error {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
         }
         let request_id = RequestId::current();
         let body = match &self.error {

@@ -6,6 +6,7 @@
 mod carriyo;
 mod error;
 mod redo;
+mod refusals;
 mod shopify;
 mod stores;
 
@@ -14,6 +15,7 @@ pub use error::{
     RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody, ShopifyErrors,
 };
 pub use shopify::{IgnoredTopic, WebhookAnswer};
+pub use refusals::{RefusalTally, FLUSH_EVERY};
 pub use stores::{StoreDirectory, StoreRef};
 
 use std::future::Future;
@@ -30,7 +32,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, FromTheFuture, Observation, Provider};
 use crate::config::ServerSettings;
-use crate::storage::{Claim, Outcome};
+use crate::storage::{Admission, Claim, Outcome};
 
 /// Registers every provider path, each with its OpenAPI operation. actix
 /// tries routes in the order added, and each path with a `{segment}` costs
@@ -130,6 +132,30 @@ impl PendingBody {
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Takes a token from `store`'s bucket for `provider` when the store has
+/// `[stores.NAME.limits]`, after the request is authenticated (so only
+/// the store's own credentials spend its tokens) and before its body is
+/// parsed. No limit, no storage call; storage unreachable is the 503 it
+/// always is, never an unlimited pass.
+pub async fn within_limit(
+    state: &AppState,
+    store: &str,
+    provider: Provider,
+) -> Result<(), IngestError> {
+    let Some(limit) = state.stores.limit(store) else {
+        return Ok(());
+    };
+    match state.storage.take_token(store, provider, limit).await? {
+        Admission::Admitted => Ok(()),
+        Admission::Limited { retry_after } => Err(IngestError::Limited {
+            store: store.to_owned(),
+            provider,
+            limit: *limit,
+            retry_after,
+        }),
+    }
 }
 
 /// An event recorded in the log, or recognised as already recorded.
@@ -237,7 +263,7 @@ where
         if let Some(refusal) = refusal {
             if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
                 let error = response.response().error().map(ToString::to_string);
-                refusal.count(state, &error.unwrap_or_default()).await;
+                refusal.count(state, &error.unwrap_or_default());
             }
         }
         Ok(response)
@@ -245,8 +271,9 @@ where
 }
 
 impl Refusal {
-    /// Counting is best effort: it never changes the answer.
-    async fn count(self, state: &AppState, error: &str) {
+    /// Counting never changes the answer, nor writes to storage: the
+    /// stats get the tally in batches.
+    fn count(self, state: &AppState, error: &str) {
         let Self {
             provider,
             outcome,
@@ -255,10 +282,7 @@ impl Refusal {
         if let Some(outcome) = outcome {
             tracing::info!(%provider, outcome = outcome.as_str(), error, "request refused");
             state.metrics.count_webhook(provider, outcome);
-            if let Err(e) = state.storage.count(provider, outcome).await {
-                state.metrics.count_storage_error("count");
-                tracing::warn!(error = %e, "could not count a refused request");
-            }
+            state.refusals.add(provider, outcome);
         } else if storage_failed {
             state.metrics.count_storage_error("ingest");
             tracing::warn!(%provider, error, "request failed");

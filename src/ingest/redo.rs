@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{admit, count_claim, read_json_body, IngestError, RedoError, RedoErrorBody};
+use super::{admit, count_claim, read_json_body, within_limit, IngestError, RedoError, RedoErrorBody};
 use crate::app::AppState;
-use crate::canonical::{CanonicalEvent, FulfillmentKey};
+use crate::canonical::{CanonicalEvent, FulfillmentKey, Provider};
 use crate::domain::{Fulfillment, Order};
 use crate::fulfillment::{CreateError, FulfillmentView};
 use crate::providers::known;
@@ -126,7 +126,7 @@ async fn create_order(
     path: web::Path<StorePath>,
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
-    let store = authorize(&state, &req, &path.store_id)?;
+    let store = authorize(&state, &req, &path.store_id).await?;
     let body = read_json_body(&req, payload, &state.settings.server).await?;
     let new = adapter::parse_create_order(&body)?;
     let order = Order {
@@ -176,7 +176,7 @@ async fn get_order(
     req: HttpRequest,
     path: web::Path<OrderPath>,
 ) -> Result<HttpResponse, RedoError> {
-    let store = authorize(&state, &req, &path.store_id)?;
+    let store = authorize(&state, &req, &path.store_id).await?;
     let order = find_order(&state, &store, &path.order_id).await?;
     let fulfillments = state
         .storage
@@ -220,7 +220,7 @@ async fn delete_order(
     req: HttpRequest,
     path: web::Path<OrderPath>,
 ) -> Result<HttpResponse, RedoError> {
-    let store = authorize(&state, &req, &path.store_id)?;
+    let store = authorize(&state, &req, &path.store_id).await?;
     let order = state
         .storage
         .delete_order(&store, &path.order_id)
@@ -263,7 +263,7 @@ async fn create_fulfillment(
     path: web::Path<OrderPath>,
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
-    let store = authorize(&state, &req, &path.store_id)?;
+    let store = authorize(&state, &req, &path.store_id).await?;
     let body = read_json_body(&req, payload, &state.settings.server).await?;
     let request = adapter::parse_create_fulfillment(&body)?;
     let order = find_order(&state, &store, &path.order_id).await?;
@@ -346,7 +346,7 @@ async fn shipment_status(
     path: web::Path<FulfillmentPath>,
     payload: web::Payload,
 ) -> Result<HttpResponse, RedoError> {
-    let store = authorize(&state, &req, &path.store_id)?;
+    let store = authorize(&state, &req, &path.store_id).await?;
     let body = read_json_body(&req, payload, &state.settings.server).await?;
     let update = adapter::parse_shipment_status(&body)?;
     let delivery_id = adapter::idempotency_key(req.headers())?;
@@ -369,14 +369,19 @@ async fn shipment_status(
 }
 
 /// The name of the store `storeId` names, if the bearer token is one of
-/// its tokens.
-fn authorize(state: &AppState, req: &HttpRequest, store_id: &str) -> Result<String, IngestError> {
+/// its tokens and the store is within its limit.
+async fn authorize(
+    state: &AppState,
+    req: &HttpRequest,
+    store_id: &str,
+) -> Result<String, IngestError> {
     let store = state.stores.redo_by_store_id(store_id).ok_or_else(|| {
         IngestError::Unauthorized(format!(
             "storeId '{store_id}' in the path is not a Redo store configured here"
         ))
     })?;
     adapter::verify_bearer(req.headers(), &store.settings.api_tokens, store_id)?;
+    within_limit(state, &store.name, Provider::Redo).await?;
     Ok(store.name.clone())
 }
 

@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    admit, admit_json_body, read_json_body, record, record_event, Acknowledgement, IngestError,
-    Recorded, ShopifyError, ShopifyErrorBody,
+    admit, admit_json_body, read_json_body, record, record_event, within_limit, Acknowledgement,
+    IngestError, Recorded, ShopifyError, ShopifyErrorBody,
 };
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventId, FromTheFuture, FulfillmentKey, Provider};
@@ -94,6 +94,7 @@ async fn webhook(
     })?;
     let body = pending.read(payload).await?;
     adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
+    within_limit(&state, &store.name, Provider::Shopify).await?;
     match adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)? {
         Webhook::Observed(update) => {
             let event = admit_update(&state, update).map_err(IngestError::from)?;
@@ -129,14 +130,7 @@ async fn ignore(state: &AppState, topic: String) -> HttpResponse {
     state
         .metrics
         .count_webhook(Provider::Shopify, Outcome::Ignored);
-    if let Err(e) = state
-        .storage
-        .count(Provider::Shopify, Outcome::Ignored)
-        .await
-    {
-        state.metrics.count_storage_error("count");
-        tracing::warn!(error = %e, "could not count an ignored delivery");
-    }
+    state.refusals.add(Provider::Shopify, Outcome::Ignored);
     HttpResponse::Ok().json(IgnoredTopic {
         ignored: true,
         topic,
@@ -209,7 +203,8 @@ async fn create_event(
         &path.version,
         &path.order_id,
         &path.fulfillment_id,
-    )?;
+    )
+    .await?;
     let body = read_json_body(&req, payload, &state.settings.server).await?;
     let update = adapter::parse_rest_event(
         call.store(),
@@ -277,7 +272,8 @@ async fn list_events(
         &path.version,
         &path.order_id,
         &path.fulfillment_id,
-    )?;
+    )
+    .await?;
     let fulfillment = call.fulfillment(&state).await?;
     let events: Vec<RestEvent> = call.events(&fulfillment).collect();
     Ok(HttpResponse::Ok().json(EventList {
@@ -374,8 +370,9 @@ struct EventsCall {
 }
 
 impl EventsCall {
-    /// Finds the caller's store by its access token, then reads the path.
-    fn admit(
+    /// Finds the caller's store by its access token, takes a token from
+    /// its limit, then reads the path.
+    async fn admit(
         state: &AppState,
         req: &HttpRequest,
         version: &str,
@@ -389,6 +386,7 @@ impl EventsCall {
                 adapter::ACCESS_TOKEN_HEADER
             ))
         })?;
+        within_limit(state, &store.name, Provider::Shopify).await?;
         let version = served_version(version).map_err(|e| IngestError::NotFound(e.to_string()))?;
         let order_id = path_id("order_id", order_id)?;
         let fulfillment_id = path_id("fulfillment_id", fulfillment_id)?;
@@ -413,7 +411,8 @@ impl EventsCall {
             &path.version,
             &path.order_id,
             &path.fulfillment_id,
-        )?;
+        )
+        .await?;
         let event_id = path_id("event_id", &path.event_id)?;
         let fulfillment = call.fulfillment(state).await?;
         Ok((call, event_id, fulfillment))

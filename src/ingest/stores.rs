@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use actix_web::http::header::HeaderMap;
 
-use crate::config::{CarriyoAuth, CarriyoSettings, RedoSettings, Settings, ShopifySettings};
+use crate::config::{
+    CarriyoAuth, CarriyoSettings, RateLimit, RedoSettings, Settings, ShopifySettings,
+};
 use crate::providers::carriyo_auth;
 use crate::providers::verify::secret_matches;
 
@@ -32,6 +34,8 @@ pub struct StoreDirectory {
     shopify: HashMap<String, StoreRef<ShopifySettings>>,
     carriyo: HashMap<String, StoreRef<CarriyoSettings>>,
     redo: HashMap<String, StoreRef<RedoSettings>>,
+    /// By store name: only the stores with `[stores.NAME.limits]`.
+    limits: HashMap<String, RateLimit>,
 }
 
 impl StoreDirectory {
@@ -53,6 +57,9 @@ impl StoreDirectory {
                 directory
                     .redo
                     .insert(r.store_id.clone(), StoreRef::new(name, r));
+            }
+            if let Some(limit) = store.limits {
+                directory.limits.insert(name.clone(), limit);
             }
         }
         directory
@@ -89,6 +96,11 @@ impl StoreDirectory {
     /// Every enabled store's Carriyo scheme.
     pub fn carriyo_schemes(&self) -> impl Iterator<Item = &CarriyoAuth> {
         self.carriyo.values().map(|s| &s.settings.auth)
+    }
+
+    /// The store's ingest limit, if it has one.
+    pub fn limit(&self, store: &str) -> Option<&RateLimit> {
+        self.limits.get(store)
     }
 
     /// The store with this Redo store id.

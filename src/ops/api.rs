@@ -170,7 +170,7 @@ struct StatsAnswer {
 #[get("/api/v1/stats")]
 async fn stats(admin: Admin, state: web::Data<AppState>) -> ApiResult {
     let counted = match admin.scope() {
-        None => state.storage.stats().await?,
+        None => state.refusals.stats(&*state.storage).await?,
         Some(stores) => state.storage.store_stats(&stores).await?,
     };
     // Every provider and outcome appears, zeros included, so a dashboard

@@ -15,11 +15,12 @@ use tokio::sync::Notify;
 
 use super::{add, sorted_words};
 use super::{
-    Batched, Claim, EventFilter, EventLog, Feed, Fulfillments, LogEntry, LogPosition, Orders,
-    Outbox, Outcome, Sequences, Stats, Storage, StorageError, UnmappedWord, Versioned,
+    gcra, Admission, Batched, Claim, EventFilter, EventLog, Feed, Fulfillments, LogEntry,
+    LogPosition, Orders, Outbox, Outcome, RateLimits, Sequences, Stats, Storage, StorageError,
+    UnmappedWord, Versioned,
 };
 use crate::canonical::{CanonicalEvent, EventId, EventKind, FulfillmentKey, Provider};
-use crate::config::StorageSettings;
+use crate::config::{RateLimit, StorageSettings};
 use crate::domain::{
     Delivery, DeliveryFilter, Fulfillment, HistoryChange, Order, OutboxWrite, Requeued,
 };
@@ -31,6 +32,8 @@ pub struct MemoryStorage {
     partitions: u32,
     dedup_ttl: Duration,
     recent_capacity: usize,
+    /// The rate limits' clock: microseconds since this.
+    started: Instant,
 }
 
 /// A dedup claim. A delivery id counts for its own fulfillment only, as on
@@ -59,6 +62,9 @@ struct State {
     store_unmapped: BTreeMap<(String, Provider, String), u64>,
     recent: VecDeque<CanonicalEvent>,
     outbox: outbox::Outbox,
+    /// Each limited bucket's theoretical arrival time (see [`gcra`]); one
+    /// per configured store and provider, so never swept.
+    buckets: HashMap<(String, Provider), u64>,
 }
 
 #[derive(Default)]
@@ -83,6 +89,7 @@ impl MemoryStorage {
             partitions: settings.partitions,
             dedup_ttl: settings.dedup_ttl,
             recent_capacity: settings.recent_events,
+            started: Instant::now(),
         }
     }
 
@@ -475,8 +482,18 @@ impl Outbox for MemoryStorage {
 
 #[async_trait]
 impl Feed for MemoryStorage {
-    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError> {
-        self.state().bump(provider, outcome);
+    async fn count_refusals(&self, counts: &Stats) -> Result<(), StorageError> {
+        let mut state = self.state();
+        for (provider, outcomes) in counts {
+            for (outcome, n) in outcomes {
+                *state
+                    .stats
+                    .entry(*provider)
+                    .or_default()
+                    .entry(*outcome)
+                    .or_default() += n;
+            }
+        }
         Ok(())
     }
 
@@ -534,6 +551,27 @@ impl Feed for MemoryStorage {
             .take(filter.limit)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl RateLimits for MemoryStorage {
+    async fn take_token(
+        &self,
+        store: &str,
+        provider: Provider,
+        limit: &RateLimit,
+    ) -> Result<Admission, StorageError> {
+        let now = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut state = self.state();
+        let bucket = (store.to_owned(), provider);
+        match gcra(now, state.buckets.get(&bucket).copied(), limit) {
+            Ok(tat) => {
+                state.buckets.insert(bucket, tat);
+                Ok(Admission::Admitted)
+            }
+            Err(retry_after) => Ok(Admission::Limited { retry_after }),
+        }
     }
 }
 

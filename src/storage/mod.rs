@@ -20,8 +20,8 @@
 //!
 //! The boundary is split by capability, so each part of the system names
 //! only what it uses: [`EventLog`] (claims, the log, leases),
-//! [`Fulfillments`], [`Orders`], [`Sequences`], [`Outbox`] and [`Feed`]
-//! (stats and recent events). [`Batched`] holds the calls that exist only
+//! [`Fulfillments`], [`Orders`], [`Sequences`], [`Outbox`], [`Feed`]
+//! (stats and recent events) and [`RateLimits`] (per-store buckets). [`Batched`] holds the calls that exist only
 //! to save round trips; [`Storage`] is all of them, the handle a backend
 //! is opened as.
 
@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
-use crate::config::{Backend, Settings};
+use crate::config::{Backend, RateLimit, Settings};
 use crate::domain::{
     Delivery, DeliveryFilter, Fulfillment, HistoryChange, Order, OutboxWrite, Requeued,
 };
@@ -130,17 +130,20 @@ pub enum Outcome {
     /// does not take): answered 200 so the provider keeps its
     /// subscription, and recorded nowhere else.
     Ignored,
+    /// Over its store's `[stores.NAME.limits]`: answered 429.
+    Limited,
 }
 
 impl Outcome {
     /// Every outcome, in the order stats list them.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Self::Accepted,
         Self::Duplicate,
         Self::Unauthorized,
         Self::Invalid,
         Self::Unmapped,
         Self::Ignored,
+        Self::Limited,
     ];
 
     /// The outcome's name in stats and metrics.
@@ -152,6 +155,7 @@ impl Outcome {
             Self::Invalid => "invalid",
             Self::Unmapped => "unmapped",
             Self::Ignored => "ignored",
+            Self::Limited => "limited",
         }
     }
 }
@@ -377,8 +381,10 @@ pub trait Outbox: Send + Sync {
 /// maps did not know, and the recent-events feed.
 #[async_trait]
 pub trait Feed: Send + Sync {
-    /// Counts a request that was refused before reaching the log.
-    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError>;
+    /// Adds `counts` of requests refused before reaching the log, in one
+    /// write: refusals are tallied in memory and flushed now and then, so
+    /// a flood of garbage costs the store nothing per request.
+    async fn count_refusals(&self, counts: &Stats) -> Result<(), StorageError>;
 
     /// Counts per provider and outcome.
     async fn stats(&self) -> Result<Stats, StorageError>;
@@ -404,6 +410,49 @@ pub trait Feed: Send + Sync {
         &self,
         filter: &EventFilter,
     ) -> Result<Vec<CanonicalEvent>, StorageError>;
+}
+
+/// Whether a request fits its bucket, as [`RateLimits::take_token`]
+/// answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Within the limit: its token is taken.
+    Admitted,
+    /// Over the limit: nothing was taken, and a token comes back after
+    /// `retry_after`.
+    Limited { retry_after: Duration },
+}
+
+/// The per-store, per-provider token buckets of `[stores.NAME.limits]`,
+/// kept where every gateway process on the backend shares them.
+#[async_trait]
+pub trait RateLimits: Send + Sync {
+    /// Takes one token from `store`'s bucket for `provider` under `limit`
+    /// (GCRA: a theoretical arrival time per bucket, on the backend's one
+    /// clock), or answers how long until one comes back. An idle bucket
+    /// is forgotten once full again.
+    async fn take_token(
+        &self,
+        store: &str,
+        provider: Provider,
+        limit: &RateLimit,
+    ) -> Result<Admission, StorageError>;
+}
+
+/// One step of GCRA at `now` for a bucket whose theoretical arrival time
+/// is `tat` (none: a full bucket), both in microseconds of one clock: the
+/// new arrival time to keep, or how long until a token comes back. The
+/// memory backend runs it in Rust; the Redis script is the same steps.
+pub fn gcra(now: u64, tat: Option<u64>, limit: &RateLimit) -> Result<u64, Duration> {
+    let interval = u64::try_from(limit.interval.as_micros()).unwrap_or(u64::MAX);
+    let tat = tat.unwrap_or(now).max(now);
+    let next = tat.saturating_add(interval);
+    let allowed_from = next.saturating_sub(interval.saturating_mul(u64::from(limit.burst)));
+    if now < allowed_from {
+        Err(Duration::from_micros(allowed_from - now))
+    } else {
+        Ok(next)
+    }
 }
 
 /// Calls that do in one round trip what the traits above do in several.
@@ -507,7 +556,7 @@ pub trait Batched: EventLog + Fulfillments + Orders {
 /// each part of the system narrows to what it uses.
 #[async_trait]
 pub trait Storage:
-    EventLog + Fulfillments + Orders + Sequences + Outbox + Feed + Batched + 'static
+    EventLog + Fulfillments + Orders + Sequences + Outbox + Feed + Batched + RateLimits + 'static
 {
     /// Touches the backend for real, for `/ready`.
     async fn ping(&self) -> Result<(), StorageError>;

@@ -22,3 +22,4 @@ mod request_id;
 mod shopify;
 mod shopify_rest;
 mod tenant_ops;
+mod store_limits;

@@ -137,13 +137,22 @@ async fn unmapped_words_are_counted_with_the_claim_across_partitions(backend: Ba
 #[tokio::test]
 async fn refused_requests_are_counted_beside_the_claims(backend: Backend) {
     let storage = small_storage(backend).await;
-    storage
-        .count(Provider::Carriyo, Outcome::Unauthorized)
-        .await
-        .unwrap();
+    let mut refused = Stats::new();
+    refused
+        .entry(Provider::Carriyo)
+        .or_default()
+        .insert(Outcome::Unauthorized, 3);
+    refused
+        .entry(Provider::Redo)
+        .or_default()
+        .insert(Outcome::Limited, 2);
+    storage.count_refusals(&refused).await.unwrap();
+    storage.count_refusals(&refused).await.unwrap();
+    storage.count_refusals(&Stats::new()).await.unwrap();
     accept(&storage, &event("f1", 0, None)).await;
     let stats = storage.stats().await.unwrap();
-    assert_eq!(stats[&Provider::Carriyo][&Outcome::Unauthorized], 1);
+    assert_eq!(stats[&Provider::Carriyo][&Outcome::Unauthorized], 6);
+    assert_eq!(stats[&Provider::Redo][&Outcome::Limited], 4);
     assert_eq!(stats[&Provider::Shopify][&Outcome::Accepted], 1);
 }
 
@@ -167,10 +176,11 @@ async fn counts_words_and_the_feed_are_kept_by_store_too(backend: Backend) {
         storage.claim_and_append(&again).await.unwrap(),
         Claim::Duplicate { .. }
     ));
-    storage
-        .count(Provider::Shopify, Outcome::Unauthorized)
-        .await
-        .unwrap();
+    let refused = Stats::from([(
+        Provider::Shopify,
+        std::collections::BTreeMap::from([(Outcome::Unauthorized, 1)]),
+    )]);
+    storage.count_refusals(&refused).await.unwrap();
     let only =
         |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| s.to_string()).collect() };
     let acme = storage.store_stats(&only(&["acme"])).await.unwrap();
@@ -224,6 +234,61 @@ async fn counts_words_and_the_feed_are_kept_by_store_too(backend: Backend) {
             .collect::<Vec<_>>(),
         ["acme"]
     );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_bucket_admits_its_burst_then_refuses_until_a_token_comes_back(backend: Backend) {
+    let storage = small_storage(backend).await;
+    // A token every 50 ms: the refusal says when the next one comes.
+    let limit = RateLimit {
+        rate: 20.0,
+        interval: Duration::from_millis(50),
+        burst: 3,
+    };
+    let take = |store: &'static str, provider| {
+        let storage = storage.clone();
+        async move { storage.take_token(store, provider, &limit).await.unwrap() }
+    };
+    for _ in 0..3 {
+        assert_eq!(take("acme", Provider::Shopify).await, Admission::Admitted);
+    }
+    let Admission::Limited { retry_after } = take("acme", Provider::Shopify).await else {
+        panic!("the fourth request of a burst of 3 was admitted");
+    };
+    assert!(
+        !retry_after.is_zero() && retry_after <= limit.interval,
+        "{retry_after:?}"
+    );
+    // Another provider of the store, and another store, have buckets of
+    // their own.
+    assert_eq!(take("acme", Provider::Carriyo).await, Admission::Admitted);
+    assert_eq!(take("beta", Provider::Shopify).await, Admission::Admitted);
+    // A refusal takes nothing: the bucket refills at its rate.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while take("acme", Provider::Shopify).await != Admission::Admitted {
+        assert!(tokio::time::Instant::now() < deadline, "no token came back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_slow_bucket_stays_empty_between_requests(backend: Backend) {
+    let storage = small_storage(backend).await;
+    let limit = RateLimit {
+        rate: 1.0 / 3600.0,
+        interval: Duration::from_secs(3600),
+        burst: 1,
+    };
+    let take = || storage.take_token("acme", Provider::Redo, &limit);
+    assert_eq!(take().await.unwrap(), Admission::Admitted);
+    for _ in 0..3 {
+        let Admission::Limited { retry_after } = take().await.unwrap() else {
+            panic!("a bucket of one admitted a second request within the hour");
+        };
+        assert!(retry_after > Duration::from_secs(3500), "{retry_after:?}");
+    }
 }
 
 #[apply(backends)]

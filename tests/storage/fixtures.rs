@@ -11,14 +11,14 @@ pub use shipgate::canonical::{
     CanonicalEvent, Direction, EventKind, FulfillmentKey, Observation, Pairing, Provider,
     ProviderTime, ShipmentStatus,
 };
-pub use shipgate::config::Settings;
+pub use shipgate::config::{RateLimit, Settings};
 pub use shipgate::domain::{
     Applied, Attempt, Delivery, DeliveryFilter, DeliveryState, Fulfillment, HistoryChange, Order,
     OutboxWrite, Requeued, Settlement, StallWatch, Trigger,
 };
 pub use shipgate::storage::{
-    Batched, Claim, EventFilter, EventLog, Feed, FulfillmentWrite, Fulfillments, LogEntry, Orders,
-    Outbox, Outcome, Sequences, Storage, StorageError,
+    Admission, Batched, Claim, EventFilter, EventLog, Feed, FulfillmentWrite, Fulfillments,
+    LogEntry, Orders, Outbox, Outcome, RateLimits, Sequences, Stats, Storage, StorageError,
 };
 
 use crate::helpers::{redis_env, test_env, Backend, PATIENCE};

@@ -383,3 +383,35 @@ async fn a_second_worker_gets_a_fair_share_and_no_partition_has_two_holders(back
     assert_eq!(all, [0, 1, 2, 3]);
     assert_eq!(storage.lease_partitions("a", ttl).await.unwrap(), a);
 }
+
+#[tokio::test]
+async fn a_rate_limit_bucket_is_one_key_that_expires_once_full_again() {
+    use redis::AsyncCommands;
+    let settings = redis_settings(&shared_redis_url(), &[]);
+    let storage = open(&settings).await;
+    let limit = RateLimit {
+        rate: 5.0,
+        interval: Duration::from_millis(200),
+        burst: 2,
+    };
+    for _ in 0..2 {
+        let admitted = storage
+            .take_token("acme", Provider::Carriyo, &limit)
+            .await
+            .unwrap();
+        assert_eq!(admitted, Admission::Admitted);
+    }
+    let prefix = &settings.storage.key_prefix;
+    let bucket = format!(r#"{prefix}:{{{prefix}:limit:["acme","carriyo"]}}"#);
+    let mut raw = raw_connection().await;
+    let ttl: i64 = raw.pttl(&bucket).await.unwrap();
+    assert!((1..=401).contains(&ttl), "the bucket's PTTL is {ttl}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while raw.exists::<_, bool>(&bucket).await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bucket never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -108,14 +108,20 @@ fn store_entry(field: &str) -> Result<(String, String, String), StorageError> {
 
 #[async_trait]
 impl Feed for RedisStorage {
-    async fn count(&self, provider: Provider, outcome: Outcome) -> Result<(), StorageError> {
+    async fn count_refusals(&self, counts: &Stats) -> Result<(), StorageError> {
+        if counts.values().all(|outcomes| outcomes.is_empty()) {
+            return Ok(());
+        }
+        let key = self.keys.refused_stats();
+        let mut pipe = redis::pipe();
+        for (provider, outcomes) in counts {
+            for (outcome, n) in outcomes {
+                pipe.hincr(&key, format!("{provider}:{}", outcome.as_str()), *n)
+                    .ignore();
+            }
+        }
         let mut connection = self.connection()?;
-        redis::cmd("HINCRBY")
-            .arg(self.keys.refused_stats())
-            .arg(format!("{provider}:{}", outcome.as_str()))
-            .arg(1)
-            .query_async::<()>(&mut connection)
-            .await?;
+        pipe.query_async::<()>(&mut connection).await?;
         Ok(())
     }
 

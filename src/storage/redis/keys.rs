@@ -138,6 +138,16 @@ impl Keys {
         format!("{}:stats", self.prefix)
     }
 
+    /// One store's rate-limit bucket for one provider, in a slot of its
+    /// own: buckets of different stores spread over a Cluster.
+    pub(super) fn bucket(&self, store: &str, provider: &str) -> String {
+        format!(
+            "{0}:{{{0}:limit:{1}}}",
+            self.prefix,
+            key_text(&[store, provider])
+        )
+    }
+
     pub(super) fn workers(&self) -> String {
         format!("{}:workers", self.prefix)
     }

@@ -27,14 +27,16 @@
 //!
 //! Outside the partitions: `P:order-fulfillments:…` (a set per order),
 //! `P:{P:orders:<store>}:…` (orders and their two ids), `P:seq:…`,
-//! `P:stats` (refused requests) and `P:workers` (live workers, for fair
-//! lease shares).
+//! `P:stats` (refused requests, added in batches), `P:{P:limit:…}` (a
+//! store's rate-limit bucket for one provider, expiring once full; see
+//! [`limits`]) and `P:workers` (live workers, for fair lease shares).
 
 mod batched;
 mod connection;
 mod feed;
 mod fulfillments;
 mod keys;
+mod limits;
 mod log;
 mod orders;
 mod outbox;

@@ -112,6 +112,7 @@ pub(super) struct Scripts {
     pub(super) fire_stall: Script,
     pub(super) settle_delivery: Script,
     pub(super) requeue_delivery: Script,
+    pub(super) take_token: Script,
 }
 
 impl Scripts {
@@ -133,6 +134,7 @@ impl Scripts {
             fire_stall: lua!("fire_stall" after "enqueue"),
             settle_delivery: lua!("settle_delivery"),
             requeue_delivery: lua!("requeue_delivery"),
+            take_token: lua!("take_token"),
         }
     }
 }
