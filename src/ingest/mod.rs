@@ -7,6 +7,7 @@ mod carriyo;
 mod error;
 mod redo;
 mod shopify;
+mod shopify_graphql;
 mod stores;
 
 pub use error::{
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     carriyo::routes(cfg);
     redo::routes(cfg);
     shopify::rest_routes(cfg);
+    shopify_graphql::routes(cfg);
 }
 
 /// Reads a JSON body of at most `limit` bytes.

@@ -12,15 +12,18 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
     read_json_body, record, Acknowledgement, IngestError, Recorded, ShopifyError, ShopifyErrorBody,
+    StoreRef,
 };
 use crate::app::AppState;
 use crate::canonical::{EventId, FulfillmentKey, Provider};
+use crate::config::ShopifySettings;
 use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify as adapter;
 use crate::storage::Claim;
 
-/// The sequence the REST API numbers the events it creates from.
-const EVENT_SEQUENCE: &str = "shopify:fulfillment_event";
+/// The sequence the REST and GraphQL APIs number the events they create
+/// from, so both read each other's events by the same ids.
+pub(crate) const EVENT_SEQUENCE: &str = "shopify:fulfillment_event";
 
 /// `{version}`, `{order_id}`, `{fulfillment_id}` as sent.
 type EventsPath = web::Path<EventsPathParams>;
@@ -269,19 +272,7 @@ impl EventsCall {
         order_id: &str,
         fulfillment_id: &str,
     ) -> Result<Self, IngestError> {
-        let token = adapter::access_token(req.headers())?;
-        let store = state.stores.shopify_by_access_token(token).ok_or_else(|| {
-            IngestError::Unauthorized(format!(
-                "header {} is not an access token of any store configured here",
-                adapter::ACCESS_TOKEN_HEADER
-            ))
-        })?;
-        if !is_api_version(version) {
-            return Err(IngestError::NotFound(format!(
-                "API version '{version}' does not exist: use `unstable` or a quarterly \
-                 version from 2020-01 on, such as 2025-10"
-            )));
-        }
+        let store = admit_store(state, req, version)?;
         let order_id = path_id("order_id", order_id)?;
         let fulfillment_id = path_id("fulfillment_id", fulfillment_id)?;
         Ok(Self {
@@ -348,9 +339,32 @@ impl EventsCall {
     }
 }
 
+/// The store of an Admin API call (REST or GraphQL), by its access token,
+/// once its API version is known to exist.
+pub(crate) fn admit_store<'s>(
+    state: &'s AppState,
+    req: &HttpRequest,
+    version: &str,
+) -> Result<&'s StoreRef<ShopifySettings>, IngestError> {
+    let token = adapter::access_token(req.headers())?;
+    let store = state.stores.shopify_by_access_token(token).ok_or_else(|| {
+        IngestError::Unauthorized(format!(
+            "header {} is not an access token of any store configured here",
+            adapter::ACCESS_TOKEN_HEADER
+        ))
+    })?;
+    if !is_api_version(version) {
+        return Err(IngestError::NotFound(format!(
+            "API version '{version}' does not exist: use `unstable` or a quarterly \
+             version from 2020-01 on, such as 2025-10"
+        )));
+    }
+    Ok(store)
+}
+
 /// Why a recorded create cannot be shown: its event is not (or no longer)
 /// in the fulfillment's history.
-fn not_shown(recorded: &Recorded, id: u64) -> IngestError {
+pub(crate) fn not_shown(recorded: &Recorded, id: u64) -> IngestError {
     IngestError::Conflict(match recorded.claim {
         Claim::Duplicate { original } => format!(
             "this event repeats event {original}, recorded earlier for this fulfillment, \
@@ -391,7 +405,7 @@ fn path_id(segment: &str, value: &str) -> Result<u64, IngestError> {
 }
 
 /// Times as Shopify writes them: seconds and a numeric offset.
-fn shopify_time(t: DateTime<Utc>) -> String {
+pub(crate) fn shopify_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 

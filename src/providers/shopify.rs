@@ -239,7 +239,10 @@ pub fn rest_retraction(store: &str, order_id: u64, fulfillment_id: u64, id: u64)
     obs
 }
 
-fn observe_event(
+/// A FulfillmentEvent of a known fulfillment as an observation, its
+/// status through the status map; `id` is its Shopify id. REST and
+/// GraphQL creates (and webhooks) all come through here.
+pub fn observe_event(
     store: &str,
     map: &StatusMap,
     order_id: u64,

@@ -16,4 +16,5 @@ mod redo;
 mod redo_schema;
 mod request_id;
 mod shopify;
+mod shopify_graphql;
 mod shopify_rest;
