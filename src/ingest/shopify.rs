@@ -405,7 +405,7 @@ fn path_id(segment: &str, value: &str) -> Result<u64, IngestError> {
 }
 
 /// Times as Shopify writes them: seconds and a numeric offset.
-pub(crate) fn shopify_time(t: DateTime<Utc>) -> String {
+fn shopify_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 

@@ -22,15 +22,15 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{
     ComplexObject, Context, EmptySubscription, Enum, InputObject, InputValueError,
-    InputValueResult, Object, Scalar, ScalarType, Schema, SimpleObject, Value as GraphQlValue,
-    ServerError, Variables, ID,
+    InputValueResult, Object, Scalar, ScalarType, Schema, ServerError, SimpleObject,
+    Value as GraphQlValue, Variables, ID,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::shopify::{admit_store, not_shown, shopify_time, EVENT_SEQUENCE};
+use super::shopify::{admit_store, not_shown, EVENT_SEQUENCE};
 use super::{read_json_body, record, IngestError, ShopifyError, ShopifyErrorBody};
 use crate::app::AppState;
 use crate::canonical::{FulfillmentKey, Provider};
@@ -86,10 +86,9 @@ async fn graphql(
         variables,
         operation_name,
     } = parse_json(&body)?;
-    let mut request = async_graphql::Request::new(query)
-        .variables(Variables::from_json(serde_json::Value::Object(
-            variables.unwrap_or_default(),
-        )));
+    let mut request = async_graphql::Request::new(query).variables(Variables::from_json(
+        serde_json::Value::Object(variables.unwrap_or_default()),
+    ));
     if let Some(name) = operation_name {
         request = request.operation_name(name);
     }
@@ -423,8 +422,9 @@ impl ScalarType for DateTimeText {
 }
 
 impl DateTimeText {
+    /// As Shopify's GraphQL writes times: UTC, to the second.
     fn of(t: DateTime<Utc>) -> Self {
-        Self(shopify_time(t))
+        Self(t.to_rfc3339_opts(SecondsFormat::Secs, true))
     }
 }
 

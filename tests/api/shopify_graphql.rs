@@ -105,7 +105,7 @@ async fn a_created_event_is_applied_and_reads_back_through_graphql_and_rest(back
     let id = number(&event["id"]);
     assert_eq!(event["status"], "OUT_FOR_DELIVERY");
     assert_eq!(event["message"], sent["message"]);
-    assert_eq!(event["happenedAt"], "2026-11-23T12:45:00+00:00");
+    assert_eq!(event["happenedAt"], "2026-11-23T12:45:00Z");
     assert_eq!(event["estimatedDeliveryAt"], "2026-11-23");
 
     // No waiting: the create was applied before it was answered, as a
@@ -127,25 +127,38 @@ async fn a_created_event_is_applied_and_reads_back_through_graphql_and_rest(back
     let rest = &rest["fulfillment_event"];
     assert_eq!(rest["status"], "out_for_delivery");
     assert_eq!(rest["admin_graphql_api_id"], event["id"]);
-    for (graphql, rest_field) in [
-        ("message", "message"),
-        ("city", "city"),
-        ("province", "province"),
-        ("country", "country"),
-        ("zip", "zip"),
-        ("latitude", "latitude"),
-        ("longitude", "longitude"),
+    for field in [
+        "message",
+        "city",
+        "province",
+        "country",
+        "zip",
+        "latitude",
+        "longitude",
     ] {
-        assert_eq!(rest[rest_field], sent[graphql], "{rest_field}");
+        assert_eq!(rest[field], sent[field], "{field}");
     }
 
     let read = events_of(&app, SHOPIFY_ACCESS_TOKEN).await;
     assert_eq!(read["id"], FULFILLMENT_GID);
     let node = &read["events"]["edges"][0]["node"];
-    for field in ["id", "status", "happenedAt", "estimatedDeliveryAt", "message"] {
+    for field in [
+        "id",
+        "status",
+        "happenedAt",
+        "estimatedDeliveryAt",
+        "message",
+    ] {
         assert_eq!(node[field], event[field], "{field}");
     }
-    for field in ["city", "province", "country", "zip", "latitude", "longitude"] {
+    for field in [
+        "city",
+        "province",
+        "country",
+        "zip",
+        "latitude",
+        "longitude",
+    ] {
         assert_eq!(node[field], sent[field], "{field}");
     }
     assert_eq!(read["events"]["edges"][0]["cursor"], id.to_string());
@@ -154,9 +167,7 @@ async fn a_created_event_is_applied_and_reads_back_through_graphql_and_rest(back
 
 #[apply(backends)]
 #[tokio::test]
-async fn rest_and_webhook_events_read_back_through_graphql_with_one_numbering(
-    backend: Backend,
-) {
+async fn rest_and_webhook_events_read_back_through_graphql_with_one_numbering(backend: Backend) {
     let app = spawn_app(backend).await;
     let (status, rest) = TestApp::send_for_json(
         app.shopify_rest(
@@ -178,9 +189,8 @@ async fn rest_and_webhook_events_read_back_through_graphql_with_one_numbering(
         TestApp::history_words(f).len() == 2
     })
     .await;
-    let graphql_id = number(
-        &created(&app, &sample("shopify", "graphql_fulfillment_event_create")).await["id"],
-    );
+    let graphql_id =
+        number(&created(&app, &sample("shopify", "graphql_fulfillment_event_create")).await["id"]);
     assert_eq!(
         graphql_id,
         rest_id + 1,
@@ -237,7 +247,10 @@ async fn rest_and_webhook_events_read_back_through_graphql_with_one_numbering(
             .collect();
         assert_eq!(nodes, ids, "{arguments}");
         assert_eq!(events["pageInfo"]["hasNextPage"], next, "{arguments}");
-        assert_eq!(events["pageInfo"]["hasPreviousPage"], previous, "{arguments}");
+        assert_eq!(
+            events["pageInfo"]["hasPreviousPage"], previous,
+            "{arguments}"
+        );
     }
     let after = format!("first: 5, after: \"{webhook_id}\", sortKey: HAPPENED_AT");
     let (_, answer) = graphql(&app, Some(SHOPIFY_ACCESS_TOKEN), &page(&after)).await;
@@ -253,9 +266,7 @@ async fn rest_and_webhook_events_read_back_through_graphql_with_one_numbering(
 
 #[apply(backends)]
 #[tokio::test]
-async fn a_repeat_answers_the_original_and_an_older_status_is_stale_as_over_rest(
-    backend: Backend,
-) {
+async fn a_repeat_answers_the_original_and_an_older_status_is_stale_as_over_rest(backend: Backend) {
     let app = spawn_app(backend).await;
     known_fulfillment(&app).await;
     let body = sample("shopify", "graphql_fulfillment_event_create");
@@ -381,10 +392,16 @@ async fn bad_input_is_a_user_error_naming_its_field_and_stores_nothing(backend: 
             "{name}"
         );
         let message = errors[0]["message"].as_str().unwrap();
-        assert!(message.contains(named), "{name}: {message:?} should name {named:?}");
+        assert!(
+            message.contains(named),
+            "{name}: {message:?} should name {named:?}"
+        );
     }
     let stats = app.stats("shopify").await;
-    assert_eq!(stats["accepted"], 1, "only the fulfillments/create webhook: {stats}");
+    assert_eq!(
+        stats["accepted"], 1,
+        "only the fulfillments/create webhook: {stats}"
+    );
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
     assert_eq!(TestApp::history_words(&f), Vec::<String>::new());
     app.stop().await;
@@ -430,7 +447,10 @@ async fn an_unknown_status_or_a_malformed_query_is_a_graphql_error(backend: Back
     let mut query = sample("shopify", "graphql_fulfillment_events");
     query["variables"]["id"] = json!("gid://shopify/Fulfillment/999");
     let (status, answer) = graphql(&app, Some(SHOPIFY_ACCESS_TOKEN), &query).await;
-    assert_eq!((status, answer), (200, json!({"data": {"fulfillment": null}})));
+    assert_eq!(
+        (status, answer),
+        (200, json!({"data": {"fulfillment": null}}))
+    );
     app.stop().await;
 }
 
@@ -471,7 +491,11 @@ async fn a_call_is_refused_as_the_rest_api_refuses_it(backend: Backend) {
         ),
         (
             "not JSON",
-            send(graphql_path(), Some(SHOPIFY_ACCESS_TOKEN), b"{ fulfillment }".to_vec()),
+            send(
+                graphql_path(),
+                Some(SHOPIFY_ACCESS_TOKEN),
+                b"{ fulfillment }".to_vec(),
+            ),
             400,
             "not valid JSON",
         ),
@@ -499,11 +523,17 @@ async fn a_call_is_refused_as_the_rest_api_refuses_it(backend: Backend) {
         let (answered, answer) = TestApp::send_for_json(request).await;
         assert_eq!(answered, status, "{name}: {answer}");
         let message = answer["errors"].as_str().unwrap_or_default();
-        assert!(message.contains(named), "{name}: {message:?} should name {named:?}");
+        assert!(
+            message.contains(named),
+            "{name}: {message:?} should name {named:?}"
+        );
     }
     let stats = app.stats("shopify").await;
     assert_eq!(stats["unauthorized"], 2, "{stats}");
-    assert_eq!(stats["accepted"], 1, "only the fulfillments/create webhook: {stats}");
+    assert_eq!(
+        stats["accepted"], 1,
+        "only the fulfillments/create webhook: {stats}"
+    );
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
     assert_eq!(TestApp::history_words(&f), Vec::<String>::new());
     app.stop().await;
@@ -521,7 +551,10 @@ async fn an_access_token_only_reaches_its_own_stores_fulfillments(backend: Backe
         &sample("shopify", "graphql_fulfillment_events"),
     )
     .await;
-    assert_eq!((status, answer), (200, json!({"data": {"fulfillment": null}})));
+    assert_eq!(
+        (status, answer),
+        (200, json!({"data": {"fulfillment": null}}))
+    );
     let (status, answer) = graphql(
         &app,
         Some(OTHER_SHOPIFY_ACCESS_TOKEN),
@@ -538,5 +571,48 @@ async fn an_access_token_only_reaches_its_own_stores_fulfillments(backend: Backe
     assert_eq!(app.fulfillment("beta", ORDER, FULFILLMENT).await, None);
     let acme = events_of(&app, SHOPIFY_ACCESS_TOKEN).await;
     assert_eq!(edge_ids(&acme).len(), 1);
+    app.stop().await;
+}
+
+/// Storage unreachable is a 503 with Retry-After in the REST error shape,
+/// never a 200 whose `errors` a client could take for "recorded"; when it
+/// is back, the same create goes through. Redis only: only a server of the
+/// test's own can be stopped.
+#[tokio::test]
+async fn storage_down_is_a_503_and_nothing_is_lost() {
+    let mut redis = redis_server::RedisServer::start(true);
+    let env = redis_env(&redis.url());
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = spawn_app_with(Backend::Memory, &extra).await;
+    known_fulfillment(&app).await;
+    let body = sample("shopify", "graphql_fulfillment_event_create");
+    redis.stop();
+    let response = app
+        .shopify_rest(Method::POST, &graphql_path(), Some(SHOPIFY_ACCESS_TOKEN))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["errors"].as_str().is_some(), "{answer}");
+    redis.restart();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let payload = loop {
+        let (status, answer) = graphql(&app, Some(SHOPIFY_ACCESS_TOKEN), &body).await;
+        if status == 200 {
+            break answer["data"]["fulfillmentEventCreate"].clone();
+        }
+        assert!(
+            status == 503 && tokio::time::Instant::now() < deadline,
+            "{status}: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(payload["userErrors"], json!([]), "{payload}");
+    assert_eq!(payload["fulfillmentEvent"]["status"], "OUT_FOR_DELIVERY");
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(TestApp::history_words(&f), ["out_for_delivery"]);
     app.stop().await;
 }

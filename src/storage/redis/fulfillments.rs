@@ -152,7 +152,10 @@ impl RedisStorage {
             .arg(&key.fulfillment_ref);
         let mut by_reference = redis::cmd("SADD");
         by_reference
-            .arg(self.keys.fulfillment_orders(&key.store, &key.fulfillment_ref))
+            .arg(
+                self.keys
+                    .fulfillment_orders(&key.store, &key.fulfillment_ref),
+            )
             .arg(&key.order_ref);
         [in_order, by_reference]
     }
