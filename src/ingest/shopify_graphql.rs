@@ -662,6 +662,8 @@ impl FulfillmentNode {
     /// The fulfillment's Shopify events, one page of them: `first` or
     /// `last` (at most 250) is required, as on Shopify; cursors are the
     /// events' ids.
+    // One parameter per argument of Shopify's `Fulfillment.events`.
+    #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
         first: Option<i32>,

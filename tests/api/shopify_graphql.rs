@@ -200,7 +200,7 @@ async fn rest_and_webhook_events_read_back_through_graphql_with_one_numbering(ba
     let read = events_of(&app, SHOPIFY_ACCESS_TOKEN).await;
     let gid = |n: u64| format!("gid://shopify/FulfillmentEvent/{n}");
     let webhook_id = webhook["id"].as_u64().unwrap();
-    let mut by_id = vec![rest_id, graphql_id, webhook_id];
+    let mut by_id = [rest_id, graphql_id, webhook_id];
     by_id.sort_unstable();
     assert_eq!(
         edge_ids(&read),
