@@ -33,7 +33,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::shopify::{admit_store, not_shown, EVENT_SEQUENCE};
 use super::{read_json_body, record, IngestError, ShopifyError, ShopifyErrorBody};
 use crate::app::AppState;
-use crate::canonical::{FulfillmentKey, Provider};
+use crate::canonical::{Location, Provider};
 use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify as adapter;
 use crate::providers::{parse_eta, parse_json, parse_time};
@@ -297,8 +297,7 @@ impl Call {
         if recorded.claim == Claim::Accepted {
             state.core.apply(&recorded.event).await?;
         }
-        let key: &FulfillmentKey = &recorded.event.key;
-        let created = state.core.get(key).await?.and_then(|f| {
+        let created = state.core.get(&recorded.event.key).await?.and_then(|f| {
             f.history
                 .iter()
                 .find(|h| h.event_id == recorded.event_id())
@@ -606,9 +605,7 @@ impl FulfillmentEvent {
         }
         let number: u64 = entry.source_id.as_deref()?.parse().ok()?;
         let location = entry.location.as_ref();
-        let text = |f: fn(&crate::canonical::Location) -> &Option<String>| {
-            location.and_then(|l| f(l).clone())
-        };
+        let text = |f: fn(&Location) -> &Option<String>| location.and_then(|l| f(l).clone());
         Some(Self {
             id: gid(FULFILLMENT_EVENT, number),
             number,

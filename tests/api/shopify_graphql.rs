@@ -574,6 +574,51 @@ async fn an_access_token_only_reaches_its_own_stores_fulfillments(backend: Backe
     app.stop().await;
 }
 
+/// Shopify's fulfillment ids are unique, but two orders here may hold the
+/// same one (a client's mistake): GraphQL cannot tell which is meant, so it
+/// says so, naming both, and changes neither.
+#[apply(backends)]
+#[tokio::test]
+async fn a_fulfillment_id_of_two_orders_is_refused_naming_both(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for order in [ORDER, "450789470"] {
+        let (status, answer) = TestApp::send_for_json(
+            app.shopify_rest(
+                Method::POST,
+                &shopify_events_path(order, FULFILLMENT),
+                Some(SHOPIFY_ACCESS_TOKEN),
+            )
+            .json(&sample("shopify", "rest_event_create")),
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let payload = create(&app, &sample("shopify", "graphql_fulfillment_event_create")).await;
+    assert!(payload["fulfillmentEvent"].is_null(), "{payload}");
+    let message = payload["userErrors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("450789469, 450789470"),
+        "{message:?} should name both orders"
+    );
+    let (status, answer) = graphql(
+        &app,
+        Some(SHOPIFY_ACCESS_TOKEN),
+        &sample("shopify", "graphql_fulfillment_events"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(answer["data"]["fulfillment"].is_null(), "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("450789469, 450789470"), "{answer}");
+    for order in [ORDER, "450789470"] {
+        let f = app.fulfillment("acme", order, FULFILLMENT).await.unwrap();
+        assert_eq!(TestApp::history_words(&f), ["in_transit"], "{order}");
+    }
+    app.stop().await;
+}
+
 /// Storage unreachable is a 503 with Retry-After in the REST error shape,
 /// never a 200 whose `errors` a client could take for "recorded"; when it
 /// is back, the same create goes through. Redis only: only a server of the
