@@ -16,6 +16,7 @@
 //! missing or unknown token, an unknown API version or a body that is not
 //! a GraphQL request are refused in the REST API's error shape.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
@@ -31,13 +32,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::shopify::{admit_store, not_shown, EVENT_SEQUENCE};
-use super::{read_json_body, record, IngestError, ShopifyError, ShopifyErrorBody};
+use super::{read_json_body, record, IngestError, Refusal, ShopifyError, ShopifyErrorBody};
 use crate::app::AppState;
 use crate::canonical::{Location, Provider};
 use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify as adapter;
 use crate::providers::{parse_eta, parse_json, parse_time};
-use crate::storage::{Claim, StorageError};
+use crate::storage::{Claim, Outcome, StorageError};
 
 /// The most events one page may ask for, as on Shopify.
 const PAGE_LIMIT: i32 = 250;
@@ -96,15 +97,27 @@ async fn graphql(
         state: state.into_inner(),
         store,
         failure: Mutex::new(None),
+        malformed: AtomicBool::new(false),
     });
     let answer = schema().execute(request.data(call.clone())).await;
     if let Some(failure) = call.failure() {
         return Err(failure.into());
     }
-    Ok(HttpResponse::Ok().json(GraphQlAnswer {
+    let refused = !answer.errors.is_empty() || call.malformed.load(Ordering::Relaxed);
+    let mut response = HttpResponse::Ok().json(GraphQlAnswer {
         data: answer.data,
         errors: answer.errors,
-    }))
+    });
+    if refused {
+        // Counted as invalid, as the REST API's 400s are, though answered
+        // 200 as Shopify answers them.
+        response.extensions_mut().insert(Refusal {
+            provider: Provider::Shopify,
+            outcome: Some(Outcome::Invalid),
+            storage_failed: false,
+        });
+    }
+    Ok(response)
 }
 
 /// The body of a GraphQL call, as Shopify's clients send it.
@@ -149,6 +162,9 @@ struct Call {
     state: Arc<AppState>,
     store: String,
     failure: Mutex<Option<StorageError>>,
+    /// Whether the mutation refused malformed input (a `userErrors` entry
+    /// other than an unknown or ambiguous fulfillment).
+    malformed: AtomicBool,
 }
 
 impl Call {
@@ -168,6 +184,12 @@ impl Call {
 
     fn failure(&self) -> Option<StorageError> {
         self.failure.lock().ok().and_then(|mut f| f.take())
+    }
+
+    /// The payload refusing malformed input, which the stats count.
+    fn malformed(&self, errors: Vec<UserError>) -> FulfillmentEventCreatePayload {
+        self.malformed.store(true, Ordering::Relaxed);
+        FulfillmentEventCreatePayload::refused(errors)
     }
 
     /// The fulfillment `id` names in the caller's store, with its order.
@@ -225,7 +247,7 @@ impl Call {
             errors.push(UserError::at("estimatedDeliveryAt", e.to_string()));
         }
         let Some(fulfillment_id) = fulfillment_id.filter(|_| errors.is_empty()) else {
-            return Ok(FulfillmentEventCreatePayload::refused(errors));
+            return Ok(self.malformed(errors));
         };
         let order_id = match self.find(fulfillment_id).await? {
             Found::One { order_id, .. } => order_id,
@@ -279,20 +301,12 @@ impl Call {
         ) {
             Ok(observation) => observation,
             // The times were checked above; whatever else is wrong is the input's.
-            Err(e) => {
-                return Ok(FulfillmentEventCreatePayload::refused(vec![
-                    UserError::whole(e.to_string()),
-                ]))
-            }
+            Err(e) => return Ok(self.malformed(vec![UserError::whole(e.to_string())])),
         };
         let recorded = match record(state, observation).await {
             Ok(recorded) => recorded,
             Err(IngestError::Storage(e)) => return Err(e),
-            Err(e) => {
-                return Ok(FulfillmentEventCreatePayload::refused(vec![
-                    UserError::whole(e.to_string()),
-                ]))
-            }
+            Err(e) => return Ok(self.malformed(vec![UserError::whole(e.to_string())])),
         };
         if recorded.claim == Claim::Accepted {
             state.core.apply(&recorded.event).await?;

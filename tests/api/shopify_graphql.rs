@@ -402,6 +402,9 @@ async fn bad_input_is_a_user_error_naming_its_field_and_stores_nothing(backend: 
         stats["accepted"], 1,
         "only the fulfillments/create webhook: {stats}"
     );
+    // Counted as REST counts its 400s; an unknown fulfillment is not
+    // malformed, as REST's 404 is not counted.
+    assert_eq!(stats["invalid"], 5, "{stats}");
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
     assert_eq!(TestApp::history_words(&f), Vec::<String>::new());
     app.stop().await;
@@ -443,6 +446,7 @@ async fn an_unknown_status_or_a_malformed_query_is_a_graphql_error(backend: Back
     }
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
     assert_eq!(TestApp::history_words(&f), Vec::<String>::new());
+    assert_eq!(app.stats("shopify").await["invalid"], 4);
     // An unknown fulfillment is no error to read: it is null, as on Shopify.
     let mut query = sample("shopify", "graphql_fulfillment_events");
     query["variables"]["id"] = json!("gid://shopify/Fulfillment/999");
