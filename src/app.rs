@@ -14,14 +14,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
 use crate::config::{Backend, Settings};
 use crate::fulfillment::automations::{Automations, StallScanner};
 use crate::fulfillment::{FulfillmentCore, Recorder, Worker};
-use crate::http::{self, RequestId, RequestSpan};
+use crate::http::{self, RequestId};
 use crate::ingest::{self, StoreDirectory};
 use crate::ops;
 use crate::ops::metrics::{self, Metrics};
@@ -204,8 +203,7 @@ impl Application {
                 // and all of it runs in the request's span with its id.
                 .wrap_fn(ingest::count_refusals)
                 .wrap(actix_web::middleware::from_fn(metrics::time_requests))
-                .wrap_fn(http::answer_with_request_id)
-                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap_fn(http::answer_in_request_span)
         })
         .listen(listener)
         .map_err(|e| {

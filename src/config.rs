@@ -9,9 +9,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use reqwest::Url;
 use serde::{Deserialize, Deserializer};
 
+use crate::canonical::Direction;
 use crate::domain::{SigningSecret, Trigger};
 
 /// The default configuration, every key commented.
@@ -188,11 +190,169 @@ pub struct ShopifySettings {
     pub access_tokens: Vec<Secret>,
 }
 
+/// One store's Carriyo settings: its tenant, how Carriyo authenticates to
+/// it, and the time zone of the times Carriyo sends without an offset.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "CarriyoToml")]
 pub struct CarriyoSettings {
     pub tenant_id: String,
-    pub api_keys: Vec<Secret>,
+    pub auth: CarriyoAuth,
+    /// Carriyo accepts times without an offset; they are read here.
+    pub time_zone: Tz,
+}
+
+/// How Carriyo authenticates to a store: one scheme per store, as a
+/// Carriyo webhook has one authentication setting
+/// (https://carriyo.com/docs/platform/webhooks/authentication/).
+#[derive(Debug, Clone)]
+pub enum CarriyoAuth {
+    /// A static header: `name` carries one of `values`.
+    Header {
+        name: HeaderName,
+        values: Vec<Secret>,
+    },
+    /// `Authorization: Basic`; each secret is one `user:password`.
+    Basic(Vec<Secret>),
+    /// `Authorization: Bearer` with one of these tokens.
+    Bearer(Vec<Secret>),
+}
+
+impl CarriyoAuth {
+    /// Every secret the scheme accepts, whatever its kind.
+    pub fn secrets(&self) -> &[Secret] {
+        match self {
+            Self::Header { values, .. } => values,
+            Self::Basic(secrets) | Self::Bearer(secrets) => secrets,
+        }
+    }
+
+    /// The configuration key that holds the scheme's secrets.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Header { .. } => "api_keys",
+            Self::Basic(_) => "basic_auth",
+            Self::Bearer(_) => "bearer_tokens",
+        }
+    }
+}
+
+/// The header Carriyo's key comes in unless a store names another in
+/// `api_key_header`.
+pub const DEFAULT_CARRIYO_KEY_HEADER: &str = "x-api-key";
+
+/// A header name as HTTP allows it (RFC 9110 token characters), in lower
+/// case; refused at load otherwise, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderName(String);
+
+impl HeaderName {
+    /// The name, lower case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if text.is_empty() || !text.chars().all(token) {
+            return Err(serde::de::Error::custom(format!(
+                "'{text}' is not an HTTP header name"
+            )));
+        }
+        Ok(Self(text.to_ascii_lowercase()))
+    }
+}
+
+/// An IANA time zone name such as `Asia/Dubai`.
+#[derive(Debug, Clone, Copy)]
+struct TimeZone(Tz);
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.trim().parse::<Tz>().map(Self).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "'{text}' is not an IANA time zone name like UTC or Asia/Dubai"
+            ))
+        })
+    }
+}
+
+/// A store's Carriyo table as written, before its scheme is chosen.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CarriyoToml {
+    tenant_id: String,
+    #[serde(default)]
+    api_keys: Vec<Secret>,
+    api_key_header: Option<HeaderName>,
+    #[serde(default)]
+    basic_auth: Vec<Secret>,
+    #[serde(default)]
+    bearer_tokens: Vec<Secret>,
+    time_zone: Option<TimeZone>,
+}
+
+impl TryFrom<CarriyoToml> for CarriyoSettings {
+    type Error = String;
+
+    /// Exactly one scheme's list may hold secrets (an empty list is unset,
+    /// so a layer can switch the demo store's `api_keys` off).
+    fn try_from(raw: CarriyoToml) -> Result<Self, String> {
+        let set: Vec<&str> = [
+            ("api_keys", &raw.api_keys),
+            ("basic_auth", &raw.basic_auth),
+            ("bearer_tokens", &raw.bearer_tokens),
+        ]
+        .iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(name, _)| *name)
+        .collect();
+        if raw.api_key_header.is_some() && raw.api_keys.is_empty() {
+            return Err("`api_key_header` is set, but `api_keys` is not".into());
+        }
+        let auth = match set.as_slice() {
+            ["api_keys"] => CarriyoAuth::Header {
+                name: raw
+                    .api_key_header
+                    .unwrap_or_else(|| HeaderName(DEFAULT_CARRIYO_KEY_HEADER.into())),
+                values: raw.api_keys,
+            },
+            ["basic_auth"] => {
+                if let Some(bad) = raw.basic_auth.iter().position(|s| {
+                    s.expose()
+                        .split_once(':')
+                        .is_none_or(|(user, _)| user.is_empty())
+                }) {
+                    return Err(format!(
+                        "`basic_auth` entry {bad} is not of the form user:password"
+                    ));
+                }
+                CarriyoAuth::Basic(raw.basic_auth)
+            }
+            ["bearer_tokens"] => CarriyoAuth::Bearer(raw.bearer_tokens),
+            [] => {
+                return Err(
+                    "set one of `api_keys`, `basic_auth` or `bearer_tokens`: how Carriyo \
+                     authenticates"
+                        .into(),
+                )
+            }
+            several => {
+                return Err(format!(
+                    "`{}` are all set; a store takes one scheme (set the others to [])",
+                    several.join("`, `")
+                ))
+            }
+        };
+        Ok(Self {
+            tenant_id: raw.tenant_id,
+            auth,
+            time_zone: raw.time_zone.map_or(Tz::UTC, |z| z.0),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +406,10 @@ pub struct DeliverySettings {
 pub struct AutomationSettings {
     pub name: String,
     pub on: Vec<Trigger>,
+    /// Only fulfillments going these ways: `forward` unless the rule lists
+    /// `directions`, so a return's `delivered` (back at the warehouse)
+    /// tells no customer their parcel arrived.
+    pub directions: Vec<Direction>,
     /// Only these stores' fulfillments; empty for every store.
     pub stores: Vec<String>,
     pub url: Url,
@@ -261,6 +425,7 @@ impl fmt::Debug for AutomationSettings {
         f.debug_struct("AutomationSettings")
             .field("name", &self.name)
             .field("on", &self.on)
+            .field("directions", &self.directions)
             .field("stores", &self.stores)
             .field("url", &self.display_url())
             .field("bearer_token", &self.bearer_token)
@@ -275,6 +440,7 @@ impl fmt::Debug for AutomationSettings {
 struct AutomationToml {
     name: String,
     on: Vec<String>,
+    directions: Option<Vec<String>>,
     #[serde(default)]
     stores: Vec<String>,
     url: String,
@@ -304,6 +470,25 @@ impl TryFrom<AutomationToml> for AutomationSettings {
             .map(|word| word.parse::<Trigger>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| problem(format!("`on`: {e}")))?;
+        let directions = match raw.directions {
+            None => vec![Direction::Forward],
+            Some(words) if words.is_empty() => {
+                return Err(problem(
+                    "`directions` is empty; list forward and/or return, or leave it out for forward only"
+                        .into(),
+                ))
+            }
+            Some(words) => words
+                .iter()
+                .map(|word| {
+                    word.parse::<Direction>().map_err(|_| {
+                        problem(format!(
+                            "`directions`: '{word}' is neither forward nor return"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let url = Url::parse(&raw.url)
             .map_err(|e| problem(format!("`url` is not an absolute URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -327,6 +512,7 @@ impl TryFrom<AutomationToml> for AutomationSettings {
         Ok(Self {
             name,
             on,
+            directions,
             stores: raw.stores,
             url,
             bearer_token: raw.bearer_token,
@@ -413,8 +599,13 @@ impl Settings {
             for key in ["shopify.webhook_secrets", "shopify.access_tokens"] {
                 environment = environment.with_list_parse_key(&format!("stores.{store}.{key}"));
             }
-            environment =
-                environment.with_list_parse_key(&format!("stores.{store}.carriyo.api_keys"));
+            for key in [
+                "carriyo.api_keys",
+                "carriyo.basic_auth",
+                "carriyo.bearer_tokens",
+            ] {
+                environment = environment.with_list_parse_key(&format!("stores.{store}.{key}"));
+            }
             environment =
                 environment.with_list_parse_key(&format!("stores.{store}.redo.api_tokens"));
         }
@@ -448,7 +639,10 @@ impl Settings {
                 );
             }
             if let Some(c) = &store.carriyo {
-                check(format!("stores.{name}.carriyo.api_keys"), &c.api_keys);
+                check(
+                    format!("stores.{name}.carriyo.{}", c.auth.key()),
+                    c.auth.secrets(),
+                );
             }
             if let Some(r) = &store.redo {
                 check(format!("stores.{name}.redo.api_tokens"), &r.api_tokens);
@@ -534,7 +728,10 @@ impl Settings {
                     &c.tenant_id,
                     format!("stores.{name}.carriyo.tenant_id"),
                 )?;
-                need(format!("stores.{name}.carriyo.api_keys"), &c.api_keys)?;
+                need(
+                    format!("stores.{name}.carriyo.{}", c.auth.key()),
+                    c.auth.secrets(),
+                )?;
             }
             if let Some(r) = &store.redo {
                 claim("redo", &r.store_id, format!("stores.{name}.redo.store_id"))?;
@@ -727,6 +924,86 @@ mod tests {
     }
 
     #[test]
+    fn carriyo_schemes_and_time_zones_are_parsed() {
+        let store = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("SHIPGATE__STORES__NORTH__CARRIYO__TENANT_ID", "NORTH")];
+            all.extend_from_slice(pairs);
+            Settings::load_with_env(None, env(&all))
+                .map(|s| s.stores["north"].carriyo.clone().unwrap())
+        };
+        let acme = Settings::load_with_env(None, env(&[])).unwrap().stores["acme"]
+            .carriyo
+            .clone()
+            .unwrap();
+        assert!(
+            matches!(&acme.auth, CarriyoAuth::Header { name, .. } if name.as_str() == "x-api-key")
+        );
+        assert_eq!(acme.time_zone, Tz::UTC);
+        let named = store(&[
+            ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEYS", "k1,k2"),
+            (
+                "SHIPGATE__STORES__NORTH__CARRIYO__API_KEY_HEADER",
+                "X-Carriyo-Key",
+            ),
+            ("SHIPGATE__STORES__NORTH__CARRIYO__TIME_ZONE", "Asia/Dubai"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&named.auth, CarriyoAuth::Header { name, values } if name.as_str() == "x-carriyo-key" && values.len() == 2)
+        );
+        assert_eq!(named.time_zone, chrono_tz::Asia::Dubai);
+        let bearer = store(&[("SHIPGATE__STORES__NORTH__CARRIYO__BEARER_TOKENS", "t1")]).unwrap();
+        assert!(matches!(bearer.auth, CarriyoAuth::Bearer(_)));
+        let basic = store(&[("SHIPGATE__STORES__NORTH__CARRIYO__BASIC_AUTH", "u:p")]).unwrap();
+        assert!(matches!(basic.auth, CarriyoAuth::Basic(_)));
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: [Case; 6] = [
+            (
+                &[
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEYS", "k1"),
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__BEARER_TOKENS", "t1"),
+                ],
+                &["stores.north.carriyo", "`api_keys`, `bearer_tokens`"],
+            ),
+            (&[], &["stores.north.carriyo", "api_keys", "bearer_tokens"]),
+            (
+                &[("SHIPGATE__STORES__NORTH__CARRIYO__BASIC_AUTH", "nopassword")],
+                &["stores.north.carriyo", "user:password"],
+            ),
+            (
+                &[
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__BEARER_TOKENS", "t1"),
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEY_HEADER", "x-key"),
+                ],
+                &["stores.north.carriyo", "api_key_header"],
+            ),
+            (
+                &[
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEYS", "k1"),
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEY_HEADER", "x key"),
+                ],
+                &["stores.north.carriyo.api_key_header", "'x key'"],
+            ),
+            (
+                &[
+                    ("SHIPGATE__STORES__NORTH__CARRIYO__API_KEYS", "k1"),
+                    (
+                        "SHIPGATE__STORES__NORTH__CARRIYO__TIME_ZONE",
+                        "Mars/Olympus",
+                    ),
+                ],
+                &["stores.north.carriyo.time_zone", "'Mars/Olympus'"],
+            ),
+        ];
+        for (pairs, named) in cases {
+            let err = store(pairs).unwrap_err().to_string();
+            for part in named {
+                assert!(err.contains(part), "{pairs:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
     fn two_stores_cannot_share_a_shop_domain() {
         let err = Settings::load_with_env(
             None,
@@ -819,11 +1096,26 @@ mod tests {
             rule.on.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             ["delayed", "delivered"]
         );
+        assert_eq!(rule.directions, [Direction::Forward], "forward by default");
         assert_eq!(rule.url.as_str(), "https://u:pw123@hooks.example.com/x");
         let printed = format!("{s:?}");
         for secret in ["tok\"", SECRET, "pw123"] {
             assert!(!printed.contains(secret), "{printed}");
         }
+    }
+
+    #[test]
+    fn a_rule_may_fire_on_returns_too() {
+        let s = with_rules(
+            "[[automations]]\nname = \"returns\"\non = [\"delivered\"]\n\
+             directions = [\"forward\", \"return\"]\nurl = \"https://hooks.example.com/x\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.automations[0].directions,
+            [Direction::Forward, Direction::Return]
+        );
     }
 
     #[test]
@@ -853,6 +1145,14 @@ mod tests {
             (
                 rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\nstores = [\"zeta\"]"),
                 "'zeta'",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\ndirections = [\"reverse\"]"),
+                "'reverse'",
+            ),
+            (
+                rule("on = [\"delivered\"]\nurl = \"https://h.example/x\"\ndirections = []"),
+                "`directions` is empty",
             ),
         ];
         for (text, named) in cases {

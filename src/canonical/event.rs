@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::vocabulary::{AutomationEvent, ShipmentStatus};
+use super::vocabulary::{AutomationEvent, Direction, ShipmentStatus};
 
 /// Who sent an update; also picks the status map and the error shape.
 #[derive(
@@ -188,6 +188,8 @@ impl Location {
 pub struct Observation {
     pub provider: Provider,
     pub key: FulfillmentKey,
+    /// Which way the shipment travels; only Carriyo tells a return apart.
+    pub direction: Direction,
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
     pub kind: EventKind,
@@ -205,12 +207,37 @@ pub struct Observation {
 }
 
 /// The two dedup layers: the delivery id when the sender gave one, and a
-/// fingerprint of the content that catches a resend under a new id.
+/// fingerprint of the content that catches a resend under a new id; and
+/// the pairing of one piece of news told by two kinds of delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DedupKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
     pub fingerprint: String,
+    #[serde(default, skip_serializing_if = "Pairing::is_empty")]
+    pub pairing: Pairing,
+}
+
+/// One piece of news a provider tells twice, by two kinds of delivery
+/// (Shopify's FulfillmentEvent and the Fulfillment update it causes).
+/// Unlike the claimed keys, the two sides are apart: an event is a
+/// duplicate when one of its `watch` keys was marked, and `mark` is
+/// written once it is appended, so two deliveries of one kind that only
+/// mark the same key are both kept. Both are scoped to the fulfillment
+/// and checked in the same atomic step as the claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Pairing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+}
+
+impl Pairing {
+    /// No pairing: the event is deduplicated by its claims alone.
+    pub fn is_empty(&self) -> bool {
+        self.mark.is_none() && self.watch.is_empty()
+    }
 }
 
 /// One tracking update in the shape the whole gateway shares.
@@ -222,6 +249,9 @@ pub struct CanonicalEvent {
     #[serde(with = "super::time::rfc3339")]
     pub received_at: DateTime<Utc>,
     pub key: FulfillmentKey,
+    /// Events logged before directions existed read back as forward.
+    #[serde(default)]
+    pub direction: Direction,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,6 +268,18 @@ pub struct CanonicalEvent {
     pub location: Option<Location>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// The provider API version the delivery was written in (Shopify's
+    /// `X-Shopify-API-Version`), so ops can see which version a shop sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The estimated delivery as a time, when the provider gave one and
+    /// not only a date, to answer it back as the provider wrote it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::time::rfc3339_option"
+    )]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
 }
 
 impl CanonicalEvent {
@@ -254,9 +296,11 @@ impl CanonicalEvent {
             dedup_key: DedupKey {
                 delivery,
                 fingerprint,
+                pairing: Pairing::default(),
             },
             received_at,
             key: obs.key,
+            direction: obs.direction,
             carrier: obs.carrier,
             tracking_number: obs.tracking_number,
             kind: obs.kind,
@@ -266,6 +310,8 @@ impl CanonicalEvent {
             estimated_delivery: obs.estimated_delivery,
             location: obs.location,
             source_id: obs.source_id,
+            api_version: None,
+            estimated_delivery_at: None,
         }
     }
 }
@@ -310,6 +356,7 @@ mod tests {
                 order_ref: "1".into(),
                 fulfillment_ref: "2".into(),
             },
+            direction: Direction::Forward,
             carrier: None,
             tracking_number: None,
             kind: EventKind::Status(ShipmentStatus::InTransit),
@@ -347,6 +394,16 @@ mod tests {
             let b = CanonicalEvent::from_observation(changed, now);
             assert_ne!(a.dedup_key.fingerprint, b.dedup_key.fingerprint);
         }
+    }
+
+    #[test]
+    fn an_event_logged_before_directions_existed_reads_back_as_forward() {
+        let e = CanonicalEvent::from_observation(observation(), Utc::now());
+        let mut old = serde_json::to_value(&e).unwrap();
+        old.as_object_mut().unwrap().remove("direction");
+        let read: CanonicalEvent = serde_json::from_value(old).unwrap();
+        assert_eq!(read.direction, Direction::Forward);
+        assert_eq!(read, e);
     }
 
     #[test]

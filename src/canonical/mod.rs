@@ -6,6 +6,7 @@ pub mod time;
 mod vocabulary;
 
 pub use event::{
-    CanonicalEvent, DedupKey, EventId, EventKind, FulfillmentKey, Location, Observation, Provider,
+    CanonicalEvent, DedupKey, EventId, EventKind, FulfillmentKey, Location, Observation, Pairing,
+    Provider,
 };
-pub use vocabulary::{AutomationEvent, ShipmentStatus, UnknownWord};
+pub use vocabulary::{AutomationEvent, Direction, ShipmentStatus, UnknownWord};

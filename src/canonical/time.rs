@@ -8,7 +8,12 @@
 //! (an offset, a leap second, a year outside 0–9999) goes through chrono
 //! exactly as before. Output is byte for byte what chrono's serde writes.
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, ParseResult, Timelike, Utc};
+use chrono::offset::LocalResult;
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, ParseResult, TimeZone,
+    Timelike, Utc,
+};
+use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// The longest text of the direct path: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
@@ -83,6 +88,39 @@ pub fn parse(text: &str) -> ParseResult<DateTime<Utc>> {
             .parse::<DateTime<FixedOffset>>()
             .map(|t| t.with_timezone(&Utc)),
     }
+}
+
+/// A date-time as a provider that allows leaving out the offset sends it:
+/// with an offset it is that instant; without one (Carriyo accepts
+/// `2026-11-20T10:00:00`) it is a wall-clock time in `zone`. The rules
+/// for wall-clock times a daylight-saving change makes odd are Java's
+/// `ZonedDateTime.of`, which Carriyo's API runs on: an ambiguous time
+/// (clocks turned back) is its earlier instant, and a time that does not
+/// exist (clocks moved forward) moves forward by the gap's length, so
+/// 02:30 in a gap from 02:00 to 03:00 is 03:30.
+pub fn parse_in_zone(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
+    if let Ok(t) = parse(text) {
+        return Some(t);
+    }
+    let local = parse_naive(text)?;
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+        LocalResult::None => {
+            // In a gap: read with the offset in force just before it.
+            let before = zone
+                .offset_from_utc_datetime(&(local - chrono::Duration::days(1)))
+                .fix();
+            Some((local - before).and_utc())
+        }
+    }
+}
+
+/// A date-time without an offset (`T` or a space between date and time,
+/// an optional fraction).
+pub fn parse_naive(text: &str) -> Option<NaiveDateTime> {
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|shape| NaiveDateTime::parse_from_str(text, shape).ok())
 }
 
 /// The shape [`format`] writes, or `None` for chrono to judge (which
@@ -233,6 +271,47 @@ mod tests {
             );
             assert!(parse(text).is_err(), "'{text}' was taken");
         }
+    }
+
+    #[test]
+    fn times_without_an_offset_are_read_in_the_zone() {
+        let dubai: Tz = "Asia/Dubai".parse().unwrap();
+        let at = |text: &str, zone: Tz| parse_in_zone(text, zone).map(|t| format(&t));
+        assert_eq!(
+            at("2026-11-22T09:30:00", dubai).as_deref(),
+            Some("2026-11-22T05:30:00Z")
+        );
+        assert_eq!(
+            at("2026-11-22 09:30:00.250", Tz::UTC).as_deref(),
+            Some("2026-11-22T09:30:00.250Z")
+        );
+        assert_eq!(
+            at("2026-11-22T09:30:00-05:00", dubai).as_deref(),
+            Some("2026-11-22T14:30:00Z"),
+            "an offset wins over the zone"
+        );
+        assert_eq!(at("22/11/2026 09:30", dubai), None);
+        assert_eq!(at("2026-11-22", dubai), None);
+    }
+
+    #[test]
+    fn daylight_saving_changes_follow_java_rules() {
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        let at = |text: &str| parse_in_zone(text, new_york).map(|t| format(&t));
+        // 2026-11-01 01:30 happens twice (EDT, then EST): the earlier one.
+        assert_eq!(
+            at("2026-11-01T01:30:00").as_deref(),
+            Some("2026-11-01T05:30:00Z")
+        );
+        // 2026-03-08 02:30 does not exist: moved forward to 03:30 EDT.
+        assert_eq!(
+            at("2026-03-08T02:30:00").as_deref(),
+            Some("2026-03-08T07:30:00Z")
+        );
+        assert_eq!(
+            at("2026-03-08T03:30:00").as_deref(),
+            Some("2026-03-08T07:30:00Z")
+        );
     }
 
     #[test]

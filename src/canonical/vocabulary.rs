@@ -34,6 +34,51 @@ pub enum AutomationEvent {
     ArrivingEarly,
 }
 
+/// Which way a shipment travels. Rules fire on forward fulfillments unless
+/// they list `return` too, so that a customer's return reaching the
+/// warehouse never tells the customer "your parcel was delivered".
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Merchant to customer: every Shopify and Redo fulfillment, and what
+    /// a record written before directions existed reads back as.
+    #[default]
+    Forward,
+    /// Customer back to merchant (Carriyo's `entity_type` REVERSE).
+    Return,
+}
+
+impl Direction {
+    /// Both directions, in the order they are listed.
+    pub const ALL: [Direction; 2] = [Self::Forward, Self::Return];
+
+    /// The word as config and the API spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Return => "return",
+        }
+    }
+}
+
+impl FromStr for Direction {
+    type Err = UnknownWord;
+    fn from_str(word: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == word)
+            .ok_or_else(|| UnknownWord(word.to_owned()))
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A word that is not part of the canonical vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a word of the tracking vocabulary")]
@@ -131,6 +176,10 @@ mod tests {
         for e in AutomationEvent::ALL {
             assert_eq!(e.as_str().parse::<AutomationEvent>(), Ok(e));
             assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
+        }
+        for d in Direction::ALL {
+            assert_eq!(d.as_str().parse::<Direction>(), Ok(d));
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
         }
     }
 

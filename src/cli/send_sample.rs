@@ -88,6 +88,46 @@ pub const SAMPLES: &[Sample] = &[
     sample!(
         Shopify,
         "shopify",
+        "fulfillment_event_out_for_delivery",
+        Route::ShopifyWebhook {
+            topic: "fulfillment_events/create"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "fulfillment_cancelled",
+        Route::ShopifyWebhook {
+            topic: "fulfillments/update"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "orders_create",
+        Route::ShopifyWebhook {
+            topic: "orders/create"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "app_uninstalled",
+        Route::ShopifyWebhook {
+            topic: "app/uninstalled"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "customers_redact",
+        Route::ShopifyWebhook {
+            topic: "customers/redact"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
         "fulfillment_event_delete",
         Route::ShopifyWebhook {
             topic: "fulfillment_events/delete"
@@ -129,6 +169,46 @@ pub const SAMPLES: &[Sample] = &[
         Carriyo,
         "carriyo",
         "shipment_delivered",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_failed_delivery_attempt",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_promised_delivery_update",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_return_delivered",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_without_shipment_reference",
+        Route::Delivery {
+            path: "/webhooks/carriyo"
+        }
+    ),
+    sample!(
+        Carriyo,
+        "carriyo",
+        "shipment_local_time",
         Route::Delivery {
             path: "/webhooks/carriyo"
         }

@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{
-    AutomationEvent, CanonicalEvent, EventId, EventKind, FulfillmentKey, Location, Provider,
-    ShipmentStatus,
+    AutomationEvent, CanonicalEvent, Direction, EventId, EventKind, FulfillmentKey, Location,
+    Provider, ShipmentStatus,
 };
 
 /// A line item shipped in a fulfillment (Redo's shape).
@@ -62,6 +62,17 @@ pub struct HistoryEntry {
     pub source_id: Option<String>,
     #[serde(with = "crate::canonical::time::rfc3339")]
     pub received_at: DateTime<Utc>,
+    /// The provider API version the event came in (absent from entries
+    /// recorded before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The estimated delivery as the provider's time, when it gave one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::canonical::time::rfc3339_option"
+    )]
+    pub estimated_delivery_at: Option<DateTime<Utc>>,
 }
 
 /// A provider event that was withdrawn; remembered so that a late
@@ -76,6 +87,10 @@ pub struct Retracted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fulfillment {
     pub key: FulfillmentKey,
+    /// A return once any of its events said so; a record written before
+    /// directions existed reads back as forward.
+    #[serde(default)]
+    pub direction: Direction,
     #[serde(with = "crate::canonical::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::canonical::time::rfc3339")]
@@ -182,6 +197,7 @@ impl Fulfillment {
     pub fn new(key: FulfillmentKey, now: DateTime<Utc>) -> Self {
         Self {
             key,
+            direction: Direction::Forward,
             created_at: now,
             updated_at: now,
             status: ShipmentStatus::Unknown,
@@ -213,6 +229,11 @@ impl Fulfillment {
         }
         self.applied.insert(event.id);
         self.updated_at = now;
+        // A shipment never changes direction: one return event is enough,
+        // and no later forward-shaped update undoes it.
+        if event.direction == Direction::Return {
+            self.direction = Direction::Return;
+        }
         let mut effects = match event.kind {
             EventKind::Retraction => Effects {
                 history: HistoryChange {
@@ -282,6 +303,8 @@ impl Fulfillment {
             stale,
             source_id: event.source_id.clone(),
             received_at: event.received_at,
+            api_version: event.api_version.clone(),
+            estimated_delivery_at: event.estimated_delivery_at,
         };
         self.insert_entry(entry.clone());
         let mut effects = Effects {
@@ -393,6 +416,7 @@ mod tests {
             Observation {
                 provider: Provider::Shopify,
                 key: key(),
+                direction: Direction::Forward,
                 carrier: None,
                 tracking_number: None,
                 kind,
@@ -608,6 +632,29 @@ mod tests {
     }
 
     #[test]
+    fn a_return_event_makes_the_fulfillment_a_return_for_good() {
+        let mut f = fresh();
+        assert_eq!(f.direction, Direction::Forward);
+        let mut back = status(ShipmentStatus::InTransit, "2026-11-20T10:00:00Z");
+        back.direction = Direction::Return;
+        f.apply(&back, Utc::now());
+        assert_eq!(f.direction, Direction::Return);
+        f.apply(
+            &status(ShipmentStatus::Delivered, "2026-11-20T12:00:00Z"),
+            Utc::now(),
+        );
+        assert_eq!(f.direction, Direction::Return);
+    }
+
+    #[test]
+    fn a_record_written_before_directions_existed_reads_back_as_forward() {
+        let mut old = serde_json::to_value(fresh()).unwrap();
+        old.as_object_mut().unwrap().remove("direction");
+        let read: Fulfillment = serde_json::from_value(old).unwrap();
+        assert_eq!(read.direction, Direction::Forward);
+    }
+
+    #[test]
     fn details_set_carrier_and_tracking_without_history() {
         let mut f = fresh();
         let mut e = event(EventKind::Details, "success", "2026-11-20T10:00:00Z");
@@ -647,5 +694,33 @@ mod tests {
             "same entries, same order"
         );
         assert_eq!(kept_apart.applied, whole.applied);
+    }
+
+    #[test]
+    fn an_entry_and_an_event_recorded_before_api_versions_were_kept_read_back() {
+        let entry: HistoryEntry = serde_json::from_str(
+            r#"{"event_id":"0192f0c4-6c8e-7a3b-9d2e-1f4a5b6c7d8e","provider":"shopify",
+                "kind":"status","status":"in_transit","raw_status":"in_transit",
+                "occurred_at":"2026-11-21T13:14:00Z","estimated_delivery":"2026-11-24",
+                "stale":false,"source_id":"944956392","received_at":"2026-11-21T13:16:42Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(entry.api_version, None);
+        assert_eq!(entry.estimated_delivery_at, None);
+        assert_eq!(entry.estimated_delivery, "2026-11-24".parse().ok());
+        let mut event = status(ShipmentStatus::InTransit, "2026-11-21T13:14:00Z");
+        let old = serde_json::to_string(&event).unwrap();
+        assert!(!old.contains("api_version"), "{old}");
+        let read: CanonicalEvent = serde_json::from_str(&old).unwrap();
+        assert_eq!(read, event);
+        event.api_version = Some("2026-01".into());
+        event.estimated_delivery_at = Some("2026-11-25T02:00:00Z".parse().unwrap());
+        let mut f = fresh();
+        effects(f.apply(&event, Utc::now()));
+        assert_eq!(f.history[0].api_version.as_deref(), Some("2026-01"));
+        assert_eq!(
+            f.history[0].estimated_delivery_at,
+            event.estimated_delivery_at
+        );
     }
 }

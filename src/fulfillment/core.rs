@@ -155,10 +155,7 @@ impl FulfillmentCore {
             let Applied::Recorded(effects) = value.apply(event, now) else {
                 continue;
             };
-            if self
-                .automations
-                .fires_deliveries(&value.key.store, &effects)
-            {
+            if self.automations.fires_deliveries(&value, &effects) {
                 return None;
             }
             fired = Some(self.automations.plan(&value, event, &effects, now));
@@ -236,9 +233,7 @@ impl FulfillmentCore {
             };
             if reading == Reading::ToApply
                 && expected.is_some()
-                && self
-                    .automations
-                    .fires_deliveries(&fulfillment.key.store, effects)
+                && self.automations.fires_deliveries(&fulfillment, effects)
             {
                 // The deliveries carry the whole fulfillment.
                 reading = Reading::Whole;

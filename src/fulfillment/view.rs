@@ -8,7 +8,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema}
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::canonical::{Location, Provider};
+use crate::canonical::{Direction, Location, Provider};
 use crate::domain::{EntryKind, Fulfillment, HistoryEntry, LineItem};
 
 /// Redo's `fulfillment` object.
@@ -38,6 +38,9 @@ pub struct OpsFields {
     pub store: String,
     pub order_id: String,
     pub updated_at: String,
+    /// `forward`, or `return` for a customer's return; not in Redo's
+    /// shape, whose schema allows no other keys.
+    pub direction: Direction,
 }
 
 /// One `trackingHistory` entry.
@@ -64,6 +67,10 @@ pub struct HistoryOpsFields {
     pub raw_status: String,
     pub kind: EntryKind,
     pub stale: bool,
+    /// The provider API version the entry's delivery was written in
+    /// (Shopify's `X-Shopify-API-Version`), when it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
 }
 
 /// Redo's tracking location.
@@ -149,6 +156,7 @@ impl FulfillmentView {
                 store: f.key.store.clone(),
                 order_id: f.key.order_ref.clone(),
                 updated_at: timestamp(f.updated_at),
+                direction: f.direction,
             }),
         }
     }
@@ -167,6 +175,7 @@ impl HistoryView {
                 raw_status: h.raw_status.clone(),
                 kind: h.kind,
                 stale: h.stale,
+                api_version: h.api_version.clone(),
             }),
         }
     }

@@ -5,7 +5,7 @@
 
 mod request_id;
 
-pub use request_id::{answer_with_request_id, RequestId, RequestSpan, REQUEST_ID_HEADER};
+pub use request_id::{answer_in_request_span, RequestId, REQUEST_ID_HEADER};
 
 /// Seconds a client is told to wait (`Retry-After`) when storage is down.
 pub const RETRY_AFTER_SECS: u32 = 5;

@@ -1,19 +1,17 @@
-//! Request ids: the client's own `X-Request-Id` when it is sane, else the
-//! UUID v7 that `tracing-actix-web` gave the request. The id is a field of
-//! the request's span, the `X-Request-Id` of its answer and the `requestId`
-//! of an error body, so a provider's failed delivery can be found in the logs.
+//! Request ids: the client's own `X-Request-Id` when it is sane, else a
+//! UUID v7 made for the request. The id is a field of the request's span,
+//! the `X-Request-Id` of its answer and the `requestId` of an error body,
+//! so a provider's failed delivery can be found in the logs.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{Error, HttpMessage, HttpRequest};
+use actix_web::{Error, HttpRequest};
 use serde::{Serialize, Serializer};
-use tracing::Span;
-use tracing_actix_web::RootSpanBuilder;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The header a client may send its own id in, and every answer carries.
@@ -33,16 +31,14 @@ tokio::task_local! {
 pub struct RequestId(HeaderValue);
 
 impl RequestId {
-    /// The id of `req`: the one the client sent, or the one generated for it.
-    pub fn of(req: &HttpRequest) -> Self {
-        match Source::of(req) {
-            Source::Supplied(value) => Self(value.clone()),
-            Source::Generated(id) => {
-                let mut text = Uuid::encode_buffer();
-                let text = id.hyphenated().encode_lower(&mut text);
-                Self(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
-            }
+    /// The id of `req`: the one the client sent, or a new one.
+    fn of(req: &HttpRequest) -> Self {
+        if let Some(supplied) = req.headers().get(REQUEST_ID_HEADER).filter(|v| is_sane(v)) {
+            return Self(supplied.clone());
         }
+        let mut text = Uuid::encode_buffer();
+        let text = Uuid::now_v7().hyphenated().encode_lower(&mut text);
+        Self(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
     }
 
     /// The id of the request being answered; `None` outside a request
@@ -70,36 +66,6 @@ impl Serialize for RequestId {
     }
 }
 
-/// Where a request's id comes from, read without allocating, so a span
-/// that the log level filters out costs nothing.
-enum Source<'r> {
-    Supplied(&'r HeaderValue),
-    Generated(Uuid),
-}
-
-impl<'r> Source<'r> {
-    fn of(req: &'r HttpRequest) -> Self {
-        if let Some(supplied) = req.headers().get(REQUEST_ID_HEADER).filter(|v| is_sane(v)) {
-            return Self::Supplied(supplied);
-        }
-        // Absent only where `TracingLogger` does not wrap the app.
-        let generated = req
-            .extensions()
-            .get::<tracing_actix_web::RequestId>()
-            .map_or_else(Uuid::now_v7, |id| **id);
-        Self::Generated(generated)
-    }
-}
-
-impl fmt::Display for Source<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Supplied(value) => f.write_str(value.to_str().unwrap_or_default()),
-            Self::Generated(id) => id.fmt(f),
-        }
-    }
-}
-
 /// Whether a client's id can be logged and echoed as it is: 1 to 128
 /// printable ASCII characters, so it can neither break a log line nor
 /// bloat every line of the request.
@@ -110,10 +76,14 @@ fn is_sane(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| (b' '..=b'~').contains(b))
 }
 
-/// Answers `req` through `service` with the request's id current (for
-/// error bodies) and echoed in the answer's `X-Request-Id`. For
-/// `App::wrap_fn`, inside `TracingLogger`, whose id it reuses.
-pub fn answer_with_request_id<S, B>(
+/// Answers `req` through `service` in the request's span, with the
+/// request's id current (for error bodies) and echoed in the answer's
+/// `X-Request-Id`. For `App::wrap_fn`, outermost, so that every log line
+/// of the request carries its id.
+///
+/// The span is at INFO, so it is on by default; where the level is
+/// filtered out (as in the benchmark) it costs only the filter's check.
+pub fn answer_in_request_span<S, B>(
     req: ServiceRequest,
     service: &S,
 ) -> impl Future<Output = Result<ServiceResponse<B>, Error>>
@@ -121,7 +91,13 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
     let id = RequestId::of(req.request());
-    let answer = service.call(req);
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = %id,
+    );
+    let answer = span.in_scope(|| service.call(req)).instrument(span);
     async move {
         let mut answer = pin!(CURRENT.scope(id, answer));
         let mut response = answer.as_mut().await?;
@@ -130,26 +106,6 @@ where
         }
         Ok(response)
     }
-}
-
-/// The span each request is logged in, with its id. At INFO, so it is on
-/// by default and, where the level is filtered out (as in the benchmark),
-/// costs only the filter's check: its fields are not even read.
-pub struct RequestSpan;
-
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        tracing::info_span!(
-            "request",
-            method = %request.method(),
-            path = %request.path(),
-            request_id = %Source::of(request.request()),
-        )
-    }
-
-    /// Nothing to add: the span tags the request's log lines, and the
-    /// answer's status is in the metrics.
-    fn on_request_end<B: MessageBody>(_: Span, _: &Result<ServiceResponse<B>, Error>) {}
 }
 
 #[cfg(test)]

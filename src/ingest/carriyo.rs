@@ -3,20 +3,20 @@
 
 use actix_web::http::header::HeaderMap;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    read_json_body, record, Acknowledgement, CarriyoError, CarriyoErrorBody, IngestError, StoreRef,
+    carriyo_timestamp, read_json_body, record, Acknowledgement, CarriyoError, CarriyoErrorBody,
+    IngestError, StoreRef,
 };
 use crate::app::AppState;
-use crate::canonical::FulfillmentKey;
+use crate::canonical::{Observation, ShipmentStatus};
 use crate::config::CarriyoSettings;
-use crate::domain::Fulfillment;
-use crate::fulfillment::timestamp;
-use crate::providers::carriyo as adapter;
+use crate::domain::{Fulfillment, Order};
+use crate::providers::{carriyo as adapter, carriyo_auth};
 
 /// Registers Carriyo's two paths.
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -30,7 +30,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     tag = "carriyo",
     summary = "Receive a Carriyo shipment webhook",
     description = "The body is Carriyo's shipment object. The tenant is the tenant-id header, else the \
-        shipment's `tenant`, else the one whose key was sent. Recorded and answered at once; applied \
+        shipment's `tenant`, else the one whose credentials were sent. Recorded and answered at once; applied \
         asynchronously. A repeat (same event-id, or same content) gets the same 200.",
     params(
         ("tenant-id" = Option<String>, Header, description = "The Carriyo tenant; optional here"),
@@ -41,7 +41,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     responses(
         (status = 200, description = "Recorded (or recorded before)", body = Acknowledgement),
         (status = 400, description = "A header or field is missing or malformed; nothing stored", body = CarriyoErrorBody),
-        (status = 401, description = "The key is missing, or not a key of the tenant; nothing stored", body = CarriyoErrorBody),
+        (status = 401, description = "The tenant takes Basic or Bearer, and the Authorization header is missing or not one of its credentials; nothing stored", body = CarriyoErrorBody),
+        (status = 403, description = "The tenant is unknown, or its key header is missing or wrong; nothing stored", body = CarriyoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = CarriyoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = CarriyoErrorBody),
         (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = CarriyoErrorBody,
@@ -57,44 +58,71 @@ async fn webhook(
 ) -> Result<HttpResponse, CarriyoError> {
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let headers = req.headers();
-    let key = adapter::api_key(headers)?;
     let store = match adapter::webhook_tenant(headers, &body)? {
         Some(tenant) => store_of_tenant(&state, &tenant)?,
-        None => state.stores.carriyo_by_key(key).ok_or_else(|| {
-            IngestError::Unauthorized(format!(
-                "header {} is not an API key of any Carriyo tenant configured here",
-                adapter::API_KEY_HEADER
-            ))
-        })?,
+        None => state
+            .stores
+            .carriyo_by_credentials(headers)
+            .ok_or_else(|| {
+                IngestError::Forbidden(format!(
+                    "the request names no tenant (header {} or field `tenant`) and carries no \
+                     credential of a Carriyo tenant configured here (headers {})",
+                    adapter::TENANT_HEADER,
+                    carriyo_auth::credential_headers(state.stores.carriyo_schemes())
+                ))
+            })?,
     };
-    adapter::verify_key(key, &store.settings)?;
-    let observation = adapter::parse_shipment(&store.name, &state.maps.carriyo, headers, &body)?;
+    carriyo_auth::verify_credentials(&store.settings.auth, &store.settings.tenant_id, headers)?;
+    let observation = parse(store, &state, headers, &body)?;
     let recorded = record(&state, observation).await?;
     Ok(recorded.acknowledgement())
 }
 
-/// `POST /orders/shipment-status-update` (headers `x-api-key` and
-/// `tenant-id`, body: the shipment). The order matches when the store
-/// already knows its `partner_order_reference`: a fulfillment of it exists
-/// or a Redo-style client created it. No match: 200 with an empty body and
-/// nothing recorded, as Carriyo does. A match is recorded, applied before
-/// answering (a duplicate is not applied again), and answered 200 with the
-/// order as it is now, in Carriyo's snake_case style:
+/// The shipment as an observation for `store`, its times read in the
+/// store's zone.
+fn parse(
+    store: &StoreRef<CarriyoSettings>,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Observation, IngestError> {
+    Ok(adapter::parse_shipment(
+        &store.name,
+        store.settings.time_zone,
+        &state.maps.carriyo,
+        headers,
+        body,
+    )?)
+}
+
+/// `POST /orders/shipment-status-update` (headers `tenant-id` and the
+/// tenant's credentials, body: the shipment). The order matches when the
+/// store already knows its `partner_order_reference`: a fulfillment of it
+/// exists or a Redo-style client created it. No match: 200 with an empty
+/// body and nothing recorded, as Carriyo does. A match is recorded,
+/// applied before answering (a duplicate is not applied again), and
+/// answered 200 with the order as it is now, in the fields of Carriyo's
+/// order object that shipgate knows
+/// (https://carriyo.com/docs/api/orders/operation/order-shipment-status-update/),
+/// plus `shipments`, shipgate's own (Carriyo's clients tolerate new fields):
 ///
 /// ```json
-/// {"tenant": "ACME", "partner_order_reference": "ORD-1001", "status": "open",
+/// {"tenant": "ACME", "order_id": "ORD-1001", "partner_order_reference": "ORD-1001",
+///  "order_date": "2026-11-20T08:00:00.000+00:00", "status": "processing",
 ///  "shipments": [{"partner_shipment_reference": "ORD-1001-1",
 ///                 "status": "out_for_delivery", "carrier": "ARAMEX",
 ///                 "tracking_no": "44012345678",
 ///                 "estimated_delivery_date": "2026-11-24",
 ///                 "delivered_at": null,
-///                 "update_date": "2026-11-23T05:58:41.123Z"}]}
+///                 "update_date": "2026-11-23T05:58:41.123+00:00"}]}
 /// ```
 ///
-/// `shipments` holds every fulfillment of the order, by reference; their
-/// `status` is the canonical one and `update_date` when shipgate last
-/// changed them. The order's own `status` is always `open`: shipgate tracks
-/// shipments, not order lifecycles.
+/// `order_id` is the id a Redo-style client's order got, else the
+/// reference; `order_date` that order's creation, else its first
+/// shipment's. `shipments` holds every fulfillment of the order, by
+/// reference; their `status` is the canonical one and `update_date` when
+/// shipgate last changed them. Times carry their offset, as Carriyo's
+/// answers do (https://carriyo.com/docs/api/conventions/).
 #[utoipa::path(
     operation_id = "carriyo_order_shipment_status_update",
     tag = "carriyo",
@@ -105,7 +133,8 @@ async fn webhook(
     responses(
         (status = 200, description = "The order as it is now; an empty body when no order matches", body = OrderAnswer),
         (status = 400, description = "A header or field is missing or malformed; nothing stored", body = CarriyoErrorBody),
-        (status = 401, description = "The key or tenant-id is missing, or the key is not the tenant's; nothing stored", body = CarriyoErrorBody),
+        (status = 401, description = "The tenant takes Basic or Bearer, and the Authorization header is missing or not one of its credentials; nothing stored", body = CarriyoErrorBody),
+        (status = 403, description = "tenant-id is missing or unknown, or the tenant's key header is missing or wrong; nothing stored", body = CarriyoErrorBody),
         (status = 413, description = "The body is over server.body_limit", body = CarriyoErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = CarriyoErrorBody),
         (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = CarriyoErrorBody,
@@ -122,11 +151,19 @@ async fn shipment_status_update(
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let headers = req.headers();
     let store = authenticate_order_call(&state, headers)?;
-    let observation = adapter::parse_shipment(&store.name, &state.maps.carriyo, headers, &body)?;
-    if !order_is_known(&state, &observation.key).await? {
+    let observation = parse(store, &state, headers, &body)?;
+    let key = &observation.key;
+    let order = state.storage.order(&key.store, &key.order_ref).await?;
+    if order.is_none()
+        && state
+            .storage
+            .fulfillments_of_order(&key.store, &key.order_ref)
+            .await?
+            .is_empty()
+    {
         tracing::info!(
             store = %store.name,
-            order = %observation.key.order_ref,
+            order = %key.order_ref,
             "Carriyo status update for an order this store does not know; nothing recorded"
         );
         return Ok(HttpResponse::Ok().finish());
@@ -142,19 +179,19 @@ async fn shipment_status_update(
     Ok(HttpResponse::Ok().json(OrderAnswer::new(
         &store.settings,
         &recorded.event.key.order_ref,
+        order.as_ref(),
         &fulfillments,
     )))
 }
 
-/// Both headers are required here; the key must be one of the tenant's.
+/// The `tenant-id` header is required here, and the tenant's credentials.
 fn authenticate_order_call<'s>(
     state: &'s AppState,
     headers: &HeaderMap,
 ) -> Result<&'s StoreRef<CarriyoSettings>, IngestError> {
-    let key = adapter::api_key(headers)?;
     let tenant = adapter::Tenant::Header(adapter::tenant_header(headers)?);
     let store = store_of_tenant(state, &tenant)?;
-    adapter::verify_key(key, &store.settings)?;
+    carriyo_auth::verify_credentials(&store.settings.auth, &store.settings.tenant_id, headers)?;
     Ok(store)
 }
 
@@ -165,33 +202,23 @@ fn store_of_tenant<'s>(
     tenant: &adapter::Tenant<'_>,
 ) -> Result<&'s StoreRef<CarriyoSettings>, IngestError> {
     state.stores.carriyo_by_tenant(tenant.id()).ok_or_else(|| {
-        IngestError::Unauthorized(format!("{tenant} is not a Carriyo tenant configured here"))
+        IngestError::Forbidden(format!("{tenant} is not a Carriyo tenant configured here"))
     })
 }
 
-/// Whether the store knows this order: some fulfillment of it, or an order
-/// a Redo-style client created under that id.
-async fn order_is_known(state: &AppState, key: &FulfillmentKey) -> Result<bool, IngestError> {
-    let fulfillments = state
-        .storage
-        .fulfillments_of_order(&key.store, &key.order_ref)
-        .await?;
-    if !fulfillments.is_empty() {
-        return Ok(true);
-    }
-    Ok(state
-        .storage
-        .order(&key.store, &key.order_ref)
-        .await?
-        .is_some())
-}
-
-/// The order as the order endpoint answers it.
+/// The order as the order endpoint answers it: the fields of Carriyo's
+/// order object that shipgate knows, plus `shipments`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = CarriyoOrder)]
 struct OrderAnswer<'a> {
     tenant: &'a str,
+    /// The id a Redo-style client's order got here, else the reference.
+    order_id: &'a str,
     partner_order_reference: &'a str,
+    /// When the order was created here, else its first shipment was.
+    order_date: String,
+    /// One of Carriyo's order statuses; see [`order_status`].
+    #[schema(example = "processing")]
     status: &'static str,
     shipments: Vec<ShipmentAnswer<'a>>,
 }
@@ -201,6 +228,7 @@ struct OrderAnswer<'a> {
 #[schema(as = CarriyoOrderShipment)]
 struct ShipmentAnswer<'a> {
     partner_shipment_reference: &'a str,
+    /// The canonical status.
     status: &'static str,
     carrier: Option<&'a str>,
     tracking_no: Option<&'a str>,
@@ -213,12 +241,19 @@ impl<'a> OrderAnswer<'a> {
     fn new(
         store: &'a CarriyoSettings,
         order_ref: &'a str,
+        order: Option<&'a Order>,
         fulfillments: &'a [Fulfillment],
     ) -> Self {
+        let created = order
+            .map(|o| o.created_at)
+            .or_else(|| fulfillments.iter().map(|f| f.created_at).min())
+            .unwrap_or_else(Utc::now);
         Self {
             tenant: &store.tenant_id,
+            order_id: order.map_or(order_ref, |o| o.id.as_str()),
             partner_order_reference: order_ref,
-            status: "open",
+            order_date: carriyo_timestamp(created),
+            status: order_status(fulfillments),
             shipments: fulfillments
                 .iter()
                 .map(|f| ShipmentAnswer {
@@ -227,10 +262,29 @@ impl<'a> OrderAnswer<'a> {
                     carrier: f.carrier.as_deref(),
                     tracking_no: f.tracking_number.as_deref(),
                     estimated_delivery_date: f.estimated_delivery_date,
-                    delivered_at: f.delivered_at.map(timestamp),
-                    update_date: timestamp(f.updated_at),
+                    delivered_at: f.delivered_at.map(carriyo_timestamp),
+                    update_date: carriyo_timestamp(f.updated_at),
                 })
                 .collect(),
         }
+    }
+}
+
+/// The order's status in Carriyo's words
+/// (https://carriyo.com/docs/api/orders/order-object/), from what shipgate
+/// knows, its shipments: `open` with none; `closed` when each is delivered
+/// or cancelled and one at least delivered (Carriyo closes the line items
+/// of a delivered shipment); `cancelled` when all are; else `processing`
+/// (being picked, packed or shipped).
+fn order_status(fulfillments: &[Fulfillment]) -> &'static str {
+    let all = |wanted: &[ShipmentStatus]| fulfillments.iter().all(|f| wanted.contains(&f.status));
+    if fulfillments.is_empty() {
+        "open"
+    } else if all(&[ShipmentStatus::Cancelled]) {
+        "cancelled"
+    } else if all(&[ShipmentStatus::Delivered, ShipmentStatus::Cancelled]) {
+        "closed"
+    } else {
+        "processing"
     }
 }

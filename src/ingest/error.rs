@@ -1,11 +1,13 @@
 //! The ingest boundary's one error type, mapped to status codes in one
 //! place, and answered in the calling provider's own error shape.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -21,7 +23,12 @@ pub enum IngestError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Invalid(String),
+    /// A field the API refuses, answered 422 naming it.
+    #[error("field `{field}` {message}")]
+    Unprocessable { field: String, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -38,7 +45,9 @@ impl From<Rejection> for IngestError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::Unauthorized(m) => Self::Unauthorized(m),
+            Rejection::Forbidden(m) => Self::Forbidden(m),
             Rejection::Invalid(m) => Self::Invalid(m),
+            Rejection::Unprocessable { field, message } => Self::Unprocessable { field, message },
         }
     }
 }
@@ -48,7 +57,9 @@ impl IngestError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -63,10 +74,11 @@ impl IngestError {
     /// delivery).
     fn outcome(&self) -> Option<Outcome> {
         match self {
-            Self::Unauthorized(_) => Some(Outcome::Unauthorized),
-            Self::Invalid(_) | Self::TooLarge { .. } | Self::UnsupportedMediaType(_) => {
-                Some(Outcome::Invalid)
-            }
+            Self::Unauthorized(_) | Self::Forbidden(_) => Some(Outcome::Unauthorized),
+            Self::Invalid(_)
+            | Self::Unprocessable { .. }
+            | Self::TooLarge { .. }
+            | Self::UnsupportedMediaType(_) => Some(Outcome::Invalid),
             Self::NotFound(_) | Self::Conflict(_) | Self::Storage(_) => None,
         }
     }
@@ -80,12 +92,27 @@ pub trait ErrorBody: Serialize + 'static {
 
     /// The body of an error answered with `status`.
     fn new(status: StatusCode, message: String, request_id: Option<RequestId>) -> Self;
+
+    /// The body of a 422 refusing field `field`; in words, unless the
+    /// provider has a shape for it.
+    fn unprocessable(field: &str, message: &str, request_id: Option<RequestId>) -> Self
+    where
+        Self: Sized,
+    {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("field `{field}` {message}"),
+            request_id,
+        )
+    }
 }
 
-/// Shopify's error body: `{"errors": "message"}`.
+/// Shopify's error body: `{"errors": "message"}`, or for a 422 the
+/// fields at fault, each with its messages:
+/// `{"errors": {"status": ["is not included in the list"]}}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShopifyErrorBody {
-    pub errors: String,
+    pub errors: ShopifyErrors,
     /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
     #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -97,40 +124,65 @@ impl ErrorBody for ShopifyErrorBody {
 
     fn new(_: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
         Self {
-            errors: message,
+            errors: ShopifyErrors::Message(message),
+            request_id,
+        }
+    }
+
+    fn unprocessable(field: &str, message: &str, request_id: Option<RequestId>) -> Self {
+        let fields = BTreeMap::from([(field.to_owned(), vec![message.to_owned()])]);
+        Self {
+            errors: ShopifyErrors::Fields(fields),
             request_id,
         }
     }
 }
 
-/// Carriyo's error body: `{"errors": [{"code": ..., "message": ...}]}`.
+/// What Shopify's `errors` holds: a message, or messages per field (its
+/// REST API's validation errors, answered 422).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ShopifyErrors {
+    Message(String),
+    Fields(BTreeMap<String, Vec<String>>),
+}
+
+/// Carriyo's error body, as its API answers errors
+/// (https://carriyo.com/docs/api/conventions/): `{"status": "403",
+/// "timestamp": "2025-11-03T09:15:00.000+00:00", "errors": ["..."]}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CarriyoErrorBody {
-    pub errors: Vec<CarriyoErrorDetail>,
+    /// The HTTP status code, as a string.
+    #[schema(example = "403")]
+    pub status: String,
+    /// When the error was answered, with its offset as Carriyo writes it.
+    #[schema(example = "2025-11-03T09:15:00.000+00:00")]
+    pub timestamp: String,
+    /// What is wrong, in words naming the header, field or value.
+    pub errors: Vec<String>,
     /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
     #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub request_id: Option<RequestId>,
 }
 
-/// One error of a Carriyo error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CarriyoErrorDetail {
-    /// The HTTP status's reason phrase, such as `Bad Request`.
-    pub code: String,
-    pub message: String,
-}
-
 impl ErrorBody for CarriyoErrorBody {
     const PROVIDER: Provider = Provider::Carriyo;
 
     fn new(status: StatusCode, message: String, request_id: Option<RequestId>) -> Self {
-        let code = status.canonical_reason().unwrap_or("error").to_owned();
         Self {
-            errors: vec![CarriyoErrorDetail { code, message }],
+            status: status.as_u16().to_string(),
+            timestamp: carriyo_timestamp(Utc::now()),
+            errors: vec![message],
             request_id,
         }
     }
+}
+
+/// A time as Carriyo's API answers it: `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`,
+/// written with `+00:00` as its example shows.
+pub fn carriyo_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string()
 }
 
 /// Redo's error body: `{"error": "message"}`.
@@ -195,7 +247,13 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
-        let body = B::new(status, self.error.to_string(), RequestId::current());
+        let request_id = RequestId::current();
+        let body = match &self.error {
+            IngestError::Unprocessable { field, message } => {
+                B::unprocessable(field, message, request_id)
+            }
+            error => B::new(status, error.to_string(), request_id),
+        };
         let mut response = response.json(body);
         response.extensions_mut().insert(Refusal {
             provider: B::PROVIDER,

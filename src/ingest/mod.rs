@@ -11,9 +11,10 @@ mod shopify_graphql;
 mod stores;
 
 pub use error::{
-    CarriyoError, CarriyoErrorBody, CarriyoErrorDetail, ErrorBody, IngestError, ProviderError,
-    RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody,
+    carriyo_timestamp, CarriyoError, CarriyoErrorBody, ErrorBody, IngestError, ProviderError,
+    RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody, ShopifyErrors,
 };
+pub use shopify::{IgnoredTopic, WebhookAnswer};
 pub use stores::{StoreDirectory, StoreRef};
 
 use std::future::Future;
@@ -111,9 +112,22 @@ impl Recorded {
 
 /// Completes an observation into an event and records it: dedup claim and
 /// log append in one atomic step.
-#[tracing::instrument(level = "debug", skip_all, fields(provider = %observation.provider, fulfillment = %observation.key))]
 pub async fn record(state: &AppState, observation: Observation) -> Result<Recorded, IngestError> {
-    let event = CanonicalEvent::from_observation(observation, Utc::now());
+    record_event(
+        state,
+        CanonicalEvent::from_observation(observation, Utc::now()),
+    )
+    .await
+}
+
+/// Records an event an adapter's observation was completed into (with
+/// what the observation does not carry): dedup claim and log append in
+/// one atomic step.
+#[tracing::instrument(level = "debug", skip_all, fields(provider = %event.provider, fulfillment = %event.key))]
+pub async fn record_event(
+    state: &AppState,
+    event: CanonicalEvent,
+) -> Result<Recorded, IngestError> {
     let claim = state.storage.claim_and_append(&event).await?;
     count_claim(state, &event, claim);
     Ok(Recorded { event, claim })

@@ -1,10 +1,10 @@
-//! Redo-style paths under `/v2.2/stores/{storeId}`: create and read
-//! orders, create fulfillments, post shipment statuses. Every call carries
+//! Redo-style paths under `/v2.2/stores/{storeId}`: create, read and
+//! delete orders, create fulfillments, post shipment statuses. Every call carries
 //! `Authorization: Bearer` for the store `{storeId}` names. Tracking
 //! updates are recorded, then applied before the answer, because Redo
 //! answers with the fulfillment as the update left it.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(shipment_status)
         .service(create_order)
         .service(get_order)
+        .service(delete_order)
         .service(create_fulfillment);
 }
 
@@ -65,6 +66,17 @@ struct FulfillmentPath {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreateOrderResponse {
+    order_id: String,
+    external_order_id: String,
+}
+
+/// `orders-api-delete-order-response`: which order was deleted, by both
+/// its ids.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DeleteOrderResponse {
+    /// Always true.
+    success: bool,
     order_id: String,
     external_order_id: String,
 }
@@ -173,6 +185,52 @@ async fn get_order(
     Ok(HttpResponse::Ok().json(OrderAnswer {
         order: stored_request(&order)?,
         fulfillments: fulfillments.iter().map(FulfillmentView::redo).collect(),
+    }))
+}
+
+/// `DELETE /orders/{orderId}` (our id or the client's): deletes the order,
+/// as Redo's "Order delete" does; 404 for an order that does not exist
+/// (or no longer does). The order's fulfillments and their tracking stay,
+/// readable on the ops API: Redo's schema deletes the order and says
+/// nothing of the tracking news shipgate accepted for its reference, from
+/// whichever provider. Through the Redo paths they go with their order:
+/// reading it, creating a fulfillment of it or posting a status to one
+/// answer 404 until an order with that `orderId` is created again, which
+/// finds them under its reference.
+#[utoipa::path(
+    operation_id = "redo_delete_order",
+    tag = "redo",
+    summary = "Delete an order (Redo's shape)",
+    description = "Deletes the order under both its ids. Its fulfillments and their tracking history \
+        are kept (the ops API reads them); the Redo paths answer 404 for the order until it is \
+        created again.",
+    params(OrderPath),
+    responses(
+        (status = 200, description = "Deleted", body = DeleteOrderResponse),
+        (status = 401, description = "Unknown storeId, or the bearer token is not the store's", body = RedoErrorBody),
+        (status = 404, description = "No such order", body = RedoErrorBody),
+        (status = 503, description = "Storage unreachable; nothing deleted, retry later", body = RedoErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ),
+    security(("redo_bearer" = [])),
+)]
+#[delete("/v2.2/stores/{storeId}/orders/{orderId}")]
+async fn delete_order(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<OrderPath>,
+) -> Result<HttpResponse, RedoError> {
+    let store = authorize(&state, &req, &path.store_id)?;
+    let order = state
+        .storage
+        .delete_order(&store, &path.order_id)
+        .await?
+        .ok_or_else(|| order_not_found(&path.order_id))?;
+    tracing::info!(%store, order = %order.external_id, "Redo order deleted");
+    Ok(HttpResponse::Ok().json(DeleteOrderResponse {
+        success: true,
+        order_id: order.id,
+        external_order_id: order.external_id,
     }))
 }
 

@@ -12,13 +12,17 @@
 //!
 //! Answers follow Shopify's: bad input to the mutation is a `userErrors`
 //! entry with the path of its field; a query that does not parse or
-//! validate (an unknown enum value included) is a 200 with `errors`; a
-//! missing or unknown token, an unknown API version or a body that is not
-//! a GraphQL request are refused in the REST API's error shape.
+//! validate (an unknown enum value included) is a 200 with `errors`, and
+//! so is a status the served API version's enum lacks; a missing or
+//! unknown token, an API version that is none or not released yet, or a
+//! body that is not a GraphQL request are refused in the REST API's error
+//! shape. Versions are served as REST serves them, and every answer says
+//! which in `X-Shopify-API-Version`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use actix_web::middleware::from_fn;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{
@@ -31,13 +35,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::shopify::{admit_store, not_shown, EVENT_SEQUENCE};
-use super::{read_json_body, record, IngestError, Refusal, ShopifyError, ShopifyErrorBody};
+use super::shopify::{
+    admit_store, eta_time, not_shown, record_update, served_version_header, EVENT_SEQUENCE,
+};
+use super::{read_json_body, IngestError, Refusal, ShopifyError, ShopifyErrorBody};
 use crate::app::AppState;
 use crate::canonical::{Location, Provider};
 use crate::domain::{Fulfillment, HistoryEntry};
-use crate::providers::shopify as adapter;
-use crate::providers::{parse_eta, parse_json, parse_time};
+use crate::providers::shopify::{self as adapter, ApiVersion};
+use crate::providers::{parse_eta, parse_json, parse_time, Rejection};
 use crate::storage::{Claim, Outcome, StorageError};
 
 /// The most events one page may ask for, as on Shopify.
@@ -59,28 +65,38 @@ pub fn routes(cfg: &mut ServiceConfig) {
         bad input is a `userErrors` entry. The query `fulfillment(id:)` reads a fulfillment's events as a \
         connection (`events(first: N) { edges { node { ... } } }` or `nodes`). Event ids are the REST API's. \
         A query that does not parse or validate is a 200 with `errors`.",
-    params(("version" = String, Path, description = "`unstable` or a quarterly version from 2020-01 on, such as 2025-10")),
+    params(("version" = String, Path, description = "`unstable` or a quarterly version such as 2026-10; one Shopify no \
+        longer supports is served as the oldest supported one, as by the REST API")),
     request_body(content = GraphQlRequest),
     responses(
-        (status = 200, description = "The GraphQL answer: `data`, and `errors` when a query did not run", body = GraphQlAnswer),
-        (status = 400, description = "The body is not a GraphQL request (`query`, optional `variables`, `operationName`); nothing stored", body = ShopifyErrorBody),
-        (status = 401, description = "The access token is missing or not a store's", body = ShopifyErrorBody),
-        (status = 404, description = "The API version does not exist", body = ShopifyErrorBody),
-        (status = 413, description = "The body is over server.body_limit", body = ShopifyErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ShopifyErrorBody),
+        (status = 200, description = "The GraphQL answer: `data`, and `errors` when a query did not run", body = GraphQlAnswer,
+            headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
+        (status = 400, description = "The body is not a GraphQL request (`query`, optional `variables`, `operationName`); nothing stored", body = ShopifyErrorBody,
+            headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
+        (status = 401, description = "The access token is missing or not a store's", body = ShopifyErrorBody,
+            headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
+        (status = 404, description = "The API version does not exist, or is later than the release candidate", body = ShopifyErrorBody),
+        (status = 413, description = "The body is over server.body_limit", body = ShopifyErrorBody,
+            headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
+        (status = 415, description = "Content-Type is not application/json", body = ShopifyErrorBody,
+            headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
         (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+            headers(("Retry-After" = u32, description = "Seconds to wait"), ("X-Shopify-API-Version" = String, description = "The version that served the call"))),
     ),
     security(("shopify_access_token" = [])),
 )]
-#[post("/admin/api/{version}/graphql.json")]
+#[post(
+    "/admin/api/{version}/graphql.json",
+    wrap = "from_fn(served_version_header)"
+)]
 async fn graphql(
     state: web::Data<AppState>,
     req: HttpRequest,
     version: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ShopifyError> {
-    let store = admit_store(&state, &req, &version)?.name.clone();
+    let (store, version) = admit_store(&state, &req, &version)?;
+    let store = store.name.clone();
     let body = read_json_body(&req, payload, state.settings.server.body_limit).await?;
     let GraphQlRequest {
         query,
@@ -96,6 +112,7 @@ async fn graphql(
     let call = Arc::new(Call {
         state: state.into_inner(),
         store,
+        version,
         failure: Mutex::new(None),
         malformed: AtomicBool::new(false),
     });
@@ -161,6 +178,9 @@ fn schema() -> &'static AdminSchema {
 struct Call {
     state: Arc<AppState>,
     store: String,
+    /// The version that serves the call: the statuses it defines, and the
+    /// `apiVersion` its events keep.
+    version: ApiVersion,
     failure: Mutex<Option<StorageError>>,
     /// Whether the mutation refused malformed input (a `userErrors` entry
     /// other than an unknown or ambiguous fulfillment).
@@ -279,7 +299,7 @@ impl Call {
             id: Some(id),
             fulfillment_id: Some(fulfillment_id),
             order_id: Some(order_id),
-            status: input.status.word().to_owned(),
+            status: Some(input.status.word().to_owned()),
             message: input.message,
             happened_at: happened_at.map(str::to_owned),
             estimated_delivery_at: eta.map(str::to_owned),
@@ -291,19 +311,23 @@ impl Call {
             latitude: input.latitude,
             longitude: input.longitude,
         };
-        let observation = match adapter::observe_event(
+        let update = match adapter::admin_event(
             &self.store,
             &state.maps.shopify,
+            self.version,
             order_id,
             fulfillment_id,
             id,
             details,
         ) {
-            Ok(observation) => observation,
-            // The times were checked above; whatever else is wrong is the input's.
+            Ok(update) => update,
+            // What REST answers 422 is a userErrors entry on the same field.
+            Err(Rejection::Unprocessable { field, message }) => {
+                return Ok(self.malformed(vec![UserError::at(&camel_case(&field), message)]))
+            }
             Err(e) => return Ok(self.malformed(vec![UserError::whole(e.to_string())])),
         };
-        let recorded = match record(state, observation).await {
+        let recorded = match record_update(state, update).await {
             Ok(recorded) => recorded,
             Err(IngestError::Storage(e)) => return Err(e),
             Err(e) => return Ok(self.malformed(vec![UserError::whole(e.to_string())])),
@@ -339,6 +363,20 @@ enum Found {
     },
     /// The orders, when more than one has a fulfillment of that id.
     Several(Vec<String>),
+}
+
+/// A REST field name in GraphQL's spelling: `happened_at` → `happenedAt`.
+fn camel_case(field: &str) -> String {
+    let mut words = field.split('_');
+    let mut camel = words.next().unwrap_or_default().to_owned();
+    for word in words {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            camel.extend(first.to_uppercase());
+            camel.push_str(chars.as_str());
+        }
+    }
+    camel
 }
 
 /// The type part of a Fulfillment's global id.
@@ -408,6 +446,20 @@ impl MutationRoot {
         fulfillment_event: FulfillmentEventInput,
     ) -> async_graphql::Result<FulfillmentEventCreatePayload> {
         let call = Call::of(ctx)?;
+        let status = fulfillment_event.status;
+        if !call.version.has_event_status(status.word()) {
+            // Shopify's schema is per version, and its enum lacks a status
+            // the version does not define (shopify.dev, FulfillmentEventStatus
+            // by version): a GraphQL error, not a userErrors entry.
+            call.malformed.store(true, Ordering::Relaxed);
+            return Err(async_graphql::Error::new(format!(
+                "Argument 'status' on InputObject 'FulfillmentEventInput' has an invalid value \
+                 ({}): FulfillmentEventStatus of API version {} is one of {}",
+                status.name(),
+                call.version,
+                FulfillmentEventStatus::of_version(call.version).join(", ")
+            )));
+        }
         call.create(fulfillment_event)
             .await
             .map_err(|e| call.failed(e))
@@ -443,10 +495,11 @@ impl DateTimeText {
 
 /// Shopify's FulfillmentEventStatus: the REST API's words in capitals,
 /// mapped through the same status map. Every word the map knows is here:
-/// the Admin API's (2024-04 on; CARRIER_PICKED_UP from 2025-10, DELAYED
-/// from 2025-01, PICKED_UP in unstable) and the three only the Customer
-/// API's unstable version lists, so that every event a webhook brought
-/// reads back.
+/// the Admin API's (CARRIER_PICKED_UP from 2025-10, DELAYED from 2025-01,
+/// PICKED_UP in unstable) and the three only the Customer API's unstable
+/// version lists, so that every event a webhook brought reads back. The
+/// mutation takes only those of the served version
+/// ([`ApiVersion::has_event_status`]), as Shopify's per-version enum does.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 enum FulfillmentEventStatus {
     AttemptedDelivery,
@@ -509,6 +562,20 @@ impl FulfillmentEventStatus {
     fn of_word(word: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.word() == word)
     }
+
+    /// Its name in the schema: the word in capitals.
+    fn name(self) -> String {
+        self.word().to_ascii_uppercase()
+    }
+
+    /// The names `version`'s enum has, for messages.
+    fn of_version(version: ApiVersion) -> Vec<String> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| version.has_event_status(s.word()))
+            .map(Self::name)
+            .collect()
+    }
 }
 
 /// Shopify's FulfillmentEventInput.
@@ -518,7 +585,7 @@ struct FulfillmentEventInput {
     fulfillment_id: ID,
     status: FulfillmentEventStatus,
     happened_at: Option<DateTimeText>,
-    /// Only its date is kept (the carrier's local day).
+    /// A date-time, kept as given; a date alone is kept as that day.
     estimated_delivery_at: Option<DateTimeText>,
     message: Option<String>,
     address1: Option<String>,
@@ -584,8 +651,8 @@ struct FulfillmentEvent {
     word: String,
     happened_at: DateTimeText,
     created_at: DateTimeText,
-    /// Only the date is kept (the carrier's local day), so only the date
-    /// is answered, as the REST API does.
+    /// A date-time as the REST API answers it: as given, or midnight UTC
+    /// of an ETA known only as a date.
     estimated_delivery_at: Option<DateTimeText>,
     message: Option<String>,
     address1: Option<String>,
@@ -626,9 +693,7 @@ impl FulfillmentEvent {
             word: entry.raw_status.clone(),
             happened_at: DateTimeText::of(entry.occurred_at),
             created_at: DateTimeText::of(entry.received_at),
-            estimated_delivery_at: entry
-                .estimated_delivery
-                .map(|d| DateTimeText(d.to_string())),
+            estimated_delivery_at: eta_time(entry).map(DateTimeText::of),
             message: entry.message.clone(),
             address1: text(|l| &l.address1),
             city: text(|l| &l.city),
@@ -776,6 +841,13 @@ mod tests {
         ] {
             assert_eq!(parse_gid(FULFILLMENT, bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn rest_field_names_read_in_graphql_spelling() {
+        assert_eq!(camel_case("status"), "status");
+        assert_eq!(camel_case("happened_at"), "happenedAt");
+        assert_eq!(camel_case("estimated_delivery_at"), "estimatedDeliveryAt");
     }
 
     #[test]

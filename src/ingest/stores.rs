@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use crate::config::{CarriyoSettings, RedoSettings, Settings, ShopifySettings};
+use actix_web::http::header::HeaderMap;
+
+use crate::config::{CarriyoAuth, CarriyoSettings, RedoSettings, Settings, ShopifySettings};
+use crate::providers::carriyo_auth;
 use crate::providers::verify::secret_matches;
 
 /// A store's name with one provider's settings for it.
@@ -72,11 +75,20 @@ impl StoreDirectory {
         self.carriyo.get(&tenant.to_ascii_lowercase())
     }
 
-    /// The store one of whose Carriyo keys this is.
-    pub fn carriyo_by_key(&self, key: &str) -> Option<&StoreRef<CarriyoSettings>> {
+    /// The store whose Carriyo credentials the request carries, in that
+    /// store's scheme.
+    pub fn carriyo_by_credentials(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<&StoreRef<CarriyoSettings>> {
         self.carriyo
             .values()
-            .find(|s| secret_matches(&s.settings.api_keys, key))
+            .find(|s| carriyo_auth::presents(&s.settings.auth, headers))
+    }
+
+    /// Every enabled store's Carriyo scheme.
+    pub fn carriyo_schemes(&self) -> impl Iterator<Item = &CarriyoAuth> {
+        self.carriyo.values().map(|s| &s.settings.auth)
     }
 
     /// The store with this Redo store id.

@@ -12,7 +12,7 @@ use super::admin::Admin;
 use super::error::{OpsError, OpsErrorBody};
 
 use crate::app::AppState;
-use crate::canonical::{CanonicalEvent, EventId, FulfillmentKey, Provider};
+use crate::canonical::{CanonicalEvent, Direction, EventId, FulfillmentKey, Provider};
 use crate::domain::Trigger;
 use crate::domain::{Delivery, DeliveryFilter, DeliveryState, FailureReason, Requeued};
 use crate::fulfillment::{FulfillmentView, OpsFulfillment};
@@ -269,6 +269,8 @@ struct RuleView<'a> {
     /// The statuses and events it fires on.
     #[schema(value_type = Vec<String>)]
     on: &'a [Trigger],
+    /// Only fulfillments going these ways (`forward`, `return`).
+    directions: &'a [Direction],
     /// Only these stores' fulfillments; empty for every store.
     stores: &'a [String],
     /// The target, its password masked.
@@ -305,6 +307,7 @@ async fn automations(_: Admin, state: web::Data<AppState>) -> ApiResult {
         .map(|rule| RuleView {
             name: &rule.name,
             on: &rule.on,
+            directions: &rule.directions,
             stores: &rule.stores,
             url: rule.display_url(),
             bearer_token: rule.bearer_token.is_some(),

@@ -145,7 +145,7 @@ impl Metrics {
             describe_counter!(
                 WEBHOOKS_RECEIVED,
                 "Requests on provider paths by provider and outcome (accepted, duplicate, \
-                 unauthorized, invalid, unmapped); unmapped ones are also accepted."
+                 unauthorized, invalid, unmapped, ignored); unmapped ones are also accepted."
             );
             describe_histogram!(
                 REQUEST_DURATION,

@@ -77,7 +77,9 @@ pub fn document(gathered: OpenApi) -> OpenApi {
             "carriyo_api_key",
             api_key(
                 carriyo::API_KEY_HEADER,
-                "One of the tenant's carriyo.api_keys.",
+                "One of the tenant's carriyo.api_keys, in this header unless \
+                 carriyo.api_key_header names another; a tenant may use Basic \
+                 (carriyo.basic_auth) or Bearer (carriyo.bearer_tokens) instead.",
             ),
         ),
         (

@@ -5,6 +5,7 @@
 //! dates) is written once here and in `verify`.
 
 pub mod carriyo;
+pub mod carriyo_auth;
 pub mod redo;
 pub mod shopify;
 pub mod status_map;
@@ -12,9 +13,10 @@ pub mod verify;
 
 use actix_web::http::header::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 
-use crate::canonical::json;
+use crate::canonical::{json, time};
 
 /// Why an adapter refused a delivery; always says which header, field or
 /// value is at fault.
@@ -23,9 +25,18 @@ pub enum Rejection {
     /// Bad or missing signature, key or token: 401, nothing stored.
     #[error("{0}")]
     Unauthorized(String),
+    /// Credentials that do not open this tenant (Carriyo answers a wrong
+    /// key or tenant-id so): 403, nothing stored.
+    #[error("{0}")]
+    Forbidden(String),
     /// A body or header that cannot be understood: 400, nothing stored.
     #[error("{0}")]
     Invalid(String),
+    /// A well-formed request whose field `field` an API refuses, as
+    /// Shopify's REST API does: 422 with the field and `message`
+    /// (Shopify's words first, such as "can't be blank").
+    #[error("field `{field}` {message}")]
+    Unprocessable { field: String, message: String },
 }
 
 /// A header's value, or why it cannot be used.
@@ -82,6 +93,34 @@ pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Rejection> 
                 "field `{field}`: '{value}' is not an RFC 3339 date-time like 2026-11-20T10:00:00Z"
             ))
         })
+}
+
+/// An optional date-time field whose value may lack an offset: such a
+/// time is read in `zone` (see [`time::parse_in_zone`]).
+pub fn parse_optional_local_time(
+    field: &str,
+    value: Option<&str>,
+    zone: Tz,
+) -> Result<Option<DateTime<Utc>>, Rejection> {
+    value
+        .map(|v| {
+            time::parse_in_zone(v.trim(), zone).ok_or_else(|| {
+                Rejection::Invalid(format!(
+                    "field `{field}`: '{v}' is not a date-time like 2026-11-20T10:00:00+04:00 \
+                     or 2026-11-20T10:00:00"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// [`parse_eta`] that also takes a date-time without an offset, whose date
+/// is taken as written.
+pub fn parse_local_eta(field: &str, value: Option<&str>) -> Result<Option<NaiveDate>, Rejection> {
+    match value.map(str::trim).and_then(time::parse_naive) {
+        Some(local) => Ok(Some(local.date())),
+        None => parse_eta(field, value),
+    }
 }
 
 /// An optional date-time field.

@@ -20,7 +20,7 @@ use super::{
     Rejection,
 };
 use crate::canonical::{
-    AutomationEvent, FulfillmentKey, Location, Observation, Provider, ShipmentStatus,
+    AutomationEvent, Direction, FulfillmentKey, Location, Observation, Provider, ShipmentStatus,
 };
 use crate::config::Secret;
 use crate::domain::LineItem;
@@ -496,6 +496,7 @@ pub fn observe(
     Observation {
         provider: Provider::Redo,
         key,
+        direction: Direction::Forward,
         carrier: None,
         tracking_number: None,
         kind: map.kind(SHIPMENT_WORDS, &update.word),

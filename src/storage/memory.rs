@@ -144,9 +144,13 @@ impl EventLog for MemoryStorage {
                 .map(|d| DedupClaim::Delivery(event.key.clone(), d.clone())),
             Some(DedupClaim::Content(event.dedup_key.fingerprint.clone())),
         ];
+        let pairing = &event.dedup_key.pairing;
+        let paired = |key: &String| DedupClaim::Delivery(event.key.clone(), key.clone());
+        let watched: Vec<DedupClaim> = pairing.watch.iter().map(paired).collect();
         if let Some(original) = claims
             .iter()
             .flatten()
+            .chain(&watched)
             .find_map(|c| state.claimed_by(c, now))
         {
             state.bump(event.provider, Outcome::Duplicate);
@@ -157,7 +161,11 @@ impl EventLog for MemoryStorage {
             state.claims_since_sweep = 0;
             state.dedup.retain(|_, (_, expires)| *expires > now);
         }
-        for claim in claims.into_iter().flatten() {
+        for claim in claims
+            .into_iter()
+            .flatten()
+            .chain(pairing.mark.as_ref().map(paired))
+        {
             state.dedup.insert(claim, (event.id, now + self.dedup_ttl));
         }
         let log = &mut state.logs[event.key.partition(self.partitions) as usize];
@@ -391,6 +399,24 @@ impl Orders for MemoryStorage {
             .get(&(store.to_owned(), id.to_owned()))
             .and_then(|ours| state.orders.get(&(store.to_owned(), ours.clone())))
             .cloned())
+    }
+
+    async fn delete_order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
+        let mut state = self.state();
+        let Some(ours) = state
+            .order_ids
+            .get(&(store.to_owned(), id.to_owned()))
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let order = state.orders.remove(&(store.to_owned(), ours));
+        if let Some(order) = &order {
+            for id in [&order.id, &order.external_id] {
+                state.order_ids.remove(&(store.to_owned(), id.clone()));
+            }
+        }
+        Ok(order)
     }
 }
 

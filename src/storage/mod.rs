@@ -126,16 +126,21 @@ pub enum Outcome {
     Unauthorized,
     Invalid,
     Unmapped,
+    /// A verified delivery the gateway has no use for (a Shopify topic it
+    /// does not take): answered 200 so the provider keeps its
+    /// subscription, and recorded nowhere else.
+    Ignored,
 }
 
 impl Outcome {
     /// Every outcome, in the order stats list them.
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Self::Accepted,
         Self::Duplicate,
         Self::Unauthorized,
         Self::Invalid,
         Self::Unmapped,
+        Self::Ignored,
     ];
 
     /// The outcome's name in stats and metrics.
@@ -146,6 +151,7 @@ impl Outcome {
             Self::Unauthorized => "unauthorized",
             Self::Invalid => "invalid",
             Self::Unmapped => "unmapped",
+            Self::Ignored => "ignored",
         }
     }
 }
@@ -295,6 +301,12 @@ pub trait Orders: Send + Sync {
 
     /// An order by our id or the client's.
     async fn order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
+
+    /// Deletes the order our id or the client's names, under both ids, in
+    /// one atomic step, and answers what it was; `None` when no order has
+    /// that id. Its fulfillments stay: they hold the tracking news accepted
+    /// for the order's reference, from whichever provider sent it.
+    async fn delete_order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError>;
 }
 
 /// Numbers handed out in order, for ids a client expects to be numeric

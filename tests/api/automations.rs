@@ -664,6 +664,78 @@ async fn an_unknown_word_in_on_stops_start_up_naming_the_rule(backend: Backend) 
 
 #[apply(backends)]
 #[tokio::test]
+async fn a_return_reaching_delivered_fires_only_rules_that_list_returns(backend: Backend) {
+    let customer = Receiver::start().await;
+    let warehouse = Receiver::start().await;
+    let both = Receiver::start().await;
+    let rules = [
+        rule("tell-customer", &["delivered"], &customer.url(), ""),
+        rule(
+            "restock",
+            &["delivered"],
+            &warehouse.url(),
+            "directions = [\"return\"]",
+        ),
+        rule(
+            "audit",
+            &["delivered"],
+            &both.url(),
+            "directions = [\"forward\", \"return\"]",
+        ),
+    ]
+    .concat();
+    let app = app_with_rules(backend, &rules, &[]).await;
+    for name in ["shipment_return_delivered", "shipment_delivered"] {
+        let response = app
+            .post_carriyo_webhook(&CarriyoDelivery::webhook(&sample("carriyo", name)))
+            .await;
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    app.wait_until_delivered().await;
+    let fulfillments = |r: &Receiver| -> BTreeSet<String> {
+        r.received()
+            .iter()
+            .map(|d| {
+                assert_eq!(d.trigger(), "delivered");
+                format!(
+                    "{}:{}",
+                    d.fulfillment(),
+                    d.json["direction"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        fulfillments(&customer),
+        BTreeSet::from(["ORD-1001-1:forward".to_owned()]),
+        "a return back at the warehouse tells the customer nothing"
+    );
+    assert_eq!(customer.received().len(), 1);
+    assert_eq!(
+        fulfillments(&warehouse),
+        BTreeSet::from(["ORD-1001-R1:return".to_owned()])
+    );
+    assert_eq!(warehouse.received().len(), 1);
+    assert_eq!(
+        fulfillments(&both),
+        BTreeSet::from([
+            "ORD-1001-1:forward".to_owned(),
+            "ORD-1001-R1:return".to_owned()
+        ])
+    );
+    let (_, listed) = app.admin_get("/api/v1/automations").await;
+    assert_eq!(
+        listed["automations"][1]["directions"],
+        serde_json::json!(["return"])
+    );
+    app.stop().await;
+    for receiver in [customer, warehouse, both] {
+        receiver.stop().await;
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
 async fn the_ops_api_lists_rules_without_secrets_and_names_bad_filters(backend: Backend) {
     let auth = format!(
         "bearer_token = \"{SUBSCRIBER_TOKEN}\"\nsigning_secret = \"{SIGNING_SECRET}\"\nstores = [\"acme\"]"
@@ -685,6 +757,7 @@ async fn the_ops_api_lists_rules_without_secrets_and_names_bad_filters(backend: 
     assert_eq!(listed["name"], "listed");
     assert_eq!(listed["on"], serde_json::json!(["delivered", "delayed"]));
     assert_eq!(listed["stores"], serde_json::json!(["acme"]));
+    assert_eq!(listed["directions"], serde_json::json!(["forward"]));
     assert_eq!(listed["bearer_token"], true);
     assert_eq!(listed["signed"], true);
     assert_eq!(listed["url"], "https://user:***@hooks.example.com/x");

@@ -294,8 +294,10 @@ async fn an_update_for_a_known_order_is_applied_before_the_answer(backend: Backe
         order,
         json!({
             "tenant": CARRIYO_TENANT,
+            "order_id": ORDER,
             "partner_order_reference": ORDER,
-            "status": "open",
+            "order_date": order["order_date"],
+            "status": "processing",
             "shipments": [{
                 "partner_shipment_reference": SHIPMENT,
                 "status": "out_for_delivery",
@@ -312,7 +314,8 @@ async fn an_update_for_a_known_order_is_applied_before_the_answer(backend: Backe
         .await
         .expect("stored");
     assert_eq!(f["status"], "out_for_delivery", "applied before the answer");
-    assert_eq!(f["updatedAt"], order["shipments"][0]["update_date"]);
+    let updated = f["updatedAt"].as_str().unwrap().replace('Z', "+00:00");
+    assert_eq!(order["shipments"][0]["update_date"], json!(updated));
 
     let again = app.post_carriyo_status_update(&update).await;
     assert_eq!(again.status(), 200);
@@ -377,7 +380,8 @@ async fn without_a_tenant_the_key_selects_the_store(backend: Backend) {
     app.stop().await;
 }
 
-/// Each bad input: its status, a message naming what is wrong, nothing stored.
+/// Each bad input: its status (403 for a key or tenant, as Carriyo
+/// answers), a message naming what is wrong, nothing stored.
 #[apply(backends)]
 #[tokio::test]
 async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backend) {
@@ -393,10 +397,10 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
     let mut cases: Vec<(&str, &str, CarriyoDelivery, u16, &[&str])> = Vec::new();
     let mut no_key = CarriyoDelivery::webhook(&good);
     no_key.api_key = None;
-    cases.push(("missing x-api-key", webhook, no_key, 401, &["x-api-key"]));
+    cases.push(("missing x-api-key", webhook, no_key, 403, &["x-api-key"]));
     let mut wrong_key = CarriyoDelivery::webhook(&good);
     wrong_key.api_key = Some("not-a-key");
-    cases.push(("wrong key", webhook, wrong_key, 401, &["x-api-key"]));
+    cases.push(("wrong key", webhook, wrong_key, 403, &["x-api-key"]));
     let mut other_key = CarriyoDelivery::webhook(&good);
     other_key.tenant_id = Some(CARRIYO_TENANT);
     other_key.api_key = Some(OTHER_CARRIYO_KEY);
@@ -404,7 +408,7 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
         "another store's key with our tenant-id",
         webhook,
         other_key,
-        401,
+        403,
         &["x-api-key", CARRIYO_TENANT],
     ));
     let mut other_key_order = CarriyoDelivery::status_update(&good);
@@ -413,7 +417,7 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
         "another store's key with our tenant-id, order endpoint",
         order,
         other_key_order,
-        401,
+        403,
         &["x-api-key", CARRIYO_TENANT],
     ));
     let mut unknown_tenant = CarriyoDelivery::webhook(&good);
@@ -422,14 +426,14 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
         "unknown tenant-id",
         webhook,
         unknown_tenant,
-        401,
+        403,
         &["tenant-id", "NOPE"],
     ));
     cases.push((
         "unknown tenant in the body",
         webhook,
         with(&|b| b["tenant"] = json!("NOPE")),
-        401,
+        403,
         &["`tenant`", "NOPE"],
     ));
     let mut no_tenant_order = CarriyoDelivery::status_update(&good);
@@ -438,7 +442,7 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
         "order endpoint without tenant-id",
         order,
         no_tenant_order,
-        401,
+        403,
         &["tenant-id"],
     ));
     let mut not_json = CarriyoDelivery::webhook(&good);
@@ -503,14 +507,19 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
         };
         assert_eq!(response.status().as_u16(), status, "{name}");
         let answer: Value = response.json().await.unwrap();
-        let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            answer["status"],
+            json!(status.to_string()),
+            "{name}: {answer}"
+        );
+        let message = answer["errors"][0].as_str().unwrap_or_default();
         for part in named {
             assert!(
                 message.contains(part),
                 "{name}: {message:?} should name {part:?}"
             );
         }
-        if status == 401 {
+        if status == 403 {
             unauthorized += 1
         } else {
             invalid += 1

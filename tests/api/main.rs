@@ -7,6 +7,8 @@
 
 mod automations;
 mod carriyo;
+mod carriyo_edge;
+mod carriyo_returns;
 #[path = "../helpers/mod.rs"]
 mod helpers;
 mod openapi;

@@ -278,7 +278,11 @@ async fn every_documented_operation_is_served_and_answers_as_documented(backend:
             }
         }
         if op.get("security").is_some() {
-            assert_eq!(status, 401, "{at} answered without credentials: {body}");
+            // Carriyo answers a missing key or tenant-id 403, as its API does.
+            assert!(
+                matches!(status, 401 | 403),
+                "{at} answered without credentials: {status} {body}"
+            );
         }
         answered.insert(at, status);
     }
@@ -351,6 +355,7 @@ async fn the_redo_paths_agree_with_redos_published_schema(backend: Backend) {
     let redo_paths = [
         ("post", "/stores/{storeId}/orders"),
         ("get", "/stores/{storeId}/orders/{orderId}"),
+        ("delete", "/stores/{storeId}/orders/{orderId}"),
         ("post", "/stores/{storeId}/orders/{orderId}/fulfillments"),
         (
             "post",

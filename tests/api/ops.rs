@@ -59,8 +59,7 @@ async fn stats_list_every_provider_and_outcome(backend: Backend) {
     let app = spawn_app(backend).await;
     let (status, stats) = app.admin_get("/api/v1/stats").await;
     assert_eq!(status, 200);
-    let zero =
-        json!({"accepted": 0, "duplicate": 0, "unauthorized": 0, "invalid": 0, "unmapped": 0});
+    let zero = json!({"accepted": 0, "duplicate": 0, "unauthorized": 0, "invalid": 0, "unmapped": 0, "ignored": 0});
     assert_eq!(
         stats,
         json!({"providers": {"shopify": zero, "carriyo": zero, "redo": zero}})

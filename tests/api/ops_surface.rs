@@ -622,7 +622,8 @@ async fn send_sample_posts_a_built_in_sample_to_a_running_gateway(backend: Backe
     )
     .await;
     assert!(!output.status.success(), "a refusal fails the command");
-    assert!(String::from_utf8(output.stdout).unwrap().contains("401"));
+    // A wrong Carriyo key is 403, as Carriyo's API answers it.
+    assert!(String::from_utf8(output.stdout).unwrap().contains("403"));
 
     let output = run(
         &[

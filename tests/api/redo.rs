@@ -727,3 +727,139 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
     assert_eq!(events["events"], json!([]));
     app.stop().await;
 }
+
+/// DELETEs an order of the acme store by `id`.
+async fn delete_order(app: &TestApp, id: &str) -> (u16, Value) {
+    TestApp::send_for_json(app.redo(reqwest::Method::DELETE, &format!("/orders/{id}"))).await
+}
+
+/// Deleting an order removes the order, under both its ids, and nothing
+/// else: its fulfillments keep their tracking (news accepted is never
+/// lost), later news for its reference still applies, and the Redo paths
+/// answer 404 for it until an order with its `orderId` is created again,
+/// which finds them.
+#[apply(backends)]
+#[tokio::test]
+async fn deleting_an_order_keeps_its_tracking_and_the_redo_paths_answer_404(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ours = create_sample_order(&app).await;
+    let (status, _) = app
+        .redo_post(
+            &fulfillments_path(ORDER),
+            &sample("redo", "create_fulfillment"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .redo_post(
+            &status_path(FULFILLMENT),
+            &sample("redo", "shipment_status"),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, deleted) = delete_order(&app, ORDER).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(
+        deleted,
+        json!({"success": true, "orderId": ours, "externalOrderId": ORDER})
+    );
+    for id in [ORDER, ours.as_str()] {
+        let (status, answer) = app.redo_get(&format!("/orders/{id}")).await;
+        assert_eq!(status, 404, "GET by {id}: {answer}");
+        let (status, answer) = delete_order(&app, id).await;
+        assert_eq!(status, 404, "DELETE again by {id}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(id), "{answer}");
+    }
+    let (status, answer) = app
+        .redo_post(
+            &status_path(FULFILLMENT),
+            &json!({"status": "delivered", "datetime": "2026-11-24T15:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, _) = app
+        .redo_post(
+            &fulfillments_path(ORDER),
+            &json!({"fulfillmentId": "F-new", "lineItems": [{"id": "li-1", "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        app.stats("redo").await["accepted"],
+        2,
+        "the 404s stored nothing"
+    );
+
+    // The tracking stays, on the ops API.
+    let kept = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(kept["status"], "in_transit");
+    assert_eq!(TestApp::history_words(&kept), ["pre_transit", "in_transit"]);
+
+    // News another provider sends for the reference is accepted and applied.
+    let mut carriyo = sample("carriyo", "shipment_in_transit");
+    carriyo["references"] =
+        json!({"partner_order_reference": ORDER, "partner_shipment_reference": FULFILLMENT});
+    carriyo["post_shipping_info"]["status"] = json!("out_for_delivery");
+    carriyo["update_date"] = json!("2026-11-22T07:00:00.000Z");
+    let response = app
+        .post_carriyo_webhook(&CarriyoDelivery::webhook(&carriyo))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+        f["status"] == "out_for_delivery"
+    })
+    .await;
+
+    // Created again, the order finds its fulfillment under its reference.
+    let again = create_sample_order(&app).await;
+    assert_ne!(again, ours, "a new order, with an id of its own");
+    let (status, order) = app.redo_get(&format!("/orders/{ORDER}")).await;
+    assert_eq!(status, 200);
+    let fulfillments = order["fulfillments"].as_array().unwrap();
+    assert_eq!(fulfillments.len(), 1, "{order}");
+    assert_eq!(fulfillments[0]["id"], FULFILLMENT);
+    assert_eq!(fulfillments[0]["status"], "out_for_delivery");
+    app.stop().await;
+}
+
+/// Deleting is authenticated as every Redo path, by the client's id or
+/// ours; a refused or unknown delete removes nothing.
+#[apply(backends)]
+#[tokio::test]
+async fn deleting_needs_the_stores_token_and_an_order_that_exists(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ours = create_sample_order(&app).await;
+    let path = format!("/orders/{ORDER}");
+    let cases = [
+        (REDO_STORE_ID, Some("not-a-token"), 401, "bearer token"),
+        (REDO_STORE_ID, None, 401, "Authorization"),
+        (OTHER_REDO_STORE_ID, Some(REDO_TOKEN), 401, "bearer token"),
+        ("000000000000000000000000", Some(REDO_TOKEN), 401, "storeId"),
+    ];
+    for (store_id, token, status, named) in cases {
+        let mut request = app.client.delete(app.url(&redo_path(store_id, &path)));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let (got, answer) = TestApp::send_for_json(request).await;
+        assert_eq!(got, status, "{store_id} {token:?}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(named),
+            "{answer}"
+        );
+    }
+    let (status, answer) = delete_order(&app, "R-404").await;
+    assert_eq!(status, 404);
+    assert!(
+        answer["error"].as_str().unwrap().contains("R-404"),
+        "{answer}"
+    );
+    assert_eq!(app.redo_get(&path).await.0, 200, "nothing was deleted");
+    // Our id deletes it as well as the client's.
+    let (status, deleted) = delete_order(&app, &ours).await;
+    assert_eq!(status, 200);
+    assert_eq!(deleted["externalOrderId"], ORDER);
+    assert_eq!(app.redo_get(&path).await.0, 404);
+    app.stop().await;
+}

@@ -1,7 +1,8 @@
 //! Redo's answers against its published schema
 //! (`@redotech/redo-api-schema` 2.2.693): the fulfillment shape's
 //! properties and required keys, written out here, checked on every
-//! answer that carries a fulfillment.
+//! answer that carries a fulfillment; and the delete-order answers,
+//! checked against the schema as the vendored document states it.
 
 use serde_json::{json, Value};
 
@@ -187,5 +188,102 @@ async fn answers_hold_what_redos_schema_requires(backend: Backend) {
     let fulfillments = order["fulfillments"].as_array().unwrap();
     assert_eq!(fulfillments.len(), 2);
     fulfillments.iter().for_each(assert_redo_fulfillment);
+    app.stop().await;
+}
+
+/// Redo's published document, as vendored in `tests/fixtures`.
+fn published() -> Value {
+    let path = format!(
+        "{}/tests/fixtures/redo-api-schema-2.2.693-openapi.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The JSON schema the document gives the answer `status` of `method
+/// path`, its `$ref` followed.
+fn response_schema(doc: &Value, method: &str, path: &str, status: &str) -> Value {
+    let response = &doc["paths"][path][method]["responses"][status];
+    let schema = &response["content"]["application/json"]["schema"];
+    let reference = schema["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{method} {path} {status}: no schema: {response}"));
+    let name = reference.trim_start_matches("#/components/schemas/");
+    doc["components"]["schemas"][name].clone()
+}
+
+/// Panics unless `answer` is valid against `schema`, an object schema of
+/// scalar properties as the delete-order answers are: its required keys,
+/// and every property's type.
+fn assert_valid(what: &str, answer: &Value, schema: &Value) {
+    assert_eq!(schema["type"], "object", "{what}: {schema}");
+    let object = answer
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {answer}"));
+    for key in schema["required"].as_array().unwrap() {
+        let key = key.as_str().unwrap();
+        assert!(object.contains_key(key), "{what} lacks `{key}`: {answer}");
+    }
+    for (key, property) in schema["properties"].as_object().unwrap() {
+        let Some(value) = object.get(key) else {
+            continue;
+        };
+        let fits = match property["type"].as_str().unwrap() {
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_i64() || value.is_u64(),
+            other => panic!("{what}: `{key}` has type {other}, not a scalar"),
+        };
+        assert!(
+            fits,
+            "{what}: `{key}` is not a {}: {answer}",
+            property["type"]
+        );
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn delete_order_answers_are_valid_against_redos_schema(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc = published();
+    let path = "/stores/{storeId}/orders/{orderId}";
+    let (_, created) = app
+        .redo_post("/orders", &sample("redo", "create_order"))
+        .await;
+    create_untracked_fulfillment(&app, "F-plain").await;
+
+    let (status, deleted) =
+        TestApp::send_for_json(app.redo(reqwest::Method::DELETE, &format!("/orders/{ORDER}")))
+            .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_valid(
+        "delete-order answer",
+        &deleted,
+        &response_schema(&doc, "delete", path, "200"),
+    );
+    assert_eq!(
+        deleted,
+        json!({"success": true, "orderId": created["orderId"], "externalOrderId": ORDER})
+    );
+
+    let error = response_schema(&doc, "delete", path, "404");
+    let (status, missing) =
+        TestApp::send_for_json(app.redo(reqwest::Method::DELETE, &format!("/orders/{ORDER}")))
+            .await;
+    assert_eq!(status, 404, "deleted already: {missing}");
+    assert_valid("404 answer", &missing, &error);
+    let unauthorized = app
+        .client
+        .delete(app.url(&redo_path(REDO_STORE_ID, "/orders/R-404")))
+        .bearer_auth("not-a-token");
+    let (status, refused) = TestApp::send_for_json(unauthorized).await;
+    assert_eq!(status, 401, "{refused}");
+    assert_valid(
+        "401 answer",
+        &refused,
+        &response_schema(&doc, "delete", path, "401"),
+    );
     app.stop().await;
 }

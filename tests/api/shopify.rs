@@ -456,14 +456,51 @@ async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing(backend: Bac
             "happened_at",
         ),
         (
-            "unknown topic",
+            "a topic shipgate does not take, unsigned",
+            vec![("X-Shopify-Topic", "orders/create".into())],
+            good_bytes.clone(),
+            401,
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "a topic shipgate does not take, badly signed",
+            vec![
+                ("X-Shopify-Hmac-Sha256", signed(b"other")),
+                ("X-Shopify-Topic", "app/uninstalled".into()),
+            ],
+            good_bytes.clone(),
+            401,
+            "X-Shopify-Hmac-Sha256",
+        ),
+        (
+            "no topic",
             vec![
                 ("X-Shopify-Hmac-Sha256", signed(&good_bytes)),
-                ("X-Shopify-Topic", "orders/create".into()),
+                ("X-Shopify-Topic", " ".into()),
             ],
             good_bytes.clone(),
             400,
-            "orders/create",
+            "X-Shopify-Topic",
+        ),
+        (
+            "an API version that is none",
+            vec![
+                ("X-Shopify-Hmac-Sha256", signed(&good_bytes)),
+                ("X-Shopify-API-Version", "latest".into()),
+            ],
+            good_bytes.clone(),
+            400,
+            "'latest'",
+        ),
+        (
+            "a Triggered-At that is no time",
+            vec![
+                ("X-Shopify-Hmac-Sha256", signed(&good_bytes)),
+                ("Shopify-Triggered-At", "yesterday".into()),
+            ],
+            good_bytes.clone(),
+            400,
+            "X-Shopify-Triggered-At",
         ),
         (
             "over the limit",
@@ -519,10 +556,309 @@ async fn bad_deliveries_are_refused_with_a_reason_and_store_nothing(backend: Bac
     }
     let stats = app.stats("shopify").await;
     assert_eq!(stats["accepted"], 0, "nothing is stored");
+    assert_eq!(
+        stats["ignored"], 0,
+        "a badly signed delivery is not ignored"
+    );
     assert_eq!(stats["unauthorized"], unauthorized);
     assert_eq!(stats["invalid"], invalid);
     assert_eq!(app.fulfillment("acme", ORDER, "9").await, None);
     let (_, events) = app.admin_get("/api/v1/events").await;
     assert_eq!(events["events"], json!([]));
     app.stop().await;
+}
+
+/// Topics shipgate does not take, each with a real-shaped body.
+const OTHER_TOPICS: [(&str, &str); 3] = [
+    ("orders/create", "orders_create"),
+    ("app/uninstalled", "app_uninstalled"),
+    ("customers/redact", "customers_redact"),
+];
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_verified_topic_shipgate_does_not_take_is_answered_200_counted_ignored_and_recorded_nowhere(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    for (topic, name) in OTHER_TOPICS {
+        let response = app
+            .post_shopify(&ShopifyDelivery::new(topic, &sample("shopify", name)))
+            .await;
+        assert_eq!(response.status(), 200, "{topic}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer, json!({"ignored": true, "topic": topic}));
+    }
+    let stats = app.stats("shopify").await;
+    assert_eq!(stats["ignored"], 3);
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["invalid"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let scrape = Scrape::of(&app).await;
+    let received = "shipgate_webhooks_received_total";
+    for (outcome, n) in [("ignored", 3.0), ("accepted", 0.0), ("invalid", 0.0)] {
+        let labels = [("provider", "shopify"), ("outcome", outcome)];
+        assert_eq!(scrape.value(received, &labels), n, "{outcome}");
+    }
+    let (_, events) = app.admin_get("/api/v1/events").await;
+    assert_eq!(events["events"], json!([]));
+    app.stop().await;
+}
+
+/// A sample delivery sent with every header in the newer spelling, without
+/// `X-`, signed with `secret`.
+async fn post_unprefixed(app: &TestApp, topic: &str, body: &Value, secret: &str) -> u16 {
+    let body = serde_json::to_vec(body).unwrap();
+    app.client
+        .post(app.url("/webhooks/shopify"))
+        .header("Content-Type", "application/json")
+        .header("Shopify-Hmac-Sha256", shopify_signature(secret, &body))
+        .header("Shopify-Topic", topic)
+        .header("Shopify-Shop-Domain", SHOP)
+        .header("Shopify-API-Version", "2026-01")
+        .header("Shopify-Webhook-Id", uuid::Uuid::now_v7().to_string())
+        .header("Shopify-Event-Id", uuid::Uuid::now_v7().to_string())
+        .header("Shopify-Triggered-At", "2026-11-21T13:16:42Z")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn every_header_is_read_in_the_spelling_without_x(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = sample("shopify", "fulfillment_event_create");
+    let topic = "fulfillment_events/create";
+    assert_eq!(
+        post_unprefixed(&app, topic, &body, SHOPIFY_OLD_SECRET).await,
+        200
+    );
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+            f["status"] == "in_transit"
+        })
+        .await;
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], "2026-01");
+    assert_eq!(
+        post_unprefixed(&app, topic, &body, OTHER_SHOPIFY_SECRET).await,
+        401
+    );
+    let other = sample("shopify", "orders_create");
+    assert_eq!(
+        post_unprefixed(&app, "orders/create", &other, SHOPIFY_SECRET).await,
+        200
+    );
+    let stats = app.stats("shopify").await;
+    assert_eq!(
+        (
+            stats["accepted"].as_u64(),
+            stats["unauthorized"].as_u64(),
+            stats["ignored"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    app.stop().await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn the_api_version_is_kept_on_the_history_entry_and_the_triggered_at_dates_a_body_without_a_time(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let body = sample("shopify", "fulfillment_event_create");
+    app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
+        .await;
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+            f["status"] == "in_transit"
+        })
+        .await;
+    // The helpers send X-Shopify-API-Version: 2025-10.
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], "2025-10");
+    let mut undated = event_body(10, 101, "delivered", "unused");
+    undated.as_object_mut().unwrap().remove("happened_at");
+    app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &undated))
+        .await;
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, "10"), |f| f["status"] == "delivered")
+        .await;
+    // The helpers send X-Shopify-Triggered-At: 2026-11-21T15:00:00Z.
+    assert_eq!(
+        f["trackingHistory"][0]["datetime"],
+        "2026-11-21T15:00:00.000Z"
+    );
+    // Entries from senders that name no version carry none.
+    let carriyo = CarriyoDelivery::webhook(&sample("carriyo", "shipment_in_transit"));
+    assert_eq!(app.post_carriyo_webhook(&carriyo).await.status(), 200);
+    let f = app
+        .wait_for_fulfillment(("acme", "ORD-1001", "ORD-1001-1"), |f| {
+            !TestApp::history_words(f).is_empty()
+        })
+        .await;
+    assert!(f["trackingHistory"][0].get("apiVersion").is_none(), "{f}");
+    app.stop().await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_cancelled_fulfillment_never_stays_in_transit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let transit = sample("shopify", "fulfillment_event_create");
+    app.post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &transit))
+        .await;
+    app.wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+        f["status"] == "in_transit"
+    })
+    .await;
+    let cancelled = sample("shopify", "fulfillment_cancelled");
+    assert_eq!(cancelled["shipment_status"], "in_transit");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new("fulfillments/update", &cancelled))
+        .await;
+    assert_eq!(response.status(), 200);
+    let f = app
+        .wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+            TestApp::history_words(f).len() == 2
+        })
+        .await;
+    assert_eq!(f["status"], "cancelled", "{f}");
+    assert_eq!(f["trackingHistory"][1]["rawStatus"], "cancelled");
+    for (i, word) in ["failure", "error"].iter().enumerate() {
+        let id = 700_000 + i as u64;
+        let mut ended = cancelled.clone();
+        ended["id"] = json!(id);
+        ended["status"] = json!(word);
+        app.post_shopify(&ShopifyDelivery::new("fulfillments/create", &ended))
+            .await;
+        app.wait_for_fulfillment(("acme", ORDER, &id.to_string()), |f| f["status"] == *word)
+            .await;
+    }
+    app.stop().await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn one_shipment_change_on_both_topics_is_one_entry_whichever_comes_first(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let event = sample("shopify", "fulfillment_event_out_for_delivery");
+    let update = sample("shopify", "fulfillment_update");
+    // The sample pair: one shipment change, seven seconds apart.
+    assert_eq!(event["status"], update["shipment_status"]);
+    assert_eq!(event["fulfillment_id"], update["id"]);
+    // The third pair falls either side of a minute boundary.
+    let pairs = [
+        (FULFILLMENT, true, None),
+        ("255858047", false, None),
+        (
+            "255858048",
+            true,
+            Some(("2026-11-23T07:44:58-05:00", "2026-11-23T07:45:03-05:00")),
+        ),
+    ];
+    for (fulfillment, event_first, times) in pairs {
+        let mut event = event.clone();
+        let mut update = update.clone();
+        event["fulfillment_id"] = json!(fulfillment.parse::<u64>().unwrap());
+        update["id"] = event["fulfillment_id"].clone();
+        if let Some((happened_at, updated_at)) = times {
+            event["happened_at"] = json!(happened_at);
+            update["updated_at"] = json!(updated_at);
+        }
+        let event = ShopifyDelivery::new("fulfillment_events/create", &event);
+        let update = ShopifyDelivery::new("fulfillments/update", &update);
+        let (first, second) = if event_first {
+            (&event, &update)
+        } else {
+            (&update, &event)
+        };
+        assert_eq!(app.post_shopify(first).await.status(), 200);
+        let response = app.post_shopify(second).await;
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["duplicate"], true, "{answer}");
+    }
+    // Two distinct events of one word in the same minute are both kept.
+    let mut second_scan = event.clone();
+    second_scan["id"] = json!(944956399);
+    second_scan["message"] = json!("Out for Delivery, second truck");
+    second_scan["happened_at"] = json!("2026-11-23T07:45:40-05:00");
+    let response = app
+        .post_shopify(&ShopifyDelivery::new(
+            "fulfillment_events/create",
+            &second_scan,
+        ))
+        .await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["duplicate"], false, "{answer}");
+    app.wait_until_applied().await;
+    for (fulfillment, _, _) in pairs {
+        let f = app.fulfillment("acme", ORDER, fulfillment).await.unwrap();
+        let expected: &[&str] = if fulfillment == FULFILLMENT {
+            &["out_for_delivery", "out_for_delivery"]
+        } else {
+            &["out_for_delivery"]
+        };
+        assert_eq!(TestApp::history_words(&f), expected, "{f}");
+        assert_eq!(f["status"], "out_for_delivery");
+    }
+    let stats = app.stats("shopify").await;
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["duplicate"].as_u64()),
+        (Some(4), Some(3))
+    );
+    app.stop().await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn one_shipment_change_on_both_topics_at_once_fires_its_automation_once(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let rule = format!(
+        "[[automations]]\nname = \"delays\"\non = [\"delayed\"]\nurl = \"{}\"\n",
+        receiver.url()
+    );
+    let env = [("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true")];
+    let app = spawn_app_with_config(backend, &rule, &env).await;
+    let mut event = sample("shopify", "fulfillment_event_out_for_delivery");
+    let mut update = sample("shopify", "fulfillment_update");
+    for (i, fulfillment) in (0..5u64).map(|i| (i, 600_000 + i)) {
+        // attempted_delivery: an event, which fires every time it is applied.
+        event["fulfillment_id"] = json!(fulfillment);
+        event["id"] = json!(950_000 + i);
+        event["status"] = json!("attempted_delivery");
+        update["id"] = json!(fulfillment);
+        update["shipment_status"] = json!("attempted_delivery");
+        let event = ShopifyDelivery::new("fulfillment_events/create", &event);
+        let update = ShopifyDelivery::new("fulfillments/update", &update);
+        let (a, b) = futures_util::join!(app.post_shopify(&event), app.post_shopify(&update));
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    }
+    app.wait_until_applied().await;
+    for fulfillment in 600_000..600_005u64 {
+        let f = app
+            .fulfillment("acme", ORDER, &fulfillment.to_string())
+            .await
+            .unwrap();
+        assert_eq!(TestApp::history_words(&f), ["delayed"], "{f}");
+    }
+    receiver.wait_for(5).await;
+    let (_, deliveries) = app.admin_get("/api/v1/deliveries?rule=delays").await;
+    assert_eq!(
+        deliveries["deliveries"].as_array().map(Vec::len),
+        Some(5),
+        "{deliveries}"
+    );
+    let stats = app.stats("shopify").await;
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["duplicate"].as_u64()),
+        (Some(5), Some(5))
+    );
+    app.stop().await;
+    receiver.stop().await;
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use rstest_reuse::apply;
 
 use crate::helpers::*;
+use crate::shopify_rest::oldest_supported_version;
 
 const ORDER: &str = "450789469";
 const FULFILLMENT: &str = "255858046";
@@ -106,7 +107,8 @@ async fn a_created_event_is_applied_and_reads_back_through_graphql_and_rest(back
     assert_eq!(event["status"], "OUT_FOR_DELIVERY");
     assert_eq!(event["message"], sent["message"]);
     assert_eq!(event["happenedAt"], "2026-11-23T12:45:00Z");
-    assert_eq!(event["estimatedDeliveryAt"], "2026-11-23");
+    // The ETA is the full date-time, in UTC, as REST answers it.
+    assert_eq!(event["estimatedDeliveryAt"], "2026-11-23T23:00:00Z");
 
     // No waiting: the create was applied before it was answered, as a
     // REST-created event is.
@@ -116,6 +118,9 @@ async fn a_created_event_is_applied_and_reads_back_through_graphql_and_rest(back
     assert_eq!(TestApp::history_words(&f), ["out_for_delivery"]);
     assert_eq!(f["trackingHistory"][0]["rawStatus"], "out_for_delivery");
     assert_eq!(f["trackingHistory"][0]["location"]["city"], "Pittsburgh");
+    // Recorded as REST records: in the version that served the call.
+    let served = std::cmp::max(SHOPIFY_API_VERSION.to_owned(), oldest_supported_version());
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], served.as_str());
 
     let (status, rest) = TestApp::send_for_json(app.shopify_rest(
         Method::GET,
@@ -126,6 +131,7 @@ async fn a_created_event_is_applied_and_reads_back_through_graphql_and_rest(back
     assert_eq!(status, 200, "{rest}");
     let rest = &rest["fulfillment_event"];
     assert_eq!(rest["status"], "out_for_delivery");
+    assert_eq!(rest["estimated_delivery_at"], "2026-11-23T23:00:00+00:00");
     assert_eq!(rest["admin_graphql_api_id"], event["id"]);
     for field in [
         "message",
@@ -494,6 +500,16 @@ async fn a_call_is_refused_as_the_rest_api_refuses_it(backend: Backend) {
             "'2024-05'",
         ),
         (
+            "a version later than the release candidate",
+            send(
+                graphql_path().replace(SHOPIFY_API_VERSION, "2099-01"),
+                Some(SHOPIFY_ACCESS_TOKEN),
+                good_bytes.clone(),
+            ),
+            404,
+            "'2099-01'",
+        ),
+        (
             "not JSON",
             send(
                 graphql_path(),
@@ -540,6 +556,175 @@ async fn a_call_is_refused_as_the_rest_api_refuses_it(backend: Backend) {
     );
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
     assert_eq!(TestApp::history_words(&f), Vec::<String>::new());
+    app.stop().await;
+}
+
+/// The version a GraphQL answer says served it, from its header.
+fn served_version(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("X-Shopify-API-Version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// As REST: a version Shopify no longer supports is served as the oldest
+/// supported one, and every answer says which version served it, all but
+/// the 404 for a version that is none.
+#[apply(backends)]
+#[tokio::test]
+async fn every_answer_says_which_api_version_served_it_and_an_old_one_falls_forward(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    known_fulfillment(&app).await;
+    let oldest = oldest_supported_version();
+    let at = |version: &str| graphql_path().replace(SHOPIFY_API_VERSION, version);
+    let good = sample("shopify", "graphql_fulfillment_event_create");
+    let query = sample("shopify", "graphql_fulfillment_events");
+    let unstable = "unstable".to_owned();
+    for (name, path, token, body, status, version) in [
+        (
+            "create",
+            at("2020-01"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            good.clone(),
+            200,
+            Some(&oldest),
+        ),
+        (
+            "query",
+            at("2020-01"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            query.clone(),
+            200,
+            Some(&oldest),
+        ),
+        (
+            "no token",
+            at("2020-01"),
+            None,
+            query.clone(),
+            401,
+            Some(&oldest),
+        ),
+        (
+            "no query",
+            at("2020-01"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            json!({}),
+            400,
+            Some(&oldest),
+        ),
+        (
+            "unstable",
+            at("unstable"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            query.clone(),
+            200,
+            Some(&unstable),
+        ),
+        (
+            "not a version",
+            at("2024-05"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            query.clone(),
+            404,
+            None,
+        ),
+        (
+            "not released",
+            at("2099-01"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            query.clone(),
+            404,
+            None,
+        ),
+    ] {
+        let response = app
+            .shopify_rest(Method::POST, &path, token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        assert_eq!(served_version(&response).as_ref(), version, "{name}");
+        if status == 200 {
+            let answer: Value = response.json().await.unwrap();
+            assert!(answer.get("errors").is_none(), "{name}: {answer}");
+        }
+    }
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(TestApp::history_words(&f), ["out_for_delivery"]);
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], oldest.as_str());
+    app.stop().await;
+}
+
+/// Shopify's FulfillmentEventStatus enum is per version: a status the
+/// served version does not define (PICKED_UP outside `unstable`) is a
+/// GraphQL error, nothing stored, counted invalid; `unstable` takes it.
+#[apply(backends)]
+#[tokio::test]
+async fn a_status_the_served_version_does_not_define_is_a_graphql_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    known_fulfillment(&app).await;
+    let picked_up = create_body(|e| e["status"] = json!("PICKED_UP"));
+    let (status, answer) = graphql(&app, Some(SHOPIFY_ACCESS_TOKEN), &picked_up).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["data"].is_null(), "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+    let served = std::cmp::max(SHOPIFY_API_VERSION.to_owned(), oldest_supported_version());
+    assert!(
+        message.contains("'status'")
+            && message.contains("PICKED_UP")
+            && message.contains(&format!("API version {served}"))
+            && message.contains("CARRIER_PICKED_UP"),
+        "{message:?}"
+    );
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(TestApp::history_words(&f), Vec::<String>::new());
+    assert_eq!(app.stats("shopify").await["invalid"], 1);
+
+    let (status, answer) = TestApp::send_for_json(
+        app.shopify_rest(
+            Method::POST,
+            &graphql_path().replace(SHOPIFY_API_VERSION, "unstable"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+        )
+        .json(&picked_up),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let payload = &answer["data"]["fulfillmentEventCreate"];
+    assert_eq!(payload["userErrors"], json!([]), "{answer}");
+    assert_eq!(payload["fulfillmentEvent"]["status"], "PICKED_UP");
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(TestApp::history_words(&f), ["delivered"]);
+    assert_eq!(f["trackingHistory"][0]["rawStatus"], "picked_up");
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], "unstable");
+    app.stop().await;
+}
+
+/// An ETA sent as a date alone answers as that day's midnight UTC, as
+/// REST answers it.
+#[apply(backends)]
+#[tokio::test]
+async fn an_eta_given_as_a_date_answers_as_its_midnight_utc(backend: Backend) {
+    let app = spawn_app(backend).await;
+    known_fulfillment(&app).await;
+    let event = created(
+        &app,
+        &create_body(|e| e["estimatedDeliveryAt"] = json!("2026-11-24")),
+    )
+    .await;
+    assert_eq!(event["estimatedDeliveryAt"], "2026-11-24T00:00:00Z");
+    let read = events_of(&app, SHOPIFY_ACCESS_TOKEN).await;
+    assert_eq!(
+        read["events"]["edges"][0]["node"]["estimatedDeliveryAt"],
+        "2026-11-24T00:00:00Z"
+    );
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(f["estimatedDeliveryDate"], "2026-11-24");
     app.stop().await;
 }
 
@@ -644,6 +829,7 @@ async fn storage_down_is_a_503_and_nothing_is_lost() {
         .unwrap();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
+    assert!(response.headers().contains_key("x-shopify-api-version"));
     let answer: Value = response.json().await.unwrap();
     assert!(answer["errors"].as_str().is_some(), "{answer}");
     redis.restart();

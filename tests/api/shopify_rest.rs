@@ -89,7 +89,11 @@ async fn a_created_event_is_applied_before_the_answer_and_readable_back(backend:
         instant(&event["happened_at"]),
         instant(&sent["happened_at"])
     );
-    assert_eq!(event["estimated_delivery_at"], "2026-11-23");
+    // A time, as Shopify answers it, and the one that was sent.
+    assert_eq!(
+        instant(&event["estimated_delivery_at"]),
+        instant(&sent["estimated_delivery_at"])
+    );
     assert_eq!(
         event["admin_graphql_api_id"],
         format!("gid://shopify/FulfillmentEvent/{id}")
@@ -242,17 +246,187 @@ async fn recreating_a_deleted_event_unchanged_is_a_conflict(backend: Backend) {
     app.stop().await;
 }
 
+/// Shopify's REST API refuses a status word its version does not define
+/// with 422 `{"errors": {"status": ["is not included in the list"]}}`.
 #[apply(backends)]
 #[tokio::test]
-async fn a_status_word_the_map_does_not_know_is_accepted_as_unmapped(backend: Backend) {
+async fn a_status_word_shopify_does_not_define_is_a_422_in_shopifys_shape(backend: Backend) {
     let app = spawn_app(backend).await;
-    let event = created(&app, &event_body("teleported", "2026-11-22T06:30:00-05:00")).await;
-    assert_eq!(event["status"], "teleported");
+    let (status, answer) = create(
+        &app,
+        SHOPIFY_ACCESS_TOKEN,
+        &event_body("teleported", "2026-11-22T06:30:00-05:00"),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    let fields = answer["errors"].as_object().expect("errors by field");
+    assert_eq!(fields.keys().collect::<Vec<_>>(), ["status"]);
+    let message = fields["status"][0].as_str().unwrap();
+    assert!(
+        message.starts_with("is not included in the list") && message.contains("'teleported'"),
+        "{message}"
+    );
+    // A word of the Customer API only: in `unstable`, not in a stable version.
+    let picked_up = event_body("picked_up", "2026-11-22T16:30:00-05:00");
+    let (status, answer) = create(&app, SHOPIFY_ACCESS_TOKEN, &picked_up).await;
+    assert_eq!(status, 422, "{answer}");
+    let unstable = shopify_events_path(ORDER, FULFILLMENT).replace(SHOPIFY_API_VERSION, "unstable");
+    let (status, answer) = TestApp::send_for_json(
+        app.shopify_rest(Method::POST, &unstable, Some(SHOPIFY_ACCESS_TOKEN))
+            .json(&picked_up),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
     let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
-    assert_eq!(f["status"], "unknown");
-    assert_eq!(f["trackingHistory"][0]["kind"], "unmapped");
-    assert_eq!(f["trackingHistory"][0]["rawStatus"], "teleported");
-    assert_eq!(app.stats("shopify").await["unmapped"], 1);
+    assert_eq!(TestApp::history_words(&f), ["delivered"]);
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], "unstable");
+    let stats = app.stats("shopify").await;
+    assert_eq!(
+        (
+            stats["accepted"].as_u64(),
+            stats["invalid"].as_u64(),
+            stats["unmapped"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0))
+    );
+    app.stop().await;
+}
+
+/// The version Shopify serves a call to an unsupported one with today:
+/// the oldest of the four stable versions released in the last year.
+pub(crate) fn oldest_supported_version() -> String {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    let quarters = today.year() * 4 + today.month0() as i32 / 3 - 3;
+    format!("{}-{:02}", quarters / 4, quarters % 4 * 3 + 1)
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn every_answer_says_which_api_version_served_it_and_an_old_one_falls_forward(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let events = shopify_events_path(ORDER, FULFILLMENT);
+    let body = sample("shopify", "rest_event_create");
+    let version_of = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("X-Shopify-API-Version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let send = |method: Method, path: String, token: Option<&'static str>, body: Option<Value>| {
+        let request = app.shopify_rest(method, &path, token);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+    let oldest = oldest_supported_version();
+    let old_path = events.replace(SHOPIFY_API_VERSION, "2020-01");
+    let served = send(
+        Method::GET,
+        events.clone(),
+        Some(SHOPIFY_ACCESS_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(served.status(), 404, "no event yet");
+    let expected = std::cmp::max(SHOPIFY_API_VERSION.to_owned(), oldest.clone());
+    assert_eq!(version_of(&served).as_deref(), Some(expected.as_str()));
+    let mut blank = body.clone();
+    blank["event"]["status"] = json!("");
+    for (method, path, token, body, status, version) in [
+        (
+            Method::POST,
+            old_path.clone(),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            Some(body.clone()),
+            201,
+            &oldest,
+        ),
+        (
+            Method::GET,
+            old_path.clone(),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            None,
+            200,
+            &oldest,
+        ),
+        (Method::GET, old_path.clone(), None, None, 401, &oldest),
+        (
+            Method::POST,
+            old_path.clone(),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            Some(blank),
+            422,
+            &oldest,
+        ),
+        (
+            Method::GET,
+            events.replace(SHOPIFY_API_VERSION, "unstable"),
+            Some(SHOPIFY_ACCESS_TOKEN),
+            None,
+            200,
+            &"unstable".to_owned(),
+        ),
+    ] {
+        let at = format!("{method} {path}");
+        let response = send(method, path, token, body).await;
+        assert_eq!(response.status().as_u16(), status, "{at}");
+        assert_eq!(version_of(&response).as_ref(), Some(version), "{at}");
+    }
+    let (_, listed) = list(&app, SHOPIFY_ACCESS_TOKEN).await;
+    assert_eq!(
+        ids(&listed).len(),
+        1,
+        "the old version's create landed: {listed}"
+    );
+    let f = app.fulfillment("acme", ORDER, FULFILLMENT).await.unwrap();
+    assert_eq!(f["trackingHistory"][0]["apiVersion"], oldest.as_str());
+    app.stop().await;
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn every_time_field_is_a_date_time_even_for_an_eta_known_only_as_a_date(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let with_time = sample("shopify", "fulfillment_event_create");
+    let mut date_only = sample("shopify", "fulfillment_event_delivered");
+    date_only["estimated_delivery_at"] = json!("2026-11-23");
+    for body in [&with_time, &date_only] {
+        let response = app
+            .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", body))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    app.wait_for_fulfillment(("acme", ORDER, FULFILLMENT), |f| {
+        TestApp::history_words(f).len() == 2
+    })
+    .await;
+    let (status, listed) = list(&app, SHOPIFY_ACCESS_TOKEN).await;
+    assert_eq!(status, 200, "{listed}");
+    let events = listed["fulfillment_events"].as_array().unwrap();
+    assert_eq!(
+        instant(&events[0]["estimated_delivery_at"]),
+        instant(&with_time["estimated_delivery_at"])
+    );
+    assert_eq!(
+        events[1]["estimated_delivery_at"],
+        "2026-11-23T00:00:00+00:00"
+    );
+    for event in events {
+        for field in [
+            "happened_at",
+            "created_at",
+            "updated_at",
+            "estimated_delivery_at",
+        ] {
+            instant(&event[field]);
+        }
+    }
     app.stop().await;
 }
 
@@ -370,25 +544,39 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
             "`event`",
         ),
         case(
+            "blank status",
+            token,
+            br#"{"event": {"status": " "}}"#,
+            422,
+            "status",
+        ),
+        case(
             "missing status",
             token,
             br#"{"event": {"message": "hello"}}"#,
-            400,
+            422,
             "status",
         ),
         case(
             "number for status",
             token,
             br#"{"event": {"status": 7}}"#,
-            400,
+            422,
             "status",
         ),
         case(
             "invalid happened_at",
             token,
             br#"{"event": {"status": "in_transit", "happened_at": "22/11/2026"}}"#,
-            400,
+            422,
             "happened_at",
+        ),
+        case(
+            "invalid estimated_delivery_at",
+            token,
+            br#"{"event": {"status": "in_transit", "estimated_delivery_at": "soon"}}"#,
+            422,
+            "estimated_delivery_at",
         ),
         case(
             "not JSON",
@@ -417,16 +605,27 @@ async fn bad_requests_are_refused_with_a_reason_and_store_nothing(backend: Backe
             .body(case.body);
         let (status, answer) = TestApp::send_for_json(request).await;
         assert_eq!(status, case.status, "{}: {answer}", case.name);
-        let message = answer["errors"].as_str().unwrap_or_default();
-        assert!(
-            message.contains(case.named),
-            "{}: {message:?} should name {:?}",
-            case.name,
-            case.named
-        );
+        if status == 422 {
+            // Shopify's shape: the field, with its messages.
+            let messages = answer["errors"][case.named].as_array();
+            assert!(
+                messages.is_some_and(|m| m.len() == 1 && m[0].is_string()),
+                "{}: {answer} should name field {:?}",
+                case.name,
+                case.named
+            );
+        } else {
+            let message = answer["errors"].as_str().unwrap_or_default();
+            assert!(
+                message.contains(case.named),
+                "{}: {message:?} should name {:?}",
+                case.name,
+                case.named
+            );
+        }
         match status {
             401 => unauthorized += 1,
-            400 | 413 | 415 => invalid += 1,
+            400 | 413 | 415 | 422 => invalid += 1,
             _ => {}
         }
     }

@@ -48,6 +48,55 @@ async fn a_claim_is_taken_once_by_delivery_id_or_by_content(backend: Backend) {
     assert_eq!(recent[1..], [first]);
 }
 
+/// `event` with a pairing: `mark` written once it is appended, `watch`
+/// making it a duplicate of whichever event marked one of them.
+fn paired(mut event: CanonicalEvent, mark: &str, watch: &[&str]) -> CanonicalEvent {
+    event.dedup_key.pairing = Pairing {
+        mark: Some(mark.into()),
+        watch: watch.iter().map(|w| w.to_string()).collect(),
+    };
+    event
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_pairing_mark_makes_a_watcher_a_duplicate_but_two_markers_are_both_kept(
+    backend: Backend,
+) {
+    let storage = small_storage(backend).await;
+    let event_side = paired(event("f1", 0, Some("e1")), "pair:e:m", &["pair:u:m"]);
+    accept(&storage, &event_side).await;
+    // Another event of the same side marks the same key: not a duplicate.
+    accept(
+        &storage,
+        &paired(event("f1", 1, Some("e2")), "pair:e:m", &["pair:u:m"]),
+    )
+    .await;
+    let update_side = paired(event("f1", 2, Some("u1")), "pair:u:m", &["pair:e:m"]);
+    assert!(
+        matches!(
+            storage.claim_and_append(&update_side).await.unwrap(),
+            Claim::Duplicate { .. }
+        ),
+        "the update side watches the event side's mark"
+    );
+    // The duplicate claimed and marked nothing: its delivery id is free,
+    // and nothing watching its mark is refused.
+    accept(&storage, &event("f1", 3, Some("u1"))).await;
+    accept(
+        &storage,
+        &paired(event("f1", 4, Some("e3")), "pair:e:n", &["pair:u:m"]),
+    )
+    .await;
+    // Marks are per fulfillment.
+    accept(
+        &storage,
+        &paired(event("f2", 2, Some("u1")), "pair:u:m", &["pair:e:m"]),
+    )
+    .await;
+    assert_eq!(backlog_total(&storage).await, 5);
+}
+
 #[apply(backends)]
 #[tokio::test]
 async fn dedup_keys_expire_after_the_dedup_ttl(backend: Backend) {
@@ -390,6 +439,39 @@ async fn an_order_is_found_by_either_id_and_neither_id_is_taken_twice(backend: B
     assert_eq!(storage.order("acme", "R-2").await.unwrap(), None);
     assert_eq!(storage.next_in_sequence("orders").await.unwrap(), 1);
     assert_eq!(storage.next_in_sequence("orders").await.unwrap(), 2);
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn an_order_is_deleted_under_both_ids_once_and_may_be_created_again(backend: Backend) {
+    let storage = small_storage(backend).await;
+    let order = Order {
+        store: "acme".into(),
+        id: "ord_1".into(),
+        external_id: "R-1".into(),
+        created_at: Utc::now(),
+        body: serde_json::json!({"orderId": "R-1"}),
+    };
+    assert!(storage.create_order(&order).await.unwrap());
+    assert_eq!(storage.delete_order("beta", "R-1").await.unwrap(), None);
+    assert_eq!(
+        storage.delete_order("acme", "R-1").await.unwrap(),
+        Some(order.clone())
+    );
+    for id in ["ord_1", "R-1"] {
+        assert_eq!(storage.order("acme", id).await.unwrap(), None);
+        assert_eq!(storage.delete_order("acme", id).await.unwrap(), None);
+    }
+    let again = Order {
+        id: "ord_2".into(),
+        ..order.clone()
+    };
+    assert!(storage.create_order(&again).await.unwrap());
+    assert_eq!(
+        storage.delete_order("acme", "ord_2").await.unwrap(),
+        Some(again)
+    );
+    assert_eq!(storage.order("acme", "R-1").await.unwrap(), None);
 }
 
 #[apply(backends)]

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use rstest_reuse::{self, template};
 pub use shipgate::canonical::{
-    CanonicalEvent, EventKind, FulfillmentKey, Observation, Provider, ShipmentStatus,
+    CanonicalEvent, Direction, EventKind, FulfillmentKey, Observation, Pairing, Provider,
+    ShipmentStatus,
 };
 pub use shipgate::config::Settings;
 pub use shipgate::domain::{
@@ -76,6 +77,7 @@ pub fn event(fulfillment: &str, minute: u32, delivery: Option<&str>) -> Canonica
         Observation {
             provider: Provider::Shopify,
             key: key(fulfillment),
+            direction: Direction::Forward,
             carrier: None,
             tracking_number: None,
             kind: EventKind::Status(ShipmentStatus::InTransit),

@@ -28,7 +28,7 @@ pub use rules::Rules;
 
 use super::view::{timestamp, FulfillmentView};
 use super::Recorder;
-use crate::canonical::{AutomationEvent, CanonicalEvent, ShipmentStatus};
+use crate::canonical::{AutomationEvent, CanonicalEvent, Direction, ShipmentStatus};
 use crate::config::{CoreSettings, DeliverySettings, Settings};
 use crate::domain::{
     Delivery, DeliveryFilter, DeliveryState, Effects, Fulfillment, OutboxWrite, Requeued,
@@ -63,6 +63,8 @@ struct Payload<'a> {
     /// The order the fulfillment belongs to: the fulfillment shape does not
     /// carry it, and a stall has no event that would.
     order: &'a str,
+    /// `forward` or `return`: Redo's fulfillment shape has no place for it.
+    direction: Direction,
     fulfillment: FulfillmentView,
     /// The applied event that fired it; `null` for a stall.
     event: Option<&'a CanonicalEvent>,
@@ -128,13 +130,20 @@ impl Automations {
         OutboxWrite { deliveries, stall }
     }
 
-    /// Whether an apply with `effects` fires a delivery in `store`. A
-    /// delivery carries the whole fulfillment, history and all, so only
-    /// then does the apply need to have read all of it.
-    pub fn fires_deliveries(&self, store: &str, effects: &Effects) -> bool {
+    /// Whether an apply with `effects` fires a delivery for `fulfillment`
+    /// as it is after the apply. A delivery carries the whole fulfillment,
+    /// history and all, so only then does the apply need to have read all
+    /// of it.
+    pub fn fires_deliveries(&self, fulfillment: &Fulfillment, effects: &Effects) -> bool {
+        let (store, direction) = (&fulfillment.key.store, fulfillment.direction);
         derived::triggers(effects, self.core.derive_eta_events)
             .into_iter()
-            .any(|trigger| self.rules.firing(store, trigger).next().is_some())
+            .any(|trigger| {
+                self.rules
+                    .firing(store, direction, trigger)
+                    .next()
+                    .is_some()
+            })
     }
 
     /// One delivery per rule that `trigger` fires for this fulfillment.
@@ -146,7 +155,10 @@ impl Automations {
         now: DateTime<Utc>,
     ) -> Vec<Delivery> {
         let key = &fulfillment.key;
-        let rules: Vec<_> = self.rules.firing(&key.store, trigger).collect();
+        let rules: Vec<_> = self
+            .rules
+            .firing(&key.store, fulfillment.direction, trigger)
+            .collect();
         if rules.is_empty() {
             return Vec::new();
         }
@@ -156,6 +168,7 @@ impl Automations {
             at: timestamp(now),
             store: &key.store,
             order: &key.order_ref,
+            direction: fulfillment.direction,
             fulfillment: FulfillmentView::redo(fulfillment),
             event,
         };

@@ -2,6 +2,7 @@
 //! which stores. The rules come from `[[automations]]` in config, already
 //! parsed there, so every rule in hand is a valid one.
 
+use crate::canonical::Direction;
 use crate::config::AutomationSettings;
 use crate::domain::Trigger;
 
@@ -16,9 +17,11 @@ impl AutomationSettings {
         url.to_string()
     }
 
-    /// Whether this rule fires for `trigger` on a fulfillment of `store`.
-    pub fn fires_on(&self, store: &str, trigger: Trigger) -> bool {
+    /// Whether this rule fires for `trigger` on a fulfillment of `store`
+    /// going `direction`.
+    pub fn fires_on(&self, store: &str, direction: Direction, trigger: Trigger) -> bool {
         self.on.contains(&trigger)
+            && self.directions.contains(&direction)
             && (self.stores.is_empty() || self.stores.iter().any(|s| s == store))
     }
 }
@@ -33,13 +36,17 @@ impl Rules {
         Self(rules)
     }
 
-    /// The rules that fire for `trigger` on a fulfillment of `store`.
+    /// The rules that fire for `trigger` on a fulfillment of `store` going
+    /// `direction`.
     pub fn firing<'a>(
         &'a self,
         store: &'a str,
+        direction: Direction,
         trigger: Trigger,
     ) -> impl Iterator<Item = &'a AutomationSettings> + 'a {
-        self.0.iter().filter(move |r| r.fires_on(store, trigger))
+        self.0
+            .iter()
+            .filter(move |r| r.fires_on(store, direction, trigger))
     }
 
     /// Whether any rule listens for `trigger` in any store: derived events
@@ -68,6 +75,7 @@ mod tests {
         AutomationSettings {
             name: "r".into(),
             on: on.iter().map(|w| w.parse().unwrap()).collect(),
+            directions: vec![Direction::Forward],
             stores: stores.iter().map(|s| s.to_string()).collect(),
             url: "https://hooks.example.com/x".parse().unwrap(),
             bearer_token: None,
@@ -79,11 +87,26 @@ mod tests {
     fn a_rule_fires_on_its_words_and_only_for_its_stores() {
         let delayed = Trigger::Event(AutomationEvent::Delayed);
         let delivered = Trigger::Status(ShipmentStatus::Delivered);
+        let forward = Direction::Forward;
         let acme_only = rule(&["delayed"], &["acme"]);
-        assert!(acme_only.fires_on("acme", delayed));
-        assert!(!acme_only.fires_on("beta", delayed));
-        assert!(!acme_only.fires_on("acme", delivered));
+        assert!(acme_only.fires_on("acme", forward, delayed));
+        assert!(!acme_only.fires_on("beta", forward, delayed));
+        assert!(!acme_only.fires_on("acme", forward, delivered));
         let everywhere = rule(&["delivered"], &[]);
-        assert!(everywhere.fires_on("beta", delivered));
+        assert!(everywhere.fires_on("beta", forward, delivered));
+    }
+
+    #[test]
+    fn a_rule_fires_only_for_the_directions_it_lists() {
+        let delivered = Trigger::Status(ShipmentStatus::Delivered);
+        let forward_only = rule(&["delivered"], &[]);
+        assert!(forward_only.fires_on("acme", Direction::Forward, delivered));
+        assert!(!forward_only.fires_on("acme", Direction::Return, delivered));
+        let returns = AutomationSettings {
+            directions: vec![Direction::Return],
+            ..rule(&["delivered"], &[])
+        };
+        assert!(returns.fires_on("acme", Direction::Return, delivered));
+        assert!(!returns.fires_on("acme", Direction::Forward, delivered));
     }
 }

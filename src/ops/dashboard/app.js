@@ -5,7 +5,7 @@
 
 const TOKEN_KEY = "shipgate.adminToken";
 const PROVIDERS = ["shopify", "carriyo", "redo"];
-const OUTCOMES = ["accepted", "duplicate", "unauthorized", "invalid", "unmapped"];
+const OUTCOMES = ["accepted", "duplicate", "unauthorized", "invalid", "unmapped", "ignored"];
 const PAGE = 50;
 const REFRESH_MS = 2000;
 const CHART_MINUTES = 30;

@@ -68,8 +68,12 @@ impl RedisStorage {
         if let Some(delivery) = &event.dedup_key.delivery {
             call.key(self.keys.delivery_seen(p, &event.key, delivery));
         }
-        call.key(self.keys.content_seen(p, &event.dedup_key.fingerprint))
-            .arg(event.id.to_string())
+        call.key(self.keys.content_seen(p, &event.dedup_key.fingerprint));
+        let pairing = &event.dedup_key.pairing;
+        for key in pairing.watch.iter().chain(&pairing.mark) {
+            call.key(self.keys.delivery_seen(p, &event.key, key));
+        }
+        call.arg(event.id.to_string())
             .arg(self.dedup_ttl_ms)
             .arg(json_argument(event, 1024)?)
             .arg(event.provider.as_str())
@@ -78,7 +82,9 @@ impl RedisStorage {
             } else {
                 "0"
             })
-            .arg(&event.raw_status);
+            .arg(&event.raw_status)
+            .arg(pairing.watch.len())
+            .arg(usize::from(pairing.mark.is_some()));
         Ok(())
     }
 

@@ -57,6 +57,25 @@ impl Orders for RedisStorage {
             None => Ok(None),
         }
     }
+
+    async fn delete_order(&self, store: &str, id: &str) -> Result<Option<Order>, StorageError> {
+        let Some(order) = self.order(store, id).await? else {
+            return Ok(None);
+        };
+        let mut connection = self.connection()?;
+        // The script deletes only if our id still names this order, so a
+        // concurrent delete answers the order once.
+        let deleted: bool = self
+            .scripts
+            .delete_order
+            .key(self.keys.order_index(store, &order.id))
+            .key(self.keys.order_index(store, &order.external_id))
+            .key(self.keys.order(store, &order.id))
+            .arg(&order.id)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(deleted.then_some(order))
+    }
 }
 
 #[async_trait]

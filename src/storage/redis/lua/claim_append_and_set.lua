@@ -4,6 +4,6 @@
 -- `claim_and_append`'s; ARGV likewise, the claim's last. Answers the
 -- first claimant's id for a duplicate (nothing written), else 1 or 0 as
 -- `compare_and_set` (the event is appended either way).
-local original = claim_and_append(5 + 2 * tonumber(ARGV[1]), #ARGV - 6)
+local original = claim_and_append(5 + 2 * tonumber(ARGV[1]), #ARGV - 8)
 if original then return original end
 return compare_and_set()
