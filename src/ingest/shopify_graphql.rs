@@ -450,8 +450,8 @@ impl MutationRoot {
         if !call.version.has_event_status(status.word()) {
             // Shopify's schema is per version, and its enum lacks a status
             // the version does not define (shopify.dev, FulfillmentEventStatus
-            // by version): a GraphQL error, not a userErrors entry.
-            call.malformed.store(true, Ordering::Relaxed);
+            // by version): a GraphQL error, not a userErrors entry, counted
+            // invalid as every answer with `errors` is.
             return Err(async_graphql::Error::new(format!(
                 "Argument 'status' on InputObject 'FulfillmentEventInput' has an invalid value \
                  ({}): FulfillmentEventStatus of API version {} is one of {}",
