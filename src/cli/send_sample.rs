@@ -142,6 +142,22 @@ pub const SAMPLES: &[Sample] = &[
         }
     ),
     sample!(
+        Shopify,
+        "shopify",
+        "graphql_fulfillment_event_create",
+        Route::ShopifyRest {
+            path: "/admin/api/2025-10/graphql.json"
+        }
+    ),
+    sample!(
+        Shopify,
+        "shopify",
+        "graphql_fulfillment_events",
+        Route::ShopifyRest {
+            path: "/admin/api/2025-10/graphql.json"
+        }
+    ),
+    sample!(
         Carriyo,
         "carriyo",
         "shipment_in_transit",

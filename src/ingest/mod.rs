@@ -8,6 +8,7 @@ mod error;
 mod redo;
 mod refusals;
 mod shopify;
+mod shopify_graphql;
 mod stores;
 
 pub use error::{
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     carriyo::routes(cfg);
     redo::routes(cfg);
     shopify::rest_routes(cfg);
+    shopify_graphql::routes(cfg);
 }
 
 /// Reads a JSON body within the server's size and time limits, once the

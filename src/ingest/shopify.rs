@@ -17,16 +17,18 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
     admit, admit_json_body, read_json_body, record, record_event, within_limit, Acknowledgement,
-    IngestError, Recorded, ShopifyError, ShopifyErrorBody,
+    IngestError, Recorded, ShopifyError, ShopifyErrorBody, StoreRef,
 };
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, EventId, FromTheFuture, FulfillmentKey, Provider};
+use crate::config::ShopifySettings;
 use crate::domain::{Fulfillment, HistoryEntry};
 use crate::providers::shopify::{self as adapter, ApiVersion, VersionError, Webhook};
 use crate::storage::{Claim, Outcome};
 
-/// The sequence the REST API numbers the events it creates from.
-const EVENT_SEQUENCE: &str = "shopify:fulfillment_event";
+/// The sequence the REST and GraphQL APIs number the events they create
+/// from, so both read each other's events by the same ids.
+pub(crate) const EVENT_SEQUENCE: &str = "shopify:fulfillment_event";
 
 /// `{version}`, `{order_id}`, `{fulfillment_id}` as sent.
 type EventsPath = web::Path<EventsPathParams>;
@@ -96,10 +98,7 @@ async fn webhook(
     adapter::verify_webhook(headers, &body, &store.settings.webhook_secrets)?;
     within_limit(&state, &store.name, Provider::Shopify).await?;
     match adapter::parse_webhook(&store.name, &state.maps.shopify, headers, &body)? {
-        Webhook::Observed(update) => {
-            let event = admit_update(&state, update).map_err(IngestError::from)?;
-            Ok(record_event(&state, event).await?.acknowledgement())
-        }
+        Webhook::Observed(update) => Ok(record_update(&state, update).await?.acknowledgement()),
         Webhook::Ignored { topic } => Ok(ignore(&state, topic).await),
     }
 }
@@ -154,6 +153,16 @@ fn admit_update(
     event.estimated_delivery_at = estimated_delivery_at;
     event.dedup_key.pairing = pairing;
     Ok(event)
+}
+
+/// Records an update with what Shopify said beside the observation; the
+/// webhook and GraphQL paths record through it.
+pub(crate) async fn record_update(
+    state: &AppState,
+    update: adapter::Update,
+) -> Result<Recorded, IngestError> {
+    let event = admit_update(state, update)?;
+    record_event(state, event).await
 }
 
 /// `POST .../events.json`: records the new event and applies it before
@@ -379,15 +388,7 @@ impl EventsCall {
         order_id: &str,
         fulfillment_id: &str,
     ) -> Result<Self, IngestError> {
-        let token = adapter::access_token(req.headers())?;
-        let store = state.stores.shopify_by_access_token(token).ok_or_else(|| {
-            IngestError::Unauthorized(format!(
-                "header {} is not an access token of any store configured here",
-                adapter::ACCESS_TOKEN_HEADER
-            ))
-        })?;
-        within_limit(state, &store.name, Provider::Shopify).await?;
-        let version = served_version(version).map_err(|e| IngestError::NotFound(e.to_string()))?;
+        let (store, version) = admit_store(state, req, version).await?;
         let order_id = path_id("order_id", order_id)?;
         let fulfillment_id = path_id("fulfillment_id", fulfillment_id)?;
         Ok(Self {
@@ -456,9 +457,29 @@ impl EventsCall {
     }
 }
 
+/// The store of an Admin API call (REST or GraphQL), by its access token,
+/// and the version that serves it (see [`ApiVersion::served`]): both APIs
+/// admit a call the same way, so they serve the same versions.
+pub(crate) async fn admit_store<'s>(
+    state: &'s AppState,
+    req: &HttpRequest,
+    version: &str,
+) -> Result<(&'s StoreRef<ShopifySettings>, ApiVersion), IngestError> {
+    let token = adapter::access_token(req.headers())?;
+    let store = state.stores.shopify_by_access_token(token).ok_or_else(|| {
+        IngestError::Unauthorized(format!(
+            "header {} is not an access token of any store configured here",
+            adapter::ACCESS_TOKEN_HEADER
+        ))
+    })?;
+    within_limit(state, &store.name, Provider::Shopify).await?;
+    let version = served_version(version).map_err(|e| IngestError::NotFound(e.to_string()))?;
+    Ok((store, version))
+}
+
 /// Why a recorded create cannot be shown: its event is not (or no longer)
 /// in the fulfillment's history.
-fn not_shown(recorded: &Recorded, id: u64) -> IngestError {
+pub(crate) fn not_shown(recorded: &Recorded, id: u64) -> IngestError {
     IngestError::Conflict(match recorded.claim {
         Claim::Duplicate { original } => format!(
             "this event repeats event {original}, recorded earlier for this fulfillment, \
@@ -478,11 +499,11 @@ fn served_version(version: &str) -> Result<ApiVersion, VersionError> {
 /// Shopify's header naming the version that served a call.
 const API_VERSION: HeaderName = HeaderName::from_static("x-shopify-api-version");
 
-/// Adds `X-Shopify-API-Version` to every answer of the REST API, errors
-/// included: the version that served the call, which for an unsupported
+/// Adds `X-Shopify-API-Version` to every answer of the REST and GraphQL
+/// APIs, errors included: the version that served the call, which for an unsupported
 /// one is the oldest supported, as Shopify says it. A path whose version
 /// is none (a 404) gets none.
-async fn served_version_header(
+pub(crate) async fn served_version_header(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -510,6 +531,17 @@ fn path_id(segment: &str, value: &str) -> Result<u64, IngestError> {
                 "path segment {segment} '{value}' is not a positive integer"
             ))
         })
+}
+
+/// An entry's ETA as the date-time the REST and GraphQL APIs answer: as
+/// the provider gave it, or, known only as a date (sent as one, or
+/// recorded before times were kept), that day's midnight UTC.
+pub(crate) fn eta_time(entry: &HistoryEntry) -> Option<DateTime<Utc>> {
+    entry.estimated_delivery_at.or_else(|| {
+        entry
+            .estimated_delivery
+            .map(|day| day.and_time(NaiveTime::MIN).and_utc())
+    })
 }
 
 /// Times as Shopify writes them: seconds and a numeric offset.
@@ -614,11 +646,7 @@ impl<'a> RestEvent<'a> {
             status: &entry.raw_status,
             message: entry.message.as_deref(),
             happened_at: shopify_time(entry.occurred_at),
-            estimated_delivery_at: entry.estimated_delivery_at.map(shopify_time).or_else(|| {
-                entry
-                    .estimated_delivery
-                    .map(|day| shopify_time(day.and_time(NaiveTime::MIN).and_utc()))
-            }),
+            estimated_delivery_at: eta_time(entry).map(shopify_time),
             city: location.and_then(|l| l.city.as_deref()),
             province: location.and_then(|l| l.state.as_deref()),
             country: location.and_then(|l| l.country.as_deref()),

@@ -198,7 +198,7 @@ impl ApiVersion {
     }
 
     /// The FulfillmentEvent `status` words of this version, for messages.
-    fn event_statuses(self) -> Vec<&'static str> {
+    pub fn event_statuses(self) -> Vec<&'static str> {
         EVENT_STATUSES
             .iter()
             .filter(|(_, since)| since.is_none_or(|since| self >= since))
@@ -581,6 +581,23 @@ pub fn parse_rest_event(
 ) -> Result<Update, Rejection> {
     let CreateEventRequest { event } =
         parse_json(body).map_err(|plain| event_field_error(body).unwrap_or(plain))?;
+    admin_event(store, map, version, order_id, fulfillment_id, event)
+}
+
+/// An event an Admin API call creates (the REST body's `event`, or the
+/// GraphQL mutation's input in REST's words), as an update in `version`,
+/// without its id: the caller numbers it once it is admitted.
+/// A field it cannot take, or a status word `version` does not define, is
+/// refused as [`Rejection::Unprocessable`] naming the field in REST's
+/// words: the REST API answers it 422, GraphQL as a `userErrors` entry.
+pub fn admin_event(
+    store: &str,
+    map: &StatusMap,
+    version: ApiVersion,
+    order_id: u64,
+    fulfillment_id: u64,
+    event: FulfillmentEvent,
+) -> Result<Update, Rejection> {
     if let Some(word) = known(event.status.clone()) {
         if !version.has_event_status(&word) {
             return Err(Rejection::Unprocessable {

@@ -372,6 +372,21 @@ impl Fulfillments for MemoryStorage {
             .map(|(_, v)| v.value.clone())
             .collect())
     }
+
+    async fn orders_of_fulfillment(
+        &self,
+        store: &str,
+        fulfillment_ref: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        // A scan: the embedded backend holds one process's worth.
+        Ok(self
+            .state()
+            .fulfillments
+            .keys()
+            .filter(|k| k.store == store && k.fulfillment_ref == fulfillment_ref)
+            .map(|k| k.order_ref.clone())
+            .collect())
+    }
 }
 
 #[async_trait]

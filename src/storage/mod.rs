@@ -310,6 +310,16 @@ pub trait Fulfillments: Send + Sync {
         store: &str,
         order_ref: &str,
     ) -> Result<Vec<Fulfillment>, StorageError>;
+
+    /// The orders of `store` with a fulfillment `fulfillment_ref`, sorted:
+    /// for callers that name a fulfillment without its order (Shopify's
+    /// GraphQL ids). May name an order whose fulfillment a crash left
+    /// listed but unwritten; read the fulfillment to be sure.
+    async fn orders_of_fulfillment(
+        &self,
+        store: &str,
+        fulfillment_ref: &str,
+    ) -> Result<Vec<String>, StorageError>;
 }
 
 /// Orders created through the Redo-style API.

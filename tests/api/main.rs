@@ -20,6 +20,7 @@ mod redo;
 mod redo_schema;
 mod request_id;
 mod shopify;
+mod shopify_graphql;
 mod shopify_rest;
 mod tenant_ops;
 mod store_limits;

@@ -294,7 +294,7 @@ async fn a_status_word_shopify_does_not_define_is_a_422_in_shopifys_shape(backen
 
 /// The version Shopify serves a call to an unsupported one with today:
 /// the oldest of the four stable versions released in the last year.
-fn oldest_supported_version() -> String {
+pub(crate) fn oldest_supported_version() -> String {
     use chrono::Datelike;
     let today = chrono::Utc::now().date_naive();
     let quarters = today.year() * 4 + today.month0() as i32 / 3 - 3;

@@ -518,6 +518,39 @@ async fn an_orders_fulfillments_are_listed_by_reference(backend: Backend) {
 
 #[apply(backends)]
 #[tokio::test]
+async fn a_fulfillment_reference_lists_its_orders_within_its_store(backend: Backend) {
+    let storage = small_storage(backend).await;
+    for (store, order) in [("acme", "2002"), ("acme", "1001"), ("beta", "3003")] {
+        let created = Fulfillment::new(
+            FulfillmentKey {
+                store: store.into(),
+                order_ref: order.into(),
+                fulfillment_ref: "f1".into(),
+            },
+            Utc::now(),
+        );
+        assert!(storage
+            .compare_and_set_fulfillment(None, &created)
+            .await
+            .unwrap());
+    }
+    create(&storage, "f2", Utc::now()).await;
+    let orders = |fulfillment: &'static str| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .orders_of_fulfillment("acme", fulfillment)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(orders("f1").await, ["1001", "2002"]);
+    assert_eq!(orders("f2").await, ["1001"]);
+    assert!(orders("f9").await.is_empty());
+}
+
+#[apply(backends)]
+#[tokio::test]
 async fn an_order_is_found_by_either_id_and_neither_id_is_taken_twice(backend: Backend) {
     let storage = small_storage(backend).await;
     let order = Order {

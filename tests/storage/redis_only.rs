@@ -112,6 +112,11 @@ async fn a_claim_whose_append_fails_writes_nothing_and_a_new_fulfillment_is_list
     let listed = storage.fulfillments_of_order("acme", "1001").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].history, value.history);
+    assert_eq!(
+        storage.orders_of_fulfillment("acme", "f1").await.unwrap(),
+        ["1001"],
+        "and its order under its reference"
+    );
 }
 
 #[tokio::test]

@@ -76,9 +76,9 @@ impl Batched for RedisStorage {
     ) -> Result<Vec<bool>, StorageError> {
         let mut connection = self.connection()?;
         let mut pipe = redis::pipe();
-        // A new fulfillment is listed in its order before it exists: a
-        // crash in between leaves a name that readers skip, never a
-        // fulfillment missing from its order. One pipeline runs in order;
+        // A new fulfillment is listed in its order (and its order under
+        // its reference) before it exists: a crash in between leaves a
+        // name that readers skip, never a fulfillment missing from a list. One pipeline runs in order;
         // on a Cluster the order's set is elsewhere and slots run apart,
         // so the listing goes first, on its own.
         let mut listing = redis::pipe();
@@ -89,7 +89,9 @@ impl Batched for RedisStorage {
             } else {
                 &mut pipe
             };
-            first.add_command(self.order_listing(key)).ignore();
+            for command in self.listings(key) {
+                first.add_command(command).ignore();
+            }
         }
         if !listing.is_empty() {
             listing.query_async::<()>(&mut connection).await?;
@@ -154,9 +156,11 @@ impl Batched for RedisStorage {
         let mut connection = self.connection()?;
         if write.expected.is_none() {
             // Listed before it exists, as `compare_and_set_many` lists.
-            self.order_listing(&write.value.key)
-                .query_async::<()>(&mut connection)
-                .await?;
+            let mut listing = redis::pipe();
+            for command in self.listings(&write.value.key) {
+                listing.add_command(command).ignore();
+            }
+            listing.query_async::<()>(&mut connection).await?;
         }
         let mut call = self.compare_and_set_call(&self.scripts.claim_append_and_set, &write)?;
         self.claim_arguments(event, &mut call)?;

@@ -143,12 +143,21 @@ impl RedisStorage {
         Ok(call)
     }
 
-    /// The command that lists a new fulfillment in its order's set.
-    pub(super) fn order_listing(&self, key: &FulfillmentKey) -> redis::Cmd {
-        let mut sadd = redis::cmd("SADD");
-        sadd.arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
+    /// The commands that list a new fulfillment in its order's set and
+    /// its order in the set of its reference's orders.
+    pub(super) fn listings(&self, key: &FulfillmentKey) -> [redis::Cmd; 2] {
+        let mut in_order = redis::cmd("SADD");
+        in_order
+            .arg(self.keys.order_fulfillments(&key.store, &key.order_ref))
             .arg(&key.fulfillment_ref);
-        sadd
+        let mut by_reference = redis::cmd("SADD");
+        by_reference
+            .arg(
+                self.keys
+                    .fulfillment_orders(&key.store, &key.fulfillment_ref),
+            )
+            .arg(&key.order_ref);
+        [in_order, by_reference]
     }
 }
 
@@ -235,5 +244,19 @@ impl Fulfillments for RedisStorage {
             fulfillments.extend(whole_fulfillment(key, fields)?.map(|v| v.value));
         }
         Ok(fulfillments)
+    }
+
+    async fn orders_of_fulfillment(
+        &self,
+        store: &str,
+        fulfillment_ref: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut connection = self.connection()?;
+        let mut orders: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.fulfillment_orders(store, fulfillment_ref))
+            .query_async(&mut connection)
+            .await?;
+        orders.sort_unstable();
+        Ok(orders)
     }
 }

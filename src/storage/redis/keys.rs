@@ -122,6 +122,16 @@ impl Keys {
         )
     }
 
+    /// The orders that have a fulfillment of this reference (Shopify's
+    /// GraphQL names a fulfillment without its order).
+    pub(super) fn fulfillment_orders(&self, store: &str, fulfillment_ref: &str) -> String {
+        format!(
+            "{}:fulfillment-orders:{}",
+            self.prefix,
+            key_text(&[store, fulfillment_ref])
+        )
+    }
+
     pub(super) fn order_index(&self, store: &str, id: &str) -> String {
         format!("{0}:{{{0}:orders:{store}}}:id:{id}", self.prefix)
     }

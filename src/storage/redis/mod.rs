@@ -26,6 +26,7 @@
 //!   the partition's outbox keys (see [`outbox`]).
 //!
 //! Outside the partitions: `P:order-fulfillments:…` (a set per order),
+//! `P:fulfillment-orders:…` (a set per store and fulfillment reference),
 //! `P:{P:orders:<store>}:…` (orders and their two ids), `P:seq:…`,
 //! `P:stats` (refused requests, added in batches), `P:{P:limit:…}` (a
 //! store's rate-limit bucket for one provider, expiring once full; see
