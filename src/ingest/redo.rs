@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Path)]
 struct StorePath {
     /// The store's Redo id (`stores.<name>.redo.store_id`).
+    #[param(min_length = 1)]
     store_id: String,
 }
 
@@ -44,8 +45,10 @@ struct StorePath {
 #[into_params(parameter_in = Path)]
 struct OrderPath {
     /// The store's Redo id (`stores.<name>.redo.store_id`).
+    #[param(min_length = 1)]
     store_id: String,
     /// The client's `orderId`, or the id the gateway gave the order.
+    #[param(min_length = 1)]
     order_id: String,
 }
 
@@ -55,9 +58,12 @@ struct OrderPath {
 #[into_params(parameter_in = Path)]
 struct FulfillmentPath {
     /// The store's Redo id (`stores.<name>.redo.store_id`).
+    #[param(min_length = 1)]
     store_id: String,
     /// The client's `orderId`, or the id the gateway gave the order.
+    #[param(min_length = 1)]
     order_id: String,
+    #[param(min_length = 1)]
     fulfillment_id: String,
 }
 

@@ -7,6 +7,8 @@
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -50,7 +52,7 @@ pub fn rest_routes(cfg: &mut ServiceConfig) {
         fulfillments/update. Verified, recorded, answered at once; applied asynchronously. A repeat \
         (same event id, or same content) gets the same 200.",
     params(
-        ("X-Shopify-Topic" = String, Header, description = "The webhook topic; picks the body's shape"),
+        ("X-Shopify-Topic" = inline(adapter::Topic), Header, description = "The webhook topic; picks the body's shape"),
         ("X-Shopify-Shop-Domain" = String, Header, description = "The shop, e.g. acme.myshopify.com"),
         ("X-Shopify-Event-Id" = Option<String>, Header, description = "Shared by every delivery of one change: the dedup key with the topic"),
         ("X-Shopify-Webhook-Id" = Option<String>, Header, description = "Unique per delivery: the dedup key without an event id"),
@@ -253,6 +255,19 @@ async fn delete_event(
     Ok(HttpResponse::Ok().json(Deleted {}))
 }
 
+/// The topics the webhook takes, as the document's enum: any other is
+/// refused, so the document must not allow it.
+impl utoipa::PartialSchema for adapter::Topic {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(adapter::Topic::ALL.map(adapter::Topic::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for adapter::Topic {}
+
 /// A REST call admitted for one fulfillment of the caller's store.
 struct EventsCall {
     order_id: u64,
@@ -377,15 +392,18 @@ fn is_api_version(version: &str) -> bool {
         && matches!(month, "01" | "04" | "07" | "10")
 }
 
-/// A Shopify id from a path segment: a positive integer.
+/// A Shopify id from a path segment: a positive integer within int64, as
+/// Shopify's ids are (its REST reference gives them `format: int64`).
 fn path_id(segment: &str, value: &str) -> Result<u64, IngestError> {
     value
-        .parse::<u64>()
+        .parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
+        .map(|id| id.unsigned_abs())
         .ok_or_else(|| {
             IngestError::Invalid(format!(
-                "path segment {segment} '{value}' is not a positive integer"
+                "path segment {segment} '{value}' is not a positive integer of at most {}",
+                i64::MAX
             ))
         })
 }
@@ -401,10 +419,11 @@ fn shopify_time(t: DateTime<Utc>) -> String {
 #[into_params(parameter_in = Path)]
 struct EventsPathParams {
     /// `unstable` or a quarterly version from 2020-01 on, such as 2025-10.
+    #[param(min_length = 1)]
     version: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     order_id: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     fulfillment_id: String,
 }
 
@@ -413,12 +432,13 @@ struct EventsPathParams {
 #[into_params(parameter_in = Path)]
 struct EventPathParams {
     /// `unstable` or a quarterly version from 2020-01 on, such as 2025-10.
+    #[param(min_length = 1)]
     version: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     order_id: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     fulfillment_id: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     event_id: String,
 }
 
@@ -527,7 +547,7 @@ mod tests {
     #[test]
     fn path_ids_are_positive_integers_named_in_errors() {
         assert_eq!(path_id("order_id", "450789469").ok(), Some(450789469));
-        for bad in ["0", "-1", "abc", "1.5", ""] {
+        for bad in ["0", "-1", "abc", "1.5", "", "9223372036854775808"] {
             let err = path_id("order_id", bad).unwrap_err().to_string();
             assert!(
                 err.contains("order_id") && err.contains(&format!("'{bad}'")),

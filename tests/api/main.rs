@@ -12,6 +12,7 @@ mod carriyo_returns;
 #[path = "../helpers/mod.rs"]
 mod helpers;
 mod openapi;
+mod openapi_property;
 mod ops;
 mod ops_surface;
 mod redo;
