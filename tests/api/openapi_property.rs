@@ -161,9 +161,10 @@ fn conforms(doc: &Value, schema: &Value, value: &Value) -> bool {
     errors.is_empty()
 }
 
-/// A parameter's text as the JSON value its schema speaks of; `None` when
-/// no JSON value of the schema's types can be written so (a number past
-/// u64, a word where a number goes).
+/// A parameter's text as the JSON value its schema speaks of: a number or
+/// a boolean where the schema takes one and the text reads as one, else
+/// the text as a string (so a number past u64, or a word where a number
+/// goes, fails the schema's type).
 fn typed(doc: &Value, schema: &Value, text: &str) -> Value {
     let schema = resolve(doc, schema);
     let types = schema["type"].to_string();
