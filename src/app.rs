@@ -7,13 +7,15 @@
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{ResourceDef, Server};
+use actix_web::http::{header, Method};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
@@ -127,6 +129,49 @@ fn gathered_document() -> utoipa::openapi::OpenApi {
     gathered
 }
 
+/// The operations of one path, by method.
+fn operations(item: PathItem) -> Vec<(Method, Operation)> {
+    [
+        (Method::GET, item.get),
+        (Method::PUT, item.put),
+        (Method::POST, item.post),
+        (Method::DELETE, item.delete),
+        (Method::OPTIONS, item.options),
+        (Method::HEAD, item.head),
+        (Method::PATCH, item.patch),
+        (Method::TRACE, item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| Some((method, operation?)))
+    .collect()
+}
+
+/// Each path of the route table with the methods it serves, so that a
+/// method it does not serve is answered 405 with `Allow` (RFC 9110,
+/// 15.5.6), not the 404 of a path that does not exist.
+struct KnownPaths(Vec<(ResourceDef, String)>);
+
+impl KnownPaths {
+    fn new(document: &utoipa::openapi::OpenApi) -> Self {
+        let paths = document.paths.paths.iter().map(|(path, item)| {
+            let methods: Vec<String> = operations(item.clone())
+                .into_iter()
+                .map(|(method, _)| method.to_string())
+                .collect();
+            (ResourceDef::new(path.as_str()), methods.join(", "))
+        });
+        Self(paths.collect())
+    }
+
+    /// The `Allow` value of the route-table path `path` matches, if any.
+    fn allowed(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(pattern, _)| pattern.is_match(path))
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
 /// A built application, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -156,9 +201,10 @@ impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
     /// the worker, the dispatcher and the stall scanner on their thread.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let document = web::Data::new(
-            ServedDocument::new(gathered_document()).map_err(StartupError::OpenApi)?,
-        );
+        let gathered = gathered_document();
+        let known_paths = web::Data::new(KnownPaths::new(&gathered));
+        let document =
+            web::Data::new(ServedDocument::new(gathered).map_err(StartupError::OpenApi)?);
         let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
         let storage = storage::open(&settings).await?;
         warn_about_development_setup(&settings);
@@ -203,6 +249,7 @@ impl Application {
                 .into_utoipa_app()
                 .data_factory(move || state.clone().on_this_thread())
                 .app_data(document.clone())
+                .app_data(known_paths.clone())
                 .configure(routes)
                 .default_service(web::to(no_route))
                 .into_app()
@@ -426,8 +473,21 @@ fn warn_about_development_setup(settings: &Settings) {
     }
 }
 
-/// Answers a method and path the route table does not serve.
-async fn no_route(req: HttpRequest) -> HttpResponse {
+/// Answers a method and path the route table does not serve: 405 with
+/// `Allow` for a path it serves with other methods, else 404.
+async fn no_route(req: HttpRequest, known: web::Data<KnownPaths>) -> HttpResponse {
+    if let Some(allow) = known.allowed(req.path()) {
+        return HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, allow))
+            .json(json!({
+                "error": format!(
+                    "method {} is not served on {}; it allows {allow}",
+                    req.method(),
+                    req.path()
+                ),
+                "requestId": RequestId::current(),
+            }));
+    }
     HttpResponse::NotFound().json(json!({
         "error": format!("no route for {} {}", req.method(), req.path()),
         "requestId": RequestId::current(),
@@ -439,9 +499,8 @@ mod tests {
     use std::net::TcpStream;
     use std::time::Duration;
 
-    use actix_web::http::{Method, StatusCode};
+    use actix_web::http::StatusCode;
     use actix_web::test::{call_service, init_service, TestRequest};
-    use utoipa::openapi::path::Operation;
 
     use super::*;
 
@@ -482,23 +541,6 @@ mod tests {
             Err(other) => panic!("refused for another reason: {other}"),
             Ok(_) => panic!("bound an address that does not resolve"),
         }
-    }
-
-    /// The operations of one path, by method.
-    fn operations(item: utoipa::openapi::PathItem) -> Vec<(Method, Operation)> {
-        [
-            (Method::GET, item.get),
-            (Method::PUT, item.put),
-            (Method::POST, item.post),
-            (Method::DELETE, item.delete),
-            (Method::OPTIONS, item.options),
-            (Method::HEAD, item.head),
-            (Method::PATCH, item.patch),
-            (Method::TRACE, item.trace),
-        ]
-        .into_iter()
-        .filter_map(|(method, operation)| Some((method, operation?)))
-        .collect()
     }
 
     /// `path` with every `{parameter}` filled with 1.

@@ -1,7 +1,7 @@
 //! Carriyo's paths: the shipment webhook, and the order endpoint
 //! `POST /orders/shipment-status-update`.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{ContentType, HeaderMap};
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
@@ -10,8 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
     admit, admit_json_body, carriyo_timestamp, record, record_event, within_limit, Acknowledgement,
-    CarriyoError,
-    CarriyoErrorBody, IngestError, StoreRef,
+    CarriyoError, CarriyoErrorBody, IngestError, StoreRef,
 };
 use crate::app::AppState;
 use crate::canonical::{Observation, Provider, ShipmentStatus};
@@ -173,10 +172,11 @@ fn parse(
     tag = "carriyo",
     summary = "Update an order's shipment status (Carriyo's order endpoint shape)",
     description = "Recorded and applied before the answer when the store knows the order; otherwise \
-        200 with an empty body and nothing recorded, as Carriyo does.",
+        200 with an empty text/plain body and nothing recorded, as Carriyo does.",
     request_body(content = adapter::Shipment, description = "Carriyo's shipment object (only the fields shown are read)"),
     responses(
-        (status = 200, description = "The order as it is now; an empty body when no order matches", body = OrderAnswer),
+        (status = 200, description = "The order as it is now; an empty text/plain body when no order matches",
+            content((OrderAnswer = "application/json"), (String = "text/plain"))),
         (status = 400, description = "A header or field is missing or malformed; nothing stored", body = CarriyoErrorBody),
         (status = 401, description = "The tenant takes Basic or Bearer, and the Authorization header is missing or not one of its credentials; nothing stored", body = CarriyoErrorBody),
         (status = 403, description = "tenant-id is missing or unknown, or the tenant's key header is missing or wrong; nothing stored", body = CarriyoErrorBody),
@@ -213,7 +213,10 @@ async fn shipment_status_update(
             order = %key.order_ref,
             "Carriyo status update for an order this store does not know; nothing recorded"
         );
-        return Ok(HttpResponse::Ok().finish());
+        // Empty, as Carriyo's; typed, so that the answer says what it is.
+        return Ok(HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .finish());
     }
     let recorded = record_event(&state, event).await?;
     if !recorded.is_duplicate() {

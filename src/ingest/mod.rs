@@ -15,8 +15,8 @@ pub use error::{
     carriyo_timestamp, CarriyoError, CarriyoErrorBody, ErrorBody, IngestError, ProviderError,
     RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody, ShopifyErrors,
 };
-pub use shopify::{IgnoredTopic, WebhookAnswer};
 pub use refusals::{RefusalTally, FLUSH_EVERY};
+pub use shopify::{IgnoredTopic, WebhookAnswer};
 pub use stores::{StoreDirectory, StoreRef};
 
 use std::future::Future;

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{admit, count_claim, read_json_body, within_limit, IngestError, RedoError, RedoErrorBody};
+use super::{
+    admit, count_claim, read_json_body, within_limit, IngestError, RedoError, RedoErrorBody,
+};
 use crate::app::AppState;
 use crate::canonical::{CanonicalEvent, FulfillmentKey, Provider};
 use crate::domain::{Fulfillment, Order};
@@ -35,6 +37,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Path)]
 struct StorePath {
     /// The store's Redo id (`stores.<name>.redo.store_id`).
+    #[param(min_length = 1)]
     store_id: String,
 }
 
@@ -44,8 +47,10 @@ struct StorePath {
 #[into_params(parameter_in = Path)]
 struct OrderPath {
     /// The store's Redo id (`stores.<name>.redo.store_id`).
+    #[param(min_length = 1)]
     store_id: String,
     /// The client's `orderId`, or the id the gateway gave the order.
+    #[param(min_length = 1)]
     order_id: String,
 }
 
@@ -55,9 +60,12 @@ struct OrderPath {
 #[into_params(parameter_in = Path)]
 struct FulfillmentPath {
     /// The store's Redo id (`stores.<name>.redo.store_id`).
+    #[param(min_length = 1)]
     store_id: String,
     /// The client's `orderId`, or the id the gateway gave the order.
+    #[param(min_length = 1)]
     order_id: String,
+    #[param(min_length = 1)]
     fulfillment_id: String,
 }
 

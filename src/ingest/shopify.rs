@@ -12,6 +12,8 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -61,7 +63,7 @@ pub fn rest_routes(cfg: &mut ServiceConfig) {
         same 200. A verified delivery of any other topic is answered 200, recorded nowhere and \
         counted as `ignored`. Every header is also read without its `X-` (`Shopify-Hmac-Sha256`, …).",
     params(
-        ("X-Shopify-Topic" = String, Header, description = "The webhook topic; picks the body's shape"),
+        ("X-Shopify-Topic" = inline(adapter::Topic), Header, description = "The webhook topic; picks the body's shape"),
         ("X-Shopify-Shop-Domain" = String, Header, description = "The shop, e.g. acme.myshopify.com"),
         ("X-Shopify-Event-Id" = Option<String>, Header, description = "Shared by every delivery of one change: the dedup key with the topic"),
         ("X-Shopify-Webhook-Id" = Option<String>, Header, description = "Unique per delivery: the dedup key without an event id"),
@@ -369,6 +371,19 @@ async fn delete_event(
     Ok(HttpResponse::Ok().json(Deleted {}))
 }
 
+/// The topics the webhook takes, as the document's enum: any other is
+/// refused, so the document must not allow it.
+impl utoipa::PartialSchema for adapter::Topic {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(adapter::Topic::ALL.map(adapter::Topic::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for adapter::Topic {}
+
 /// A REST call admitted for one fulfillment of the caller's store.
 struct EventsCall {
     /// The version that serves the call.
@@ -520,15 +535,18 @@ pub(crate) async fn served_version_header(
     Ok(response)
 }
 
-/// A Shopify id from a path segment: a positive integer.
+/// A Shopify id from a path segment: a positive integer within int64, as
+/// Shopify's ids are (its REST reference gives them `format: int64`).
 fn path_id(segment: &str, value: &str) -> Result<u64, IngestError> {
     value
-        .parse::<u64>()
+        .parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
+        .map(|id| id.unsigned_abs())
         .ok_or_else(|| {
             IngestError::Invalid(format!(
-                "path segment {segment} '{value}' is not a positive integer"
+                "path segment {segment} '{value}' is not a positive integer of at most {}",
+                i64::MAX
             ))
         })
 }
@@ -556,10 +574,11 @@ fn shopify_time(t: DateTime<Utc>) -> String {
 struct EventsPathParams {
     /// `unstable` or a quarterly version such as 2026-10; one Shopify no
     /// longer supports is served as the oldest supported one.
+    #[param(min_length = 1)]
     version: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     order_id: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     fulfillment_id: String,
 }
 
@@ -569,12 +588,13 @@ struct EventsPathParams {
 struct EventPathParams {
     /// `unstable` or a quarterly version such as 2026-10; one Shopify no
     /// longer supports is served as the oldest supported one.
+    #[param(min_length = 1)]
     version: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     order_id: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     fulfillment_id: String,
-    #[param(value_type = u64)]
+    #[param(value_type = i64, minimum = 1)]
     event_id: String,
 }
 
@@ -669,7 +689,7 @@ mod tests {
     #[test]
     fn path_ids_are_positive_integers_named_in_errors() {
         assert_eq!(path_id("order_id", "450789469").ok(), Some(450789469));
-        for bad in ["0", "-1", "abc", "1.5", ""] {
+        for bad in ["0", "-1", "abc", "1.5", "", "9223372036854775808"] {
             let err = path_id("order_id", bad).unwrap_err().to_string();
             assert!(
                 err.contains("order_id") && err.contains(&format!("'{bad}'")),

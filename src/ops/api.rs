@@ -47,9 +47,9 @@ type ApiResult = Result<HttpResponse, OpsError>;
     tag = "ops",
     summary = "Read a fulfillment with its whole tracking history",
     params(
-        ("store" = String, Path, description = "The store's name in config (`acme`)"),
-        ("order" = String, Path, description = "The provider's order reference"),
-        ("fulfillment" = String, Path, description = "The provider's fulfillment reference"),
+        ("store" = String, Path, min_length = 1, description = "The store's name in config (`acme`)"),
+        ("order" = String, Path, min_length = 1, description = "The provider's order reference"),
+        ("fulfillment" = String, Path, min_length = 1, description = "The provider's fulfillment reference"),
     ),
     responses(
         (status = 200, description = "The fulfillment", body = OpsFulfillment),
@@ -88,12 +88,15 @@ async fn fulfillment(
 #[into_params(parameter_in = Query)]
 struct EventsQuery {
     /// `shopify`, `carriyo` or `redo`.
+    #[param(value_type = Option<Provider>, inline)]
     provider: Option<String>,
     /// The store's name in config.
     store: Option<String>,
     /// 1 to 1000; 50 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// An event id: only events older than it (the next page).
+    #[param(format = Uuid)]
     before: Option<String>,
 }
 
@@ -127,7 +130,6 @@ async fn events(admin: Admin, state: web::Data<AppState>, req: HttpRequest) -> A
     let provider = query_word::<Provider>("provider", query.provider)?;
     let before = query
         .before
-        .filter(|b| !b.is_empty())
         .map(|b| {
             b.parse::<EventId>()
                 .map_err(|_| OpsError::Invalid(format!("query `before`: '{b}' is not an event id")))
@@ -255,14 +257,13 @@ async fn backlog(_: Admin, state: web::Data<AppState>) -> ApiResult {
 }
 
 /// A query parameter parsed as a word of the API (a provider, a state, a
-/// reason); empty counts as absent.
+/// reason). Empty is refused like any word outside the document's enum.
 fn query_word<T>(name: &str, value: Option<String>) -> Result<Option<T>, OpsError>
 where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
     value
-        .filter(|v| !v.is_empty())
         .map(|v| v.parse::<T>())
         .transpose()
         .map_err(|e| OpsError::Invalid(format!("query `{name}`: {e}")))
@@ -485,7 +486,7 @@ async fn list_deliveries(
         ("fulfillment" = Option<String>, Query, description = "The provider's fulfillment reference"),
         ("state" = Option<DeliveryState>, Query, description = "pending, delivered or dead"),
         ("reason" = Option<FailureReason>, Query, description = "Why the last attempt failed"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000; 50 when absent"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000; 50 when absent"),
     ),
     responses(
         (status = 200, description = "The deliveries that pass the filter", body = DeliveriesAnswer),
@@ -514,7 +515,7 @@ async fn deliveries(admin: Admin, state: web::Data<AppState>, req: HttpRequest) 
         ("order" = Option<String>, Query, description = "The provider's order reference"),
         ("fulfillment" = Option<String>, Query, description = "The provider's fulfillment reference"),
         ("reason" = Option<FailureReason>, Query, description = "Why the last attempt failed"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000; 50 when absent"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000; 50 when absent"),
     ),
     responses(
         (status = 200, description = "The dead letters that pass the filter", body = DeadLettersAnswer),
@@ -542,7 +543,7 @@ async fn dead_letters(admin: Admin, state: web::Data<AppState>, req: HttpRequest
     tag = "ops",
     summary = "Send a dead letter again",
     params(
-        ("id" = String, Path, description = "The delivery's id (its webhook-id)"),
+        ("id" = String, Path, min_length = 1, description = "The delivery's id (its webhook-id)"),
         ("force" = Option<bool>, Query, description = "Send it again even if it was delivered"),
     ),
     responses(

@@ -30,6 +30,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 struct TrackingQuery {
+    /// Not blank: at least one character other than white space.
+    #[param(min_length = 1, pattern = r"\S")]
     tracking_number: String,
 }
 

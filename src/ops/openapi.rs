@@ -3,14 +3,17 @@
 //! `service` calls that register the routes, each handler's method and path
 //! read from its actix route attribute, so the document lists exactly what
 //! the app serves, under the paths it serves them; this module adds what
-//! no route says: the title, the tags and how each kind of caller
-//! authenticates.
+//! no route says: the title, the tags, how each kind of caller
+//! authenticates, and the answer the HTTP layer gives any operation
+//! before a handler runs (431).
 
 use actix_web::web::{self, Bytes};
 use actix_web::{get, HttpResponse};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{Components, InfoBuilder, OpenApi};
+use utoipa::openapi::{Components, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::providers::{carriyo, shopify};
@@ -120,7 +123,62 @@ pub fn document(gathered: OpenApi) -> OpenApi {
             .build()
     });
     document.tags = Some(tags.into());
+    components.responses.insert(
+        HEADERS_TOO_LARGE.into(),
+        ResponseBuilder::new()
+            .description(
+                "The request's headers are over the HTTP layer's limit (more than 96 headers, \
+                 or a head over 128 KiB); answered with no body before any handler runs",
+            )
+            .build()
+            .into(),
+    );
+    if let Some(RefOr::T(Schema::OneOf(shapes))) = components.schemas.get_mut(SHOPIFY_WEBHOOK_BODY)
+    {
+        // Shopify's resources allow each other's fields, so a real body
+        // matches several shapes and `oneOf` would forbid it; the
+        // X-Shopify-Topic header, not the body, picks the one read.
+        let any = shapes
+            .items
+            .drain(..)
+            .fold(AnyOfBuilder::new(), AnyOfBuilder::item)
+            .description(shapes.description.take())
+            .build();
+        components
+            .schemas
+            .insert(SHOPIFY_WEBHOOK_BODY.into(), Schema::AnyOf(any).into());
+    }
+    for item in document.paths.paths.values_mut() {
+        for operation in operations_mut(item) {
+            operation.responses.responses.insert(
+                "431".into(),
+                Ref::from_response_name(HEADERS_TOO_LARGE).into(),
+            );
+        }
+    }
     document
+}
+
+/// The schema of a Shopify webhook's body: one of several topics' shapes.
+const SHOPIFY_WEBHOOK_BODY: &str = "ShopifyWebhookBody";
+
+/// The name of the 431 answer in `components/responses`, documented once
+/// and referred to by every operation.
+const HEADERS_TOO_LARGE: &str = "RequestHeaderFieldsTooLarge";
+
+fn operations_mut(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 fn api_key(header: &str, description: &str) -> SecurityScheme {

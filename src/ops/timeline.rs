@@ -184,6 +184,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Query)]
 struct TimelineQuery {
     /// 1 to 60; 30 when absent.
+    #[param(minimum = 1, maximum = 60)]
     minutes: Option<usize>,
 }
 

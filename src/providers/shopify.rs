@@ -74,7 +74,8 @@ pub enum Topic {
 }
 
 impl Topic {
-    const ALL: [Topic; 4] = [
+    /// Every topic, in the order errors list them.
+    pub const ALL: [Topic; 4] = [
         Self::FulfillmentEventCreate,
         Self::FulfillmentEventDelete,
         Self::FulfillmentCreate,

@@ -12,8 +12,8 @@
 //! operation really reaches a handler of the live app (it is not the
 //! fallback's `no route for ...` 404, nor a 405), what that handler
 //! answers is one of the operation's documented statuses, in its
-//! documented shape, and a path or method the document does not list is
-//! the fallback's 404.
+//! documented shape, a path the document does not list is the fallback's
+//! 404, and a method it does not list on a path it does is 405.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -202,7 +202,8 @@ async fn every_operation_documents_a_success_and_its_errors_in_its_providers_sha
         );
         let tag = op["tags"][0].as_str().unwrap();
         for (status, response) in responses {
-            if status.starts_with('2') || path == "/ready" {
+            // 431 is the HTTP layer's, answered with no body before any handler.
+            if status.starts_with('2') || status == "431" || path == "/ready" {
                 continue;
             }
             assert_eq!(
@@ -292,18 +293,19 @@ async fn every_documented_operation_is_served_and_answers_as_documented(backend:
 
 #[apply(backends)]
 #[tokio::test]
-async fn an_undocumented_path_or_method_is_not_served(backend: Backend) {
+async fn an_undocumented_path_is_404_and_an_undocumented_method_405(backend: Backend) {
     let app = spawn_app(backend).await;
     let doc = served_document(&app).await;
     let documented: BTreeSet<(String, String)> = operations(&doc)
         .into_iter()
         .map(|(method, path, _)| (method, path))
         .collect();
-    for (method, path) in [
-        ("GET", "/webhooks/shopify"),
-        ("PUT", "/v2.2/stores/{storeId}/orders"),
-        ("GET", "/api/v1/no-such-thing"),
-        ("POST", "/openapi.json"),
+    for (method, path, status, allow) in [
+        ("GET", "/webhooks/shopify", 405, "POST"),
+        ("PUT", "/v2.2/stores/{storeId}/orders", 405, "POST"),
+        ("GET", "/api/v1/no-such-thing", 404, ""),
+        ("POST", "/openapi.json", 405, "GET"),
+        ("TRACE", "/health", 405, "GET"),
     ] {
         assert!(!documented.contains(&(method.to_owned(), path.to_owned())));
         let response = app
@@ -316,12 +318,17 @@ async fn an_undocumented_path_or_method_is_not_served(backend: Backend) {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(response.status(), status, "{method} {path}");
+        let allowed = response.headers().get("allow").map(|v| v.to_str().unwrap());
+        assert_eq!(allowed, (status == 405).then_some(allow), "{method} {path}");
         let body: Value = response.json().await.unwrap();
-        assert!(
-            body["error"].as_str().unwrap().starts_with("no route for"),
-            "{method} {path}: {body}"
-        );
+        let error = body["error"].as_str().unwrap();
+        let expected = if status == 405 {
+            "method "
+        } else {
+            "no route for"
+        };
+        assert!(error.starts_with(expected), "{method} {path}: {body}");
     }
     app.stop().await;
 }
