@@ -34,7 +34,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         asynchronously. A repeat (same event-id, or same content) gets the same 200.",
     params(
         ("tenant-id" = Option<String>, Header, description = "The Carriyo tenant; optional here"),
-        ("event-id" = Option<String>, Header, description = "The same on every retry: the dedup key"),
+        ("event-id" = Option<String>, Header, max_length = 255,
+            description = "The same on every retry: the dedup key; at most 255 bytes"),
         ("trigger" = Option<String>, Header, description = "What triggered the webhook; the status is read from the body"),
     ),
     request_body(content = adapter::Shipment, description = "Carriyo's shipment object (only the fields shown are read)"),

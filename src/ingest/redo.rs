@@ -332,7 +332,8 @@ async fn create_fulfillment(
         answers the fulfillment as it is and changes nothing.",
     params(
         FulfillmentPath,
-        ("Idempotency-Key" = Option<String>, Header, description = "The client's id for this update: a retry with it is not applied twice"),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+            description = "The client's id for this update: a retry with it is not applied twice; at most 255 bytes"),
     ),
     request_body(content = adapter::TrackingBody),
     responses(

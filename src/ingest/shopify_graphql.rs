@@ -65,7 +65,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         bad input is a `userErrors` entry. The query `fulfillment(id:)` reads a fulfillment's events as a \
         connection (`events(first: N) { edges { node { ... } } }` or `nodes`). Event ids are the REST API's. \
         A query that does not parse or validate is a 200 with `errors`.",
-    params(("version" = String, Path, description = "`unstable` or a quarterly version such as 2026-10; one Shopify no \
+    params(("version" = String, Path, min_length = 1, description = "`unstable` or a quarterly version such as 2026-10; one Shopify no \
         longer supports is served as the oldest supported one, as by the REST API")),
     request_body(content = GraphQlRequest),
     responses(

@@ -4,13 +4,16 @@
 //! read from its actix route attribute, so the document lists exactly what
 //! the app serves, under the paths it serves them; this module adds what
 //! no route says: the title, the tags, how each kind of caller
-//! authenticates, and the answer the HTTP layer gives any operation
-//! before a handler runs (431).
+//! authenticates, the answer the HTTP layer gives any operation before a
+//! handler runs (431), and the provider paths' answers to a store over its
+//! limit (429) and to a body that is too slow (408).
 
 use actix_web::web::{self, Bytes};
 use actix_web::{get, HttpResponse};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{Components, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
@@ -148,15 +151,93 @@ pub fn document(gathered: OpenApi) -> OpenApi {
             .schemas
             .insert(SHOPIFY_WEBHOOK_BODY.into(), Schema::AnyOf(any).into());
     }
+    for (_, provider) in PROVIDERS {
+        let (limited, too_slow) = provider_refusals(provider);
+        components
+            .responses
+            .insert(format!("{provider}{OVER_LIMIT}"), limited.into());
+        components
+            .responses
+            .insert(format!("{provider}{BODY_TOO_SLOW}"), too_slow.into());
+    }
     for item in document.paths.paths.values_mut() {
         for operation in operations_mut(item) {
-            operation.responses.responses.insert(
+            let responses = &mut operation.responses.responses;
+            responses.insert(
                 "431".into(),
                 Ref::from_response_name(HEADERS_TOO_LARGE).into(),
             );
+            let tags = operation.tags.iter().flatten();
+            let Some(provider) = tags
+                .filter_map(|tag| PROVIDERS.iter().find(|(t, _)| t == tag))
+                .map(|(_, provider)| provider)
+                .next()
+            else {
+                continue;
+            };
+            responses.insert(
+                "429".into(),
+                Ref::from_response_name(format!("{provider}{OVER_LIMIT}")).into(),
+            );
+            if operation.request_body.is_some() {
+                responses.insert(
+                    "408".into(),
+                    Ref::from_response_name(format!("{provider}{BODY_TOO_SLOW}")).into(),
+                );
+            }
         }
     }
     document
+}
+
+/// Each provider's tag and the name its error body's schema starts with
+/// (`ShopifyErrorBody`): every path of the tag is limited per store, and
+/// reads a body within server.body_timeout when it takes one.
+const PROVIDERS: [(&str, &str); 3] = [
+    ("shopify", "Shopify"),
+    ("carriyo", "Carriyo"),
+    ("redo", "Redo"),
+];
+
+/// How a provider's 429 is named in `components/responses`, after it.
+const OVER_LIMIT: &str = "TooManyRequests";
+
+/// How a provider's 408 is named in `components/responses`, after it.
+const BODY_TOO_SLOW: &str = "RequestTimeout";
+
+/// A provider's 429 and 408, in its error shape.
+fn provider_refusals(provider: &str) -> (utoipa::openapi::Response, utoipa::openapi::Response) {
+    let content = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(format!("{provider}ErrorBody"))))
+            .build()
+    };
+    let retry_after = HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some(
+            "Seconds until the store's limit lets a request through",
+        ))
+        .build();
+    let limited = ResponseBuilder::new()
+        .description(
+            "The store is over its [stores.NAME.limits] for this provider; nothing was \
+             recorded, retry after Retry-After",
+        )
+        .content("application/json", content())
+        .header("Retry-After", retry_after)
+        .build();
+    let too_slow = ResponseBuilder::new()
+        .description(
+            "The body did not all arrive within server.body_timeout of the headers; nothing \
+             was recorded, and the connection is closed",
+        )
+        .content("application/json", content())
+        .build();
+    (limited, too_slow)
 }
 
 /// The schema of a Shopify webhook's body: one of several topics' shapes.

@@ -733,17 +733,23 @@ fn body_id(obs: &Observation, topic: Topic) -> String {
 }
 
 /// Shopify's guidance: dedup on (Event-Id, topic); else the delivery's
-/// Webhook-Id; else the topic and the resource id.
+/// Webhook-Id; else the topic and the resource id. Both ids are bounded
+/// whenever sent, not only the one used, so that what is refused does not
+/// depend on which other header came along.
 fn delivery_id(headers: &HeaderMap, topic: Topic, body_id: String) -> Result<String, Rejection> {
-    if let Some(event_id) = shopify_header(headers, EVENT_ID_HEADER)? {
-        let event_id = bounded_id(&format!("header {EVENT_ID_HEADER}"), event_id)?;
-        return Ok(format!("event:{event_id}:{}", topic.as_str()));
-    }
-    if let Some(webhook_id) = shopify_header(headers, WEBHOOK_ID_HEADER)? {
-        let webhook_id = bounded_id(&format!("header {WEBHOOK_ID_HEADER}"), webhook_id)?;
-        return Ok(format!("webhook:{webhook_id}"));
-    }
-    Ok(format!("resource:{}:{body_id}", topic.as_str()))
+    let event_id = bounded_optional_id(
+        &format!("header {EVENT_ID_HEADER}"),
+        shopify_header(headers, EVENT_ID_HEADER)?,
+    )?;
+    let webhook_id = bounded_optional_id(
+        &format!("header {WEBHOOK_ID_HEADER}"),
+        shopify_header(headers, WEBHOOK_ID_HEADER)?,
+    )?;
+    Ok(match (event_id, webhook_id) {
+        (Some(event_id), _) => format!("event:{event_id}:{}", topic.as_str()),
+        (None, Some(webhook_id)) => format!("webhook:{webhook_id}"),
+        (None, None) => format!("resource:{}:{body_id}", topic.as_str()),
+    })
 }
 
 #[cfg(test)]
@@ -860,6 +866,23 @@ mod tests {
         let err = parse(&h, body).unwrap_err().to_string();
         assert!(
             err.contains("X-Shopify-API-Version") && err.contains("'latest'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_over_long_webhook_id_is_refused_even_beside_an_event_id() {
+        let long = "w".repeat(256);
+        let h = [
+            (TOPIC_HEADER, "fulfillment_events/create"),
+            (EVENT_ID_HEADER, "e-1"),
+            (WEBHOOK_ID_HEADER, long.as_str()),
+        ];
+        let err = parse(&h, &sample("shopify", "fulfillment_event_create.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("X-Shopify-Webhook-Id") && err.contains("256 bytes"),
             "{err}"
         );
     }

@@ -207,7 +207,7 @@ async fn every_operation_documents_a_success_and_its_errors_in_its_providers_sha
                 continue;
             }
             assert_eq!(
-                json_schema(response)["$ref"],
+                json_schema(resolve(&doc, response))["$ref"],
                 error_schema_of(tag),
                 "{at} answers {status} in another shape than its provider's"
             );
@@ -225,6 +225,21 @@ async fn every_operation_documents_a_success_and_its_errors_in_its_providers_sha
                 assert!(
                     statuses.contains(status),
                     "{at} takes a body but documents no {status}"
+                );
+            }
+        }
+        // Every provider path is under its store's limits, and one that
+        // takes a body reads it within server.body_timeout.
+        if tag != "ops" {
+            let limited = resolve(&doc, responses.get("429").unwrap_or(&Value::Null));
+            assert!(
+                limited["headers"].get("Retry-After").is_some(),
+                "{at}: its 429 documents no Retry-After: {limited}"
+            );
+            if op.get("requestBody").is_some() {
+                assert!(
+                    statuses.contains("408"),
+                    "{at} takes a body but documents no 408"
                 );
             }
         }

@@ -13,6 +13,11 @@
 //! or accepted. Every path also answers an undocumented method 405 with
 //! `Allow`, and every operation documents the 431 of over-large headers.
 //!
+//! A valid value is the document's own example where it gives one (a
+//! parameter whose `pattern` a plain word does not match must: a pattern
+//! cannot be inverted here), a fixed past time for `format: date-time`,
+//! else its enum's first value or a plain one of its type.
+//!
 //! Values come from the schemas, not from chance: the cases are the same
 //! on every run (the few random strings come from a fixed seed), so a
 //! failure names a request that can be sent again.
@@ -191,6 +196,8 @@ struct Parameter {
     place: String,
     required: bool,
     schema: Value,
+    /// The document's example value, the parameter's or its schema's.
+    example: Option<String>,
 }
 
 fn parameters(doc: &Value, operation: &Value) -> Vec<Parameter> {
@@ -205,6 +212,9 @@ fn parameters(doc: &Value, operation: &Value) -> Vec<Parameter> {
                 place: p["in"].as_str().unwrap_or_default().to_owned(),
                 required: p["required"] == true,
                 schema: p["schema"].clone(),
+                example: [&p["example"], &resolve(doc, &p["schema"])["example"]]
+                    .into_iter()
+                    .find_map(|e| e.as_str().map(str::to_owned)),
             }
         })
         .collect()
@@ -218,12 +228,14 @@ fn valid_value(doc: &Value, parameter: &Parameter) -> String {
         "version" => Some(SHOPIFY_API_VERSION),
         "store" => Some("acme"),
         "X-Shopify-Shop-Domain" => Some(SHOP),
-        "X-Shopify-Topic" => Some("fulfillment_events/create"),
         "tenant-id" => Some(CARRIYO_TENANT),
         _ => None,
     };
     if let Some(known) = known {
         return known.to_owned();
+    }
+    if let Some(example) = &parameter.example {
+        return example.clone();
     }
     let schema = effective(doc, &parameter.schema);
     if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
@@ -240,8 +252,25 @@ fn valid_value(doc: &Value, parameter: &Parameter) -> String {
     if schema["format"] == "uuid" {
         return uuid::Uuid::now_v7().to_string();
     }
-    "a1".into()
+    if schema["format"] == "date-time" {
+        return "2026-11-20T10:00:00Z".into();
+    }
+    // A pattern cannot be inverted here: one the plain value does not
+    // match needs an example in the document.
+    if let Some(pattern) = schema["pattern"].as_str() {
+        let regex = regex::Regex::new(pattern).expect("a pattern regex reads");
+        assert!(
+            regex.is_match(PLAIN),
+            "{} {} has a pattern {PLAIN:?} does not match, and no example: give one",
+            parameter.place,
+            parameter.name
+        );
+    }
+    PLAIN.into()
 }
+
+/// The valid value of a string with no example, enum or format.
+const PLAIN: &str = "a1";
 
 /// The schema that says what a value is: a nullable `oneOf` is its
 /// non-null branch.
