@@ -180,6 +180,37 @@ async fn the_same_event_id_twice_applies_once(backend: Backend) {
     app.stop().await;
 }
 
+/// A delivery id is scoped to its fulfillment, on every backend: the
+/// same `event-id` on another shipment is news, not a repeat.
+#[apply(backends)]
+#[tokio::test]
+async fn an_event_id_reused_on_another_shipment_is_applied_to_both(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut first =
+        CarriyoDelivery::webhook(&shipment(SHIPMENT, "in_transit", "2026-11-20T10:00:00Z"));
+    first.event_id = Some("evt-reused".into());
+    let mut second = CarriyoDelivery::webhook(&shipment(
+        "ORD-1001-2",
+        "in_transit",
+        "2026-11-20T10:00:00Z",
+    ));
+    second.event_id = Some("evt-reused".into());
+    for delivery in [&first, &second] {
+        let answer: Value = app
+            .post_carriyo_webhook(delivery)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["duplicate"], false, "{answer}");
+    }
+    for reference in [SHIPMENT, "ORD-1001-2"] {
+        app.wait_for_fulfillment(("acme", ORDER, reference), has_history)
+            .await;
+    }
+    app.stop().await;
+}
+
 #[apply(backends)]
 #[tokio::test]
 async fn the_same_content_under_a_new_event_id_applies_once(backend: Backend) {

@@ -225,6 +225,32 @@ async fn every_redo_word_maps_to_itself(backend: Backend) {
     app.stop().await;
 }
 
+/// An `Idempotency-Key` is scoped to its fulfillment, on every backend:
+/// the same key on another fulfillment is news, not a replay.
+#[apply(backends)]
+#[tokio::test]
+async fn an_idempotency_key_reused_on_another_fulfillment_is_applied_to_both(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_sample_order(&app).await;
+    let second = "F-2001-2";
+    for fulfillment in [FULFILLMENT, second] {
+        create_untracked_fulfillment(&app, fulfillment).await;
+        let (status, answer) = TestApp::send_for_json(
+            app.redo(reqwest::Method::POST, &status_path(fulfillment))
+                .header("Idempotency-Key", "key-reused")
+                .json(&sample("redo", "shipment_status")),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            TestApp::history_words(&answer["fulfillment"]),
+            ["in_transit"],
+            "{fulfillment}: {answer}"
+        );
+    }
+    app.stop().await;
+}
+
 #[apply(backends)]
 #[tokio::test]
 async fn an_idempotency_key_replay_applies_once(backend: Backend) {

@@ -219,6 +219,34 @@ async fn the_same_delivery_three_times_applies_once(backend: Backend) {
     app.stop().await;
 }
 
+/// A delivery id is scoped to its fulfillment, on every backend: the
+/// same `X-Shopify-Event-Id` on another fulfillment is news, not a repeat.
+#[apply(backends)]
+#[tokio::test]
+async fn an_event_id_reused_on_another_fulfillment_is_applied_to_both(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let fulfillments: [u64; 2] = [FULFILLMENT.parse().unwrap(), 255858047];
+    for (i, fulfillment) in fulfillments.into_iter().enumerate() {
+        let body = event_body(
+            fulfillment,
+            9100 + i as u64,
+            "in_transit",
+            "2026-11-20T10:00:00-05:00",
+        );
+        let mut delivery = ShopifyDelivery::new("fulfillment_events/create", &body);
+        delivery.event_id = Some("evt-reused".into());
+        let answer: Value = app.post_shopify(&delivery).await.json().await.unwrap();
+        assert_eq!(answer["duplicate"], false, "{answer}");
+    }
+    for fulfillment in fulfillments {
+        app.wait_for_fulfillment(("acme", ORDER, &*fulfillment.to_string()), |f| {
+            f["status"] == "in_transit"
+        })
+        .await;
+    }
+    app.stop().await;
+}
+
 #[apply(backends)]
 #[tokio::test]
 async fn the_same_content_under_a_new_delivery_id_applies_once(backend: Backend) {
