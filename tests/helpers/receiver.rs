@@ -110,8 +110,10 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Starts one on a port it can come back to (see
+    /// [`restartable_port`](super::redis_server::restartable_port)).
     pub async fn start() -> Self {
-        Self::start_on(0).await
+        Self::start_on(super::redis_server::restartable_port()).await
     }
 
     /// Starts one on `port`, as a subscriber comes back where it was.

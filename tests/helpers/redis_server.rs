@@ -130,10 +130,7 @@ impl RedisServer {
                  or set REDIS_URL to a Redis the tests may write to"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = restartable_port();
         let dir =
             std::env::temp_dir().join(format!("shipgate-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory for redis-server");
@@ -288,4 +285,21 @@ fn send_signal(pid: u32, name: &str) -> bool {
         .arg(pid.to_string())
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// A free loopback port that a server can bind again after a restart:
+/// below the kernel's ephemeral range (32768 and up), where an outgoing
+/// connection may take a port while its server is down, and so is its
+/// Cluster bus port (the port + 10000).
+pub fn restartable_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(12_000..22_000);
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+    panic!("no free port pair between 12000 and 32000 on loopback");
 }
