@@ -80,7 +80,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
         (status = 415, description = "Content-Type is not application/json", body = ShopifyErrorBody,
             headers(("X-Shopify-API-Version" = String, description = "The version that served the call"))),
-        (status = 503, description = "Storage unreachable; nothing recorded, retry later", body = ShopifyErrorBody,
+        (status = 503, description = "Storage unreachable or too slow; whether it was recorded is unknown, a retry is safe", body = ShopifyErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"), ("X-Shopify-API-Version" = String, description = "The version that served the call"))),
     ),
     security(("shopify_access_token" = [])),
