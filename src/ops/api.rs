@@ -177,7 +177,7 @@ async fn stats(admin: Admin, state: web::Data<AppState>) -> ApiResult {
     };
     // Every provider and outcome appears, zeros included, so a dashboard
     // or script never has to guess whether a key is missing or zero.
-    let providers = Provider::ALL
+    let providers = Provider::every()
         .into_iter()
         .map(|p| {
             let counts = Outcome::ALL

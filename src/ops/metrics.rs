@@ -81,7 +81,7 @@ struct Inner {
     /// Made once: ingest counts every request on these and the worker
     /// times every event, and a macro finds its metric by building and
     /// hashing the labels each time.
-    providers: [ProviderMetrics; Provider::ALL.len()],
+    providers: Vec<ProviderMetrics>,
 }
 
 /// One provider's handles, in [`Inner::providers`].
@@ -180,7 +180,10 @@ impl Metrics {
             describe_counter!(STORAGE_ERRORS, "Failed storage operations, by operation.");
             describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-            Provider::ALL.map(ProviderMetrics::register)
+            Provider::every()
+                .into_iter()
+                .map(ProviderMetrics::register)
+                .collect()
         });
         Self {
             inner: Arc::new(Inner {
@@ -301,7 +304,7 @@ impl Metrics {
         }
         match storage.unmapped_words().await {
             Ok(words) => self.record(|| {
-                for provider in Provider::ALL {
+                for provider in Provider::every() {
                     let distinct = words.iter().filter(|w| w.provider == provider).count();
                     gauge!(UNMAPPED_WORDS, "provider" => provider.as_str()).set(distinct as f64);
                 }

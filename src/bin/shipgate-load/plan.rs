@@ -59,8 +59,13 @@ fn words(provider: Provider) -> &'static [&'static str] {
             "out_for_delivery",
             "delivered",
         ],
+        Provider::Defined(_) => unreachable!("{}", BUILT_IN_ONLY),
     }
 }
+
+/// Why a data-defined provider never reaches the load's plan: [`Mix`]
+/// parses built-in names only.
+pub const BUILT_IN_ONLY: &str = "the load mix takes the built-in providers only";
 
 /// Each provider's share of the deliveries, e.g. `shopify=70,carriyo=20,redo=10`.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +104,11 @@ impl FromStr for Mix {
             let (name, weight) = part
                 .split_once('=')
                 .ok_or_else(|| format!("'{part}' is not provider=weight"))?;
-            let provider: Provider = name.trim().parse()?;
+            let name = name.trim();
+            let provider = Provider::ALL
+                .into_iter()
+                .find(|p| p.as_str() == name)
+                .ok_or_else(|| format!("'{name}' is not a provider (shopify, carriyo, redo)"))?;
             weights[index_of(provider)] = weight.trim().parse().map_err(|_| {
                 format!("the weight of {provider}, '{weight}', is not a whole number")
             })?;
@@ -127,6 +136,7 @@ fn index_of(provider: Provider) -> usize {
         Provider::Shopify => 0,
         Provider::Carriyo => 1,
         Provider::Redo => 2,
+        Provider::Defined(_) => unreachable!("{}", BUILT_IN_ONLY),
     }
 }
 

@@ -12,7 +12,7 @@ use shipgate::cli::send_sample::SAMPLES;
 use shipgate::cli::sign::{provider_headers, DeliveryArgs};
 use shipgate::fulfillment::timestamp;
 
-use crate::plan::{Fulfillment, Update};
+use crate::plan::{Fulfillment, Update, BUILT_IN_ONLY};
 
 /// Shopify's numeric ids of one run start at its id times this, so
 /// `--fulfillments` stays below it.
@@ -176,6 +176,7 @@ impl Wire {
                 order: format!("load-{run}-{n}"),
                 fulfillment: format!("load-{run}-{n}-1"),
             },
+            Provider::Defined(_) => unreachable!("{}", BUILT_IN_ONLY),
         }
     }
 
@@ -184,6 +185,7 @@ impl Wire {
         match f.provider {
             Provider::Carriyo => Mark::CarriyoTime(timestamp(update.occurred_at)),
             Provider::Shopify | Provider::Redo => Mark::Message(self.message(n)),
+            Provider::Defined(_) => unreachable!("{}", BUILT_IN_ONLY),
         }
     }
 
@@ -244,6 +246,7 @@ impl Wire {
                 );
                 self.signed(Provider::Redo, path, delivery_id, &body)
             }
+            Provider::Defined(_) => unreachable!("{}", BUILT_IN_ONLY),
         }
     }
 
@@ -286,6 +289,7 @@ impl Wire {
                 Provider::Shopify => c.shopify_secret.clone(),
                 Provider::Carriyo => c.carriyo_key.clone(),
                 Provider::Redo => c.redo_token.clone(),
+                Provider::Defined(_) => unreachable!("{}", BUILT_IN_ONLY),
             },
             topic: None,
             shop: c.shop.clone(),
