@@ -229,3 +229,165 @@ fn build(
         samples,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{EventKind, ShipmentStatus};
+    use actix_web::http::header::HeaderMap;
+    use chrono_tz::Tz;
+
+    fn shipped(name: &str) -> Loaded {
+        load_all(None)
+            .unwrap()
+            .into_iter()
+            .find(|l| l.definition.name.as_str() == name)
+            .unwrap()
+    }
+
+    fn readings(name: &str) -> Vec<(String, Reading)> {
+        let loaded = shipped(name);
+        loaded
+            .samples
+            .iter()
+            .map(|s| {
+                let read = loaded
+                    .definition
+                    .read("acme", Tz::UTC, &HeaderMap::new(), &s.body)
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.file));
+                (s.file.rsplit('/').next().unwrap().to_owned(), read)
+            })
+            .collect()
+    }
+
+    fn news<'r>(all: &'r [(String, Reading)], file: &str) -> &'r crate::canonical::Observation {
+        match &all.iter().find(|(f, _)| f == file).unwrap().1 {
+            Reading::News(o) => o,
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_shipped_sample_reads() {
+        let aftership = readings("aftership");
+        let delivered = news(&aftership, "tracking_update_delivered.json");
+        assert_eq!(delivered.kind, EventKind::Status(ShipmentStatus::Delivered));
+        assert!(delivered.delivery_id.is_some());
+        let local = news(&aftership, "tracking_update_attempt_fail_local_time.json");
+        assert!(local.occurred_at.is_some());
+        let easypost = readings("easypost");
+        assert!(easypost
+            .iter()
+            .any(|(_, r)| matches!(r, Reading::Ignored { event_type } if event_type == "batch.created")));
+        let delivered = news(&easypost, "tracker_updated_delivered.json");
+        assert_eq!(delivered.kind, EventKind::Status(ShipmentStatus::Delivered));
+    }
+
+    fn folder(definition: &str) -> tempdir::Folder {
+        tempdir::Folder::new(definition)
+    }
+
+    /// A throwaway providers folder holding one `third` definition.
+    mod tempdir {
+        pub struct Folder(pub std::path::PathBuf);
+
+        impl Folder {
+            pub fn new(definition: &str) -> Self {
+                let root = std::env::temp_dir()
+                    .join(format!("shipgate-defined-{}", uuid::Uuid::now_v7().simple()));
+                let dir = root.join("third");
+                std::fs::create_dir_all(dir.join("samples")).unwrap();
+                std::fs::write(dir.join("provider.toml"), definition).unwrap();
+                std::fs::write(
+                    dir.join("status_map.toml"),
+                    "[state]\nmoving = \"status:in_transit\"\n",
+                )
+                .unwrap();
+                std::fs::write(
+                    dir.join("samples/one.json"),
+                    r#"{"id":"d1","order":"o1","parcel":"p1","state":"moving"}"#,
+                )
+                .unwrap();
+                Self(root)
+            }
+        }
+
+        impl Drop for Folder {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    const THIRD: &str = r#"name = "third"
+status = [{ table = "state", pointer = "/state" }]
+
+[auth]
+scheme = "token"
+header = "x-token"
+
+[delivery_id]
+pointer = "/id"
+
+[fields]
+order_id = "/order"
+fulfillment_id = "/parcel"
+"#;
+
+    fn refusal(definition: &str) -> DefinitionError {
+        let dir = folder(definition);
+        load_all(Some(&dir.0)).unwrap_err()
+    }
+
+    #[test]
+    fn a_definition_from_a_folder_loads() {
+        let dir = folder(THIRD);
+        let loaded = load_all(Some(&dir.0)).unwrap();
+        assert!(loaded.iter().any(|l| l.definition.name.as_str() == "third"));
+    }
+
+    #[test]
+    fn bad_definitions_are_refused_naming_file_line_and_key() {
+        let missed = refusal(&THIRD.replace("\"/parcel\"", "\"/parcell\""));
+        assert!(missed.file.ends_with("third/provider.toml"), "{missed}");
+        assert_eq!(missed.line, 13, "{missed}");
+        assert!(
+            missed.problem.contains("fields.fulfillment_id") && missed.problem.contains("/parcell"),
+            "{missed}"
+        );
+        let scheme = refusal(&THIRD.replace("\"token\"", "\"hmac-md5\""));
+        assert_eq!(scheme.line, 5, "{scheme}");
+        assert!(scheme.problem.contains("auth.scheme"), "{scheme}");
+        let table = refusal(&THIRD.replace("table = \"state\"", "table = \"states\""));
+        assert_eq!(table.line, 2, "{table}");
+        assert!(table.problem.contains("status[0].table"), "{table}");
+        let built_in = refusal(&THIRD.replace("name = \"third\"", "name = \"shopify\""));
+        assert_eq!(built_in.line, 1, "{built_in}");
+        assert!(built_in.problem.contains("key `name`"), "{built_in}");
+    }
+
+    #[test]
+    fn a_status_map_word_outside_the_vocabulary_is_refused_with_its_line() {
+        let dir = folder(THIRD);
+        std::fs::write(
+            dir.0.join("third/status_map.toml"),
+            "[state]\nmoving = \"status:on_its_way\"\n",
+        )
+        .unwrap();
+        let e = load_all(Some(&dir.0)).unwrap_err();
+        assert!(e.file.ends_with("third/status_map.toml") && e.line == 2, "{e}");
+    }
+
+    #[test]
+    fn two_definitions_of_one_name_are_refused() {
+        let dir = folder(THIRD);
+        let copy = dir.0.join("third-again");
+        std::fs::create_dir_all(copy.join("samples")).unwrap();
+        for file in ["provider.toml", "status_map.toml", "samples/one.json"] {
+            std::fs::copy(dir.0.join("third").join(file), copy.join(file)).unwrap();
+        }
+        let e = load_all(Some(&dir.0)).unwrap_err();
+        assert!(e.file.contains("third-again") && e.line == 1, "{e}");
+        assert!(e.problem.contains("also defined by"), "{e}");
+    }
+}
