@@ -19,7 +19,10 @@ fn main() {
     let mut out = String::from("&[\n");
     for dir in dirs {
         println!("cargo:rerun-if-changed={}", dir.display());
-        let name = dir.file_name().and_then(|n| n.to_str()).expect("UTF-8 folder name");
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 folder name");
         let mut samples: Vec<_> = std::fs::read_dir(dir.join("samples"))
             .map(|entries| {
                 entries
@@ -38,7 +41,10 @@ fn main() {
             file(&dir.join("status_map.toml")),
         );
         for sample in samples {
-            let sample_name = sample.file_name().and_then(|n| n.to_str()).expect("UTF-8 name");
+            let sample_name = sample
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("UTF-8 name");
             let _ = writeln!(out, "        ({sample_name:?}, {}),", file(&sample));
         }
         out.push_str("    ] },\n");

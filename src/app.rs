@@ -213,9 +213,8 @@ impl Application {
         check_defined_providers(&settings, &catalog)?;
         let gathered = gathered_document();
         let known_paths = web::Data::new(KnownPaths::new(&gathered));
-        let document = web::Data::new(
-            ServedDocument::new(gathered, &catalog).map_err(StartupError::OpenApi)?,
-        );
+        let document =
+            web::Data::new(ServedDocument::new(gathered, &catalog).map_err(StartupError::OpenApi)?);
         let storage = storage::open(&settings).await?;
         warn_about_development_setup(&settings);
         let automations = Automations::new(&settings, storage.clone());

@@ -935,11 +935,13 @@ impl Settings {
             .filter_map(|key| {
                 let parts: Vec<&str> = key.split("__").collect();
                 match parts[..] {
-                    ["SHIPGATE", "STORES", store, "PROVIDERS", provider, "SECRETS"] => Some(format!(
-                        "stores.{}.providers.{}.secrets",
-                        store.to_ascii_lowercase(),
-                        provider.to_ascii_lowercase()
-                    )),
+                    ["SHIPGATE", "STORES", store, "PROVIDERS", provider, "SECRETS"] => {
+                        Some(format!(
+                            "stores.{}.providers.{}.secrets",
+                            store.to_ascii_lowercase(),
+                            provider.to_ascii_lowercase()
+                        ))
+                    }
                     _ => None,
                 }
             })
@@ -1026,7 +1028,10 @@ impl Settings {
                 check(format!("stores.{name}.redo.api_tokens"), &r.api_tokens);
             }
             for (provider, p) in &store.providers {
-                check(format!("stores.{name}.providers.{provider}.secrets"), &p.secrets);
+                check(
+                    format!("stores.{name}.providers.{provider}.secrets"),
+                    &p.secrets,
+                );
             }
         }
         found

@@ -128,10 +128,13 @@ impl std::str::FromStr for Provider {
     type Err = String;
     /// A built-in provider or a defined one this process has loaded.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::every().into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::every().iter().map(|p| p.as_str()).collect();
-            format!("'{s}' is not a provider ({})", names.join(", "))
-        })
+        Self::every()
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::every().iter().map(|p| p.as_str()).collect();
+                format!("'{s}' is not a provider ({})", names.join(", "))
+            })
     }
 }
 

@@ -57,7 +57,9 @@ pub fn check(file: Option<&Path>, env: Vec<(String, String)>) -> Checked {
     let scratch = Scratch::new();
     let mut problems = Vec::new();
     let settings = config_problems(file, env, &scratch, &mut problems);
-    let dir = settings.as_ref().and_then(|s| s.providers_dir().map(Path::to_path_buf));
+    let dir = settings
+        .as_ref()
+        .and_then(|s| s.providers_dir().map(Path::to_path_buf));
     problems.extend(status_map_problems(dir.as_deref(), &scratch));
     let mut readings = Vec::new();
     match defined::load_all(dir.as_deref()) {

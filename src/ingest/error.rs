@@ -283,14 +283,16 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
     }
 
     fn error_response(&self) -> HttpResponse {
-        refusal(&self.error, Some(B::PROVIDER), |status, request_id| {
-            match &self.error {
+        refusal(
+            &self.error,
+            Some(B::PROVIDER),
+            |status, request_id| match &self.error {
                 IngestError::Unprocessable { field, message } => {
                     B::unprocessable(field, message, request_id)
                 }
                 error => B::new(status, error.to_string(), request_id),
-            }
-        })
+            },
+        )
     }
 }
 
@@ -362,9 +364,11 @@ impl ResponseError for DefinedError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        refusal(&self.error, self.provider, |_, request_id| DefinedErrorBody {
-            error: self.error.to_string(),
-            request_id,
+        refusal(&self.error, self.provider, |_, request_id| {
+            DefinedErrorBody {
+                error: self.error.to_string(),
+                request_id,
+            }
         })
     }
 }

@@ -15,8 +15,8 @@ mod stores;
 pub use defined::{DefinedWebhookAnswer, IgnoredEvent};
 pub use error::{
     carriyo_timestamp, CarriyoError, CarriyoErrorBody, DefinedError, DefinedErrorBody, ErrorBody,
-    IngestError, ProviderError,
-    RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody, ShopifyErrors,
+    IngestError, ProviderError, RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody,
+    ShopifyErrors,
 };
 pub use refusals::{RefusalTally, FLUSH_EVERY};
 pub use shopify::{IgnoredTopic, WebhookAnswer};

@@ -114,7 +114,11 @@ impl StoreDirectory {
 
     /// Store `store`'s settings for data-defined provider `provider`, when
     /// the store is enabled and has enabled the provider.
-    pub fn defined(&self, provider: &str, store: &str) -> Option<&StoreRef<DefinedProviderSettings>> {
+    pub fn defined(
+        &self,
+        provider: &str,
+        store: &str,
+    ) -> Option<&StoreRef<DefinedProviderSettings>> {
         self.defined.get(&(provider.to_owned(), store.to_owned()))
     }
 

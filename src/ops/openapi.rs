@@ -209,8 +209,13 @@ const DEFINED_ROUTE: &str = "/webhooks/{provider}/{store}";
 fn add_defined_providers(document: &mut OpenApi, catalog: &Catalog) {
     let components = document.components.get_or_insert_with(Components::new);
     if let Some(RefOr::T(Schema::Object(provider))) = components.schemas.get_mut("Provider") {
-        let names = catalog.iter().map(|d| serde_json::Value::from(d.name.as_str()));
-        provider.enum_values.get_or_insert_with(Vec::new).extend(names);
+        let names = catalog
+            .iter()
+            .map(|d| serde_json::Value::from(d.name.as_str()));
+        provider
+            .enum_values
+            .get_or_insert_with(Vec::new)
+            .extend(names);
     }
     let mut requirements = Vec::new();
     for definition in catalog.iter() {

@@ -11,9 +11,7 @@ use super::pointer::{Fallbacks, Pointer};
 use crate::canonical::{
     Direction, EventKind, FulfillmentKey, Location, Observation, Provider, MAX_ID_BYTES,
 };
-use crate::providers::{
-    bounded_id, header, parse_local_eta, parse_local_event_time, Rejection,
-};
+use crate::providers::{bounded_id, header, parse_local_eta, parse_local_event_time, Rejection};
 
 /// What a verified delivery is.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +130,8 @@ impl Definition {
         match first {
             Some(word) => Ok((EventKind::Unmapped, word)),
             None => {
-                let tried: Vec<String> = self.status.iter().map(|w| w.pointer.to_string()).collect();
+                let tried: Vec<String> =
+                    self.status.iter().map(|w| w.pointer.to_string()).collect();
                 Err(Rejection::Invalid(format!(
                     "the body has no status word at {}; nothing stored",
                     tried.join(", then ")
@@ -141,7 +140,11 @@ impl Definition {
         }
     }
 
-    fn delivery_id_of(&self, headers: &HeaderMap, body: &Value) -> Result<Option<String>, Rejection> {
+    fn delivery_id_of(
+        &self,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<Option<String>, Rejection> {
         match &self.delivery_id {
             None => Ok(None),
             Some(DeliveryId::Header(name)) => header(headers, name)?
@@ -230,7 +233,10 @@ fn number(fallbacks: Option<&Fallbacks>, body: &Value) -> Result<Option<f64>, Re
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    parsed.filter(|n: &f64| n.is_finite()).map(Some).ok_or_else(|| {
-        Rejection::Invalid(format!("{} is {value}, not a number", describe(pointer)))
-    })
+    parsed
+        .filter(|n: &f64| n.is_finite())
+        .map(Some)
+        .ok_or_else(|| {
+            Rejection::Invalid(format!("{} is {value}, not a number", describe(pointer)))
+        })
 }

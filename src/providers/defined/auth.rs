@@ -77,7 +77,12 @@ impl Auth {
 
     /// Checks that the delivery carries a credential made with, or equal
     /// to, one of `secrets`; 401 naming the header otherwise.
-    pub fn verify(&self, secrets: &[Secret], headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    pub fn verify(
+        &self,
+        secrets: &[Secret],
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), Rejection> {
         let name = self.header();
         let presented = header(headers, name)?
             .ok_or_else(|| Rejection::Unauthorized(format!("header {name} is missing")))?;
@@ -158,7 +163,9 @@ fn hmac_matches(
         return false;
     };
     let decoded = match encoding {
-        Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(written).ok(),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(written)
+            .ok(),
         Encoding::Hex => hex::decode(written).ok(),
     };
     let Some(decoded) = decoded else {
@@ -174,7 +181,9 @@ fn hmac_matches(
 /// `user:password` from an `Authorization: Basic <base64>` value.
 fn basic_credentials(value: &str) -> Option<String> {
     let encoded = verify::authorization_credentials(value, "Basic")?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }
 
@@ -214,7 +223,8 @@ mod tests {
         // "é" composed (U+00E9) is "e" + U+0301 in NFKD: other key bytes.
         let body = b"{}";
         let nfkd = hmac(Encoding::Hex, "", SecretForm::Nfkd).credential("s\u{e9}cret", body);
-        let decomposed = hmac(Encoding::Hex, "", SecretForm::AsIs).credential("se\u{301}cret", body);
+        let decomposed =
+            hmac(Encoding::Hex, "", SecretForm::AsIs).credential("se\u{301}cret", body);
         let as_is = hmac(Encoding::Hex, "", SecretForm::AsIs).credential("s\u{e9}cret", body);
         assert_eq!(nfkd, decomposed);
         assert_ne!(nfkd, as_is);
@@ -233,7 +243,11 @@ mod tests {
         let token = Auth::Token {
             header: "x-token".into(),
         };
-        assert!(token.verify(&tokens, &headers(&[("x-token", "tok")]), b"").is_ok());
-        assert!(token.verify(&tokens, &headers(&[("x-token", "tok2")]), b"").is_err());
+        assert!(token
+            .verify(&tokens, &headers(&[("x-token", "tok")]), b"")
+            .is_ok());
+        assert!(token
+            .verify(&tokens, &headers(&[("x-token", "tok2")]), b"")
+            .is_err());
     }
 }

@@ -207,7 +207,10 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn error(&self, offset: usize, problem: impl Into<String>) -> DefinitionError {
@@ -259,9 +262,8 @@ impl Definition {
     /// its status map, already parsed.
     pub fn parse(file: &str, text: &str, map: StatusMap) -> Result<Self, DefinitionError> {
         let source = Source { file, text };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            source.error(e.span().map_or(0, |s| s.start), e.message().to_owned())
-        })?;
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| source.error(e.span().map_or(0, |s| s.start), e.message().to_owned()))?;
         let name_at = raw.name.span().start;
         let name = DefinedName::intern(raw.name.get_ref())
             .map_err(|e| source.error(name_at, format!("key `name`: {e}")))?;
@@ -309,9 +311,7 @@ impl Definition {
             if !map.has_table(table) {
                 return Err(source.error(
                     word.table.span().start,
-                    format!(
-                        "key `status[{i}].table`: the status map has no table [{table}]"
-                    ),
+                    format!("key `status[{i}].table`: the status map has no table [{table}]"),
                 ));
             }
             let at = word.pointer.span().start;
@@ -443,7 +443,10 @@ fn auth(source: &Source<'_>, raw: RawAuth) -> Result<Auth, DefinitionError> {
             Some(h) => header_name(h.get_ref()).ok_or_else(|| {
                 source.error(
                     h.span().start,
-                    format!("key `auth.header`: '{}' is not an HTTP header name", h.get_ref()),
+                    format!(
+                        "key `auth.header`: '{}' is not an HTTP header name",
+                        h.get_ref()
+                    ),
                 )
             }),
             None if required => Err(source.error(
@@ -467,7 +470,11 @@ fn auth(source: &Source<'_>, raw: RawAuth) -> Result<Auth, DefinitionError> {
     };
     match raw.scheme.get_ref().as_str() {
         "hmac-sha256" => {
-            let encoding = match raw.encoding.as_ref().map(|e| (e.span().start, e.get_ref().as_str())) {
+            let encoding = match raw
+                .encoding
+                .as_ref()
+                .map(|e| (e.span().start, e.get_ref().as_str()))
+            {
                 Some((_, "base64")) => Encoding::Base64,
                 Some((_, "hex")) => Encoding::Hex,
                 Some((at, other)) => {
@@ -483,7 +490,11 @@ fn auth(source: &Source<'_>, raw: RawAuth) -> Result<Auth, DefinitionError> {
                     ))
                 }
             };
-            let secret_form = match raw.secret_form.as_ref().map(|e| (e.span().start, e.get_ref().as_str())) {
+            let secret_form = match raw
+                .secret_form
+                .as_ref()
+                .map(|e| (e.span().start, e.get_ref().as_str()))
+            {
                 None | Some((_, "as-is")) => SecretForm::AsIs,
                 Some((_, "nfkd")) => SecretForm::Nfkd,
                 Some((at, other)) => {

@@ -276,9 +276,9 @@ mod tests {
         let local = news(&aftership, "tracking_update_attempt_fail_local_time.json");
         assert!(local.occurred_at.is_some());
         let easypost = readings("easypost");
-        assert!(easypost
-            .iter()
-            .any(|(_, r)| matches!(r, Reading::Ignored { event_type } if event_type == "batch.created")));
+        assert!(easypost.iter().any(
+            |(_, r)| matches!(r, Reading::Ignored { event_type } if event_type == "batch.created")
+        ));
         let delivered = news(&easypost, "tracker_updated_delivered.json");
         assert_eq!(delivered.kind, EventKind::Status(ShipmentStatus::Delivered));
     }
@@ -293,8 +293,10 @@ mod tests {
 
         impl Folder {
             pub fn new(definition: &str) -> Self {
-                let root = std::env::temp_dir()
-                    .join(format!("shipgate-defined-{}", uuid::Uuid::now_v7().simple()));
+                let root = std::env::temp_dir().join(format!(
+                    "shipgate-defined-{}",
+                    uuid::Uuid::now_v7().simple()
+                ));
                 let dir = root.join("third");
                 std::fs::create_dir_all(dir.join("samples")).unwrap();
                 std::fs::write(dir.join("provider.toml"), definition).unwrap();
@@ -375,7 +377,10 @@ fulfillment_id = "/parcel"
         )
         .unwrap();
         let e = load_all(Some(&dir.0)).unwrap_err();
-        assert!(e.file.ends_with("third/status_map.toml") && e.line == 2, "{e}");
+        assert!(
+            e.file.ends_with("third/status_map.toml") && e.line == 2,
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,9 +87,7 @@ impl Pointer {
                 (Segment::Latest, Value::Array(items)) => items.last()?,
                 (Segment::Latest, _) => return None,
                 (Segment::Key(key), Value::Object(map)) => map.get(key)?,
-                (Segment::Key(key), Value::Array(items)) => {
-                    items.get(array_index(key)?)?
-                }
+                (Segment::Key(key), Value::Array(items)) => items.get(array_index(key)?)?,
                 (Segment::Key(_), _) => return None,
             };
         }
@@ -191,7 +189,10 @@ mod tests {
         let doc = json!({"checkpoints": [{"t": "1"}, {"t": "2", "city": null}]});
         assert_eq!(find("/checkpoints/~latest/t", &doc), Some(json!("2")));
         assert_eq!(find("/checkpoints/~latest/city", &doc), None);
-        assert_eq!(find("/checkpoints/~latest/t", &json!({"checkpoints": []})), None);
+        assert_eq!(
+            find("/checkpoints/~latest/t", &json!({"checkpoints": []})),
+            None
+        );
         let twice = Pointer::parse("/a/~latest/b/~latest").unwrap_err();
         assert!(twice.contains("more than once"), "{twice}");
     }
@@ -205,6 +206,9 @@ mod tests {
         ])
         .unwrap();
         let (pointer, value) = fallbacks.find(&doc).unwrap();
-        assert_eq!((pointer.to_string().as_str(), value), ("/order_number", &json!("1001")));
+        assert_eq!(
+            (pointer.to_string().as_str(), value),
+            ("/order_number", &json!("1001"))
+        );
     }
 }
