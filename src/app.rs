@@ -230,7 +230,7 @@ impl Application {
         let workers = http_workers();
         let connections_per_worker = (settings.server.max_connections / workers).max(1);
         let stop_worker = CancellationToken::new();
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(&catalog.providers());
         metrics.keep_up(stop_worker.clone());
         let refusals = RefusalTally::default();
         let background = Background::start(

@@ -104,8 +104,8 @@ impl Provider {
     }
 
     /// The built-in providers, then every defined one this process has
-    /// loaded, by name: what stats, metrics and the dashboard list.
-    pub fn every() -> Vec<Provider> {
+    /// interned, by name.
+    fn known() -> Vec<Provider> {
         let defined = DEFINED_NAMES.read().unwrap_or_else(|e| e.into_inner());
         Self::ALL
             .into_iter()
@@ -128,11 +128,11 @@ impl std::str::FromStr for Provider {
     type Err = String;
     /// A built-in provider or a defined one this process has loaded.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::every()
+        Self::known()
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                let names: Vec<&str> = Self::every().iter().map(|p| p.as_str()).collect();
+                let names: Vec<&str> = Self::known().iter().map(|p| p.as_str()).collect();
                 format!("'{s}' is not a provider ({})", names.join(", "))
             })
     }
@@ -173,6 +173,21 @@ impl utoipa::PartialSchema for Provider {
 }
 
 impl ToSchema for Provider {}
+
+impl utoipa::PartialSchema for DefinedName {
+    /// A name; the served document lists the loaded ones as its enum
+    /// (see `ops::openapi`).
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A data-defined provider: the `name` of a providers/NAME/provider.toml",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DefinedName {}
 
 /// Our id for an event: a UUIDv7, so ids sort by receipt time.
 #[derive(

@@ -13,7 +13,7 @@ use super::{
     IngestError,
 };
 use crate::app::AppState;
-use crate::canonical::Provider;
+use crate::canonical::DefinedName;
 use crate::config::Secret;
 use crate::providers::defined::{Definition, Reading};
 use crate::storage::Outcome;
@@ -28,9 +28,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Path)]
 struct DeliveryPath {
     /// A data-defined provider's name (its provider.toml's `name`).
-    #[param(value_type = Provider)]
+    #[param(value_type = DefinedName)]
     provider: String,
     /// The store's name in config, `[stores.NAME]`.
+    #[param(min_length = 1)]
     store: String,
 }
 

@@ -19,8 +19,10 @@ use utoipa::openapi::security::{
 };
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{Components, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::PartialSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::canonical::DefinedName;
 use crate::providers::defined::Catalog;
 use crate::providers::{carriyo, shopify};
 
@@ -203,20 +205,29 @@ pub fn document(gathered: OpenApi) -> OpenApi {
 /// The route of the data-defined providers, as the document names it.
 const DEFINED_ROUTE: &str = "/webhooks/{provider}/{store}";
 
-/// Adds what only the loaded definitions know: their names to the
-/// `Provider` enum (which the route's `{provider}` refers to), and how
-/// each authenticates, as a security scheme the route accepts.
+/// Adds what only the loaded definitions know: their names, to the
+/// `Provider` enum and as the `DefinedName` enum (which the route's
+/// `{provider}` refers to), and how each authenticates, as a security
+/// scheme the route accepts.
 fn add_defined_providers(document: &mut OpenApi, catalog: &Catalog) {
     let components = document.components.get_or_insert_with(Components::new);
-    if let Some(RefOr::T(Schema::Object(provider))) = components.schemas.get_mut("Provider") {
-        let names = catalog
+    let names = || {
+        catalog
             .iter()
-            .map(|d| serde_json::Value::from(d.name.as_str()));
+            .map(|d| serde_json::Value::from(d.name.as_str()))
+    };
+    if let Some(RefOr::T(Schema::Object(provider))) = components.schemas.get_mut("Provider") {
         provider
             .enum_values
             .get_or_insert_with(Vec::new)
-            .extend(names);
+            .extend(names());
     }
+    // A parameter's type is referred to, not gathered: added here.
+    let mut defined = <DefinedName as PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut defined {
+        object.enum_values = Some(names().collect());
+    }
+    components.schemas.insert("DefinedName".into(), defined);
     let mut requirements = Vec::new();
     for definition in catalog.iter() {
         let name = format!("{}_credential", definition.name.as_str());

@@ -121,6 +121,7 @@ impl Timeline {
     /// the totals, or the sum of `scope`'s stores.
     pub fn last(
         &self,
+        providers: &[Provider],
         span: usize,
         now: DateTime<Utc>,
         scope: Option<&BTreeSet<String>>,
@@ -135,10 +136,10 @@ impl Timeline {
                     .iter()
                     .find(|m| m.number == number)
                     .map_or_else(Counts::new, |m| m.of(scope));
-                let providers = Provider::every()
-                    .into_iter()
+                let providers = providers
+                    .iter()
                     .map(|p| {
-                        let row = counts.get(&p).copied().unwrap_or([0; OUTCOMES]);
+                        let row = counts.get(p).copied().unwrap_or([0; OUTCOMES]);
                         let row = Outcome::ALL.iter().map(|o| o.as_str()).zip(row).collect();
                         (p.as_str(), row)
                     })
@@ -216,10 +217,11 @@ async fn stats_timeline(
         )));
     }
     let scope = admin.scope();
+    let providers: Vec<Provider> = state.metrics.providers().collect();
     let minutes = state
         .metrics
         .timeline()
-        .last(span, Utc::now(), scope.as_ref());
+        .last(&providers, span, Utc::now(), scope.as_ref());
     Ok(HttpResponse::Ok().json(TimelineAnswer { minutes }))
 }
 
@@ -252,7 +254,7 @@ mod tests {
             Outcome::Invalid,
             at("2026-11-20T10:02:00Z"),
         );
-        let last = timeline.last(3, at("2026-11-20T10:02:30Z"), None);
+        let last = timeline.last(&Provider::ALL, 3, at("2026-11-20T10:02:30Z"), None);
         assert_eq!(last.len(), 3);
         assert_eq!(last[0].start, "2026-11-20T10:00:00Z");
         assert_eq!(last[0].providers["carriyo"]["accepted"], 2);
@@ -289,7 +291,12 @@ mod tests {
             Outcome::Invalid,
             at("2026-11-20T10:30:00Z"),
         );
-        let last = timeline.last(KEPT_MINUTES, at("2026-11-20T11:00:00Z"), None);
+        let last = timeline.last(
+            &Provider::ALL,
+            KEPT_MINUTES,
+            at("2026-11-20T11:00:00Z"),
+            None,
+        );
         let total =
             |outcome: &str| -> u64 { last.iter().map(|m| m.providers["shopify"][outcome]).sum() };
         assert_eq!(

@@ -20,6 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::status_map::StatusMap;
+use crate::canonical::Provider;
 
 /// A sender compiled in from the repository's `providers/` folder.
 struct Shipped {
@@ -67,6 +68,15 @@ impl Catalog {
     /// The definition of provider `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Definition>> {
         self.by_name.get(name)
+    }
+
+    /// The built-in providers, then each defined here, by name: what
+    /// stats, metrics and the dashboard list.
+    pub fn providers(&self) -> Vec<Provider> {
+        Provider::ALL
+            .into_iter()
+            .chain(self.iter().map(|d| d.provider()))
+            .collect()
     }
 
     /// Every definition, by name.
