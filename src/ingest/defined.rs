@@ -116,7 +116,7 @@ async fn webhook(
         .map_err(|r| refuse(r.into()))?
     {
         Reading::News(observation) => {
-            let recorded = record(&state, observation).await.map_err(refuse)?;
+            let recorded = record(&state, *observation).await.map_err(refuse)?;
             Ok(answer(definition, recorded.acknowledgement_body()))
         }
         Reading::Ignored { event_type } => {

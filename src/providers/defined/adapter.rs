@@ -17,7 +17,7 @@ use crate::providers::{bounded_id, header, parse_local_eta, parse_local_event_ti
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reading {
     /// Tracking news for the store's fulfillment.
-    News(Observation),
+    News(Box<Observation>),
     /// An event type the definition does not take: answered 200, and
     /// nothing stored.
     Ignored { event_type: String },
@@ -42,7 +42,7 @@ impl Definition {
             .map_err(|e| Rejection::Invalid(format!("the body is not valid JSON: {e}")))?;
         if let Some(types) = &self.event_types {
             let event_type = required_text(&types.pointer, &body)?;
-            if !types.accept.iter().any(|t| *t == event_type) {
+            if !types.accept.contains(&event_type) {
                 return Ok(Reading::Ignored { event_type });
             }
         }
@@ -89,7 +89,7 @@ impl Definition {
             latitude: number(fields.latitude.as_ref(), &body)?,
             longitude: number(fields.longitude.as_ref(), &body)?,
         };
-        Ok(Reading::News(Observation {
+        Ok(Reading::News(Box::new(Observation {
             provider: self.provider(),
             key: FulfillmentKey {
                 store: store.to_owned(),
@@ -111,7 +111,7 @@ impl Definition {
             location: location.non_empty(),
             source_id: None,
             delivery_id: self.delivery_id_of(headers, &body)?,
-        }))
+        })))
     }
 
     /// The first status word its table knows, with the word; else the
