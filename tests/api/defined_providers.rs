@@ -494,3 +494,80 @@ async fn the_document_has_one_operation_and_every_provider_name() {
     assert_eq!(schemes["easypost_credential"]["name"], "x-hmac-signature");
     app.stop().await;
 }
+
+/// Runs `shipgate check-config` with `providers.dir` set to `dir`.
+fn check_config(dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"))
+        .arg("check-config")
+        .env("SHIPGATE__PROVIDERS__DIR", dir)
+        .output()
+        .expect("shipgate runs")
+}
+
+#[test]
+fn check_config_shows_what_each_sample_becomes() {
+    let folder = ProvidersFolder::new();
+    let output = check_config(&folder.0);
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{report}");
+    let line = report
+        .lines()
+        .find(|l| l.contains("parcelpost/samples/handed_over.json"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        line.contains("order PP-1")
+            && line.contains("fulfillment PP-1-A")
+            && line.contains("status delivered")
+            && line.contains("2026-11-21T10:00:00"),
+        "{line}"
+    );
+    let ignored = report
+        .lines()
+        .find(|l| l.contains("easypost/samples/batch_created_ignored.json"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        ignored.contains("ignored: event type 'batch.created'"),
+        "{ignored}"
+    );
+}
+
+#[test]
+fn check_config_names_the_pointer_that_never_matches_with_file_and_line() {
+    let folder = ProvidersFolder::new();
+    let definition = folder.0.join("parcelpost/provider.toml");
+    let text = std::fs::read_to_string(&definition).unwrap();
+    std::fs::write(
+        &definition,
+        text.replace("/parcel/barcode", "/parcel/barcod"),
+    )
+    .unwrap();
+    let output = check_config(&folder.0);
+    assert!(!output.status.success());
+    let report = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        report.contains(&format!(
+            "{}:13: key `fields.tracking_number`",
+            definition.display()
+        )) && report.contains("/parcel/barcod"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_naming_an_undefined_provider_does_not_start() {
+    let mut env = test_env();
+    env.push((
+        "SHIPGATE__STORES__ACME__PROVIDERS__PARCELPOST__SECRETS".into(),
+        "x".into(),
+    ));
+    let settings = shipgate::config::Settings::load_with_env(None, env).unwrap();
+    let refused = shipgate::app::Application::build(settings)
+        .await
+        .err()
+        .unwrap();
+    let text = refused.to_string();
+    assert!(
+        text.contains("stores.acme.providers.parcelpost") && text.contains("aftership"),
+        "{text}"
+    );
+}
