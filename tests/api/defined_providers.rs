@@ -571,3 +571,31 @@ async fn a_store_naming_an_undefined_provider_does_not_start() {
         "{text}"
     );
 }
+
+#[test]
+fn sign_prints_the_header_a_shipped_definition_names() {
+    let body = format!(
+        "{}/providers/aftership/samples/tracking_update_delivered.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"))
+        .args([
+            "sign",
+            "aftership",
+            "--secret",
+            AFTERSHIP_SECRET,
+            "--body",
+            &body,
+        ])
+        .output()
+        .expect("shipgate runs");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let expected = aftership_signature(
+        AFTERSHIP_SECRET,
+        &raw_sample("aftership", "tracking_update_delivered"),
+    );
+    assert!(
+        printed.contains(&format!("aftership-hmac-sha256: {expected}")),
+        "{printed}"
+    );
+}
