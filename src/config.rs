@@ -1985,6 +1985,53 @@ mod tests {
     }
 
     #[test]
+    fn defined_providers_take_secrets_per_store_and_the_old_maps_key_still_works() {
+        let load = |pairs: &[(&str, &str)]| Settings::load_with_env(None, env(pairs));
+        let settings = load(&[
+            (
+                "SHIPGATE__STORES__ACME__PROVIDERS__EASYPOST__SECRETS",
+                "new,old",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__PROVIDERS__AFTERSHIP__TIME_ZONE",
+                "America/New_York",
+            ),
+            ("SHIPGATE__STATUS_MAPS__DIR", "/etc/maps"),
+        ])
+        .unwrap();
+        let easypost = &settings.stores["acme"].providers["easypost"];
+        let secrets: Vec<&str> = easypost.secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["new", "old"]);
+        assert!(easypost.enabled);
+        let aftership = &settings.stores["acme"].providers["aftership"];
+        assert_eq!(
+            aftership.time_zone,
+            "America/New_York".parse::<Tz>().unwrap()
+        );
+        assert_eq!(settings.providers_dir(), Some(Path::new("/etc/maps")));
+        let both = load(&[
+            ("SHIPGATE__STATUS_MAPS__DIR", "/etc/maps"),
+            ("SHIPGATE__PROVIDERS__DIR", "/etc/providers"),
+        ])
+        .unwrap_err();
+        assert!(both.to_string().contains("status_maps.dir"), "{both}");
+        let blank =
+            load(&[("SHIPGATE__STORES__ACME__PROVIDERS__EASYPOST__SECRETS", " ")]).unwrap_err();
+        assert!(
+            blank
+                .to_string()
+                .contains("stores.acme.providers.easypost.secrets"),
+            "{blank}"
+        );
+        let zone = load(&[(
+            "SHIPGATE__STORES__ACME__PROVIDERS__AFTERSHIP__TIME_ZONE",
+            "Mars/Base",
+        )])
+        .unwrap_err();
+        assert!(zone.to_string().contains("Mars/Base"), "{zone}");
+    }
+
+    #[test]
     fn store_limits_are_parsed_and_bad_ones_name_their_key() {
         let load = |pairs: &[(&str, &str)]| Settings::load_with_env(None, env(pairs));
         let settings = load(&[]).unwrap();

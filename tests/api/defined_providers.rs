@@ -599,3 +599,51 @@ fn sign_prints_the_header_a_shipped_definition_names() {
         "{printed}"
     );
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_store_over_its_limit_gets_429_from_a_defined_provider_and_nothing_is_recorded(
+    backend: Backend,
+) {
+    let mut env = BOTH.to_vec();
+    env.extend([
+        ("SHIPGATE__STORES__ACME__LIMITS__RATE", "0.001"),
+        ("SHIPGATE__STORES__ACME__LIMITS__BURST", "1"),
+    ]);
+    let app = spawn_app_with(backend, &env).await;
+    let (first, _) = app
+        .post_aftership(&raw_sample("aftership", "tracking_update_in_transit"))
+        .await;
+    assert_eq!(first, 200);
+    let body = raw_sample("aftership", "tracking_update_delivered");
+    let response = app
+        .client
+        .post(app.url("/webhooks/aftership/acme"))
+        .header("content-type", "application/json")
+        .header(
+            "aftership-hmac-sha256",
+            aftership_signature(AFTERSHIP_SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let answer: Value = response.json().await.unwrap();
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("stores.acme.limits"),
+        "{answer}"
+    );
+    app.wait_until_applied().await;
+    let f = app
+        .fulfillment("acme", AFTERSHIP_ORDER, AFTERSHIP_ID)
+        .await
+        .expect("the first delivery");
+    assert_eq!(f["status"], "in_transit");
+    assert_eq!(app.stats("aftership").await["limited"], 1);
+    app.stop().await;
+}
