@@ -285,6 +285,13 @@ mod tests {
         assert!(delivered.delivery_id.is_some());
         let local = news(&aftership, "tracking_update_attempt_fail_local_time.json");
         assert!(local.occurred_at.is_some());
+        let legacy = news(&aftership, "tracking_update_legacy_fields.json");
+        let place = legacy.location.as_ref().unwrap();
+        assert_eq!(
+            (place.country.as_deref(), place.postal_code.as_deref()),
+            (Some("USA"), Some("07032"))
+        );
+        assert_eq!(legacy.estimated_delivery, "2026-12-03".parse().ok());
         let easypost = readings("easypost");
         assert!(easypost.iter().any(
             |(_, r)| matches!(r, Reading::Ignored { event_type } if event_type == "batch.created")
