@@ -81,12 +81,13 @@ pub fn check(file: Option<&Path>, env: Vec<(String, String)>) -> Checked {
 
 /// What a definition makes of one of its samples, in one line.
 fn reading(definition: &Definition, sample: &Sample) -> String {
-    let read = definition.read("STORE", Tz::UTC, &HeaderMap::new(), &sample.body);
+    // The store is the URL's, unknown here; its zone is taken as UTC.
+    let read = definition.read("", Tz::UTC, &HeaderMap::new(), &sample.body);
     let what = match read {
         Ok(Reading::News(o)) => {
             let mut line = format!(
-                "store {} (from the URL), order {}, fulfillment {}, {} {} ('{}')",
-                o.key.store,
+                "store from the URL /webhooks/{}/{{store}}, order {}, fulfillment {}, {} {} ('{}')",
+                definition.name.as_str(),
                 o.key.order_ref,
                 o.key.fulfillment_ref,
                 o.kind.label(),
