@@ -414,9 +414,9 @@ fn verify(head: &Head, body: &[u8], secret: &SigningSecret) -> Result<(), String
         .timestamp
         .as_deref()
         .ok_or_else(|| format!("automation {id} without webhook-timestamp"))?;
-    let seconds: i64 = timestamp
-        .parse()
-        .map_err(|_| format!("automation {id}: webhook-timestamp '{timestamp}' is not a Unix time"))?;
+    let seconds: i64 = timestamp.parse().map_err(|_| {
+        format!("automation {id}: webhook-timestamp '{timestamp}' is not a Unix time")
+    })?;
     let signatures = head
         .signature
         .as_deref()
@@ -485,8 +485,8 @@ async fn due(api: &ReadApi, fulfillments: Vec<Refs>) -> Result<HashSet<Fired>, S
     while let Some(read) = reads.next().await {
         let (refs, found) = read?;
         let Some(mut found) = found else { continue };
-        let history: Vec<Entry> = serde_json::from_value(found["trackingHistory"].take())
-            .map_err(|e| {
+        let history: Vec<Entry> =
+            serde_json::from_value(found["trackingHistory"].take()).map_err(|e| {
                 format!(
                     "the trackingHistory of order {} fulfillment {}: {e}",
                     refs.order, refs.fulfillment
@@ -569,10 +569,7 @@ impl Verdict {
         for example in &self.examples {
             println!("           {example}");
         }
-        println!(
-            "e2e result {}",
-            if self.passed() { "PASS" } else { "FAIL" }
-        );
+        println!("e2e result {}", if self.passed() { "PASS" } else { "FAIL" });
     }
 }
 
@@ -624,8 +621,7 @@ fn judge_all(
     sent: &HashMap<(Refs, DateTime<Utc>), Instant>,
     waited: Duration,
 ) -> Verdict {
-    let mut latency =
-        Histogram::new_with_bounds(1, 600_000_000, 3).expect("the bounds are valid");
+    let mut latency = Histogram::new_with_bounds(1, 600_000_000, 3).expect("the bounds are valid");
     let (mut arrived, mut unexpected, mut elsewhere, mut untimed) = (0, 0, 0, 0);
     let mut examples: Vec<String> = inbox.problems.clone();
     let mut example = |text: String| {
@@ -743,7 +739,10 @@ mod tests {
         assert_eq!(rule["url"].as_str(), Some("http://127.0.0.1:18099/e2e"));
         let on = rule["on"].as_array().unwrap();
         assert_eq!(on.len(), ShipmentStatus::ALL.len() + EVENTS.len());
-        assert_eq!(parsed["delivery"]["allow_private_targets"].as_bool(), Some(true));
+        assert_eq!(
+            parsed["delivery"]["allow_private_targets"].as_bool(),
+            Some(true)
+        );
         let bad = config(addr, "whsec_short").unwrap_err();
         assert!(bad.contains("--e2e-secret"), "{bad}");
     }
