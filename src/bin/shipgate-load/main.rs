@@ -251,7 +251,7 @@ async fn main() -> ExitCode {
         Ok(Ran::Verified(verdict, e2e))
             if verdict.acknowledged > 0
                 && verdict.passed()
-                && e2e.as_ref().is_none_or(e2e::Verdict::passed) =>
+                && e2e.as_ref().is_none_or(|e2e| e2e.passed()) =>
         {
             ExitCode::SUCCESS
         }
@@ -272,7 +272,7 @@ async fn main() -> ExitCode {
 enum Ran {
     /// The load was checked through the ops API, and with `--e2e` its
     /// automations too.
-    Verified(Verdict, Option<e2e::Verdict>),
+    Verified(Verdict, Option<Box<e2e::Verdict>>),
     /// `--send-only`: the load alone, and whether every request got a 2xx.
     SendOnly { all_2xx: bool },
 }
@@ -383,7 +383,7 @@ async fn run(cli: Cli) -> Result<Ran, String> {
         Some(receiver) => {
             let e2e = e2e::check(&api, receiver, &load, cli.drain_timeout).await?;
             e2e.print();
-            Some(e2e)
+            Some(Box::new(e2e))
         }
         None => None,
     };
