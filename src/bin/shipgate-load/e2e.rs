@@ -270,6 +270,7 @@ async fn accept(
 }
 
 /// A request's head, as far as the receiver reads it.
+#[derive(Debug)]
 struct Head {
     len: usize,
     path: String,
@@ -728,6 +729,53 @@ mod tests {
                 ("d", "delayed".to_owned())
             ]
         );
+    }
+
+    /// The specification's published vector (see `shipgate::domain`'s
+    /// signing tests), among other signatures, as a key rotation sends.
+    #[test]
+    fn a_signature_is_checked_against_the_secret_over_id_time_and_body() {
+        let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let head = |signature: &str| Head {
+            len: 0,
+            path: PATH.into(),
+            content_length: 0,
+            id: Some("msg_p5jXN8AQM9LWM0D4loKWxJek".into()),
+            timestamp: Some("1614265330".into()),
+            signature: Some(signature.into()),
+        };
+        let body = br#"{"test": 2432232314}"#;
+        let signed = "v1,other v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert_eq!(verify(&head(signed), body, &secret), Ok(()));
+        let tampered = verify(&head(signed), br#"{"test": 1}"#, &secret).unwrap_err();
+        assert!(
+            tampered.contains("msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            "{tampered}"
+        );
+        let unsigned = Head {
+            signature: None,
+            ..head("")
+        };
+        let missing = verify(&unsigned, body, &secret).unwrap_err();
+        assert!(missing.contains("webhook-signature"), "{missing}");
+    }
+
+    #[test]
+    fn a_head_is_framed_by_content_length_only() {
+        let head =
+            Head::parse(b"POST /e2e HTTP/1.1\r\ncontent-length: 12\r\nwebhook-id: m\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!((head.path.as_str(), head.content_length), (PATH, 12));
+        assert_eq!(head.id.as_deref(), Some("m"));
+        assert!(Head::parse(b"POST /e2e HTTP/1.1\r\ncontent-")
+            .unwrap()
+            .is_none());
+        let chunked =
+            Head::parse(b"POST /e2e HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n").unwrap_err();
+        assert!(chunked.contains("Transfer-Encoding"), "{chunked}");
+        let length = Head::parse(b"POST /e2e HTTP/1.1\r\ncontent-length: x\r\n\r\n").unwrap_err();
+        assert!(length.contains("Content-Length 'x'"), "{length}");
     }
 
     #[test]
