@@ -366,7 +366,7 @@ async fn every_automation_arrives_once(env: &[(&str, String)]) {
     let due = number_before(e2e, " automations due");
     // Every fulfillment's first update changes its status, at least.
     assert!(due >= 30, "{report}");
-    assert_eq!(number_before(e2e, " arrived within"), due, "{report}");
+    assert_eq!(number_before(e2e, " arrived ("), due, "{report}");
     for fault in [
         " missing, ",
         " doubled, ",

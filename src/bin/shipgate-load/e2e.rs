@@ -518,8 +518,8 @@ pub struct Verdict {
     /// Microseconds from an update's intended (first) send time to its
     /// automation's arrival.
     pub latency: Histogram<u64>,
-    /// How long after the event log drained the last due one arrived (or
-    /// the wait gave up).
+    /// How long the wait for them took once the event log had drained,
+    /// the load was checked and the histories read (or when it gave up).
     pub waited: Duration,
     pub examples: Vec<String>,
 }
@@ -539,7 +539,7 @@ impl Verdict {
     /// Prints the report's `e2e` lines.
     pub fn print(&self) {
         println!(
-            "e2e        {} automations due, {} arrived within {:.1} s of the drain: \
+            "e2e        {} automations due, {} arrived ({:.1} s waited after the check): \
              {} missing, {} doubled, {} unexpected, {} bad signatures, {} malformed",
             self.due,
             self.arrived,
