@@ -440,3 +440,27 @@ async fn automations_signed_with_another_secret_are_counted_and_fail_the_run() {
     assert!(report.contains("e2e result FAIL"), "{report}");
     gateway.kill().await;
 }
+
+#[tokio::test]
+async fn e2e_refuses_to_start_against_a_gateway_without_the_rule() {
+    let gateway = Gateway::start().await;
+    let port = helpers::redis_server::restartable_port();
+    let (code, report) = finish(&mut generator(
+        &gateway,
+        &["--e2e", &receiver_flag(port), "--requests", "10"],
+    ))
+    .await;
+    assert_eq!(code, 2, "{report}");
+    assert!(
+        report.contains(&format!(
+            "no automation rule sending to http://127.0.0.1:{port}/e2e"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("--e2e-config"), "{report}");
+    assert!(
+        !report.contains("requests   "),
+        "nothing was sent: {report}"
+    );
+    gateway.kill().await;
+}

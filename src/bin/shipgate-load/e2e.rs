@@ -26,6 +26,7 @@ use futures_util::{stream, StreamExt};
 use hdrhistogram::Histogram;
 use httparse::Status;
 use serde::Deserialize;
+use serde_json::Value;
 use shipgate::canonical::{AutomationEvent, ShipmentStatus};
 use shipgate::domain::{SigningSecret, Trigger};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -103,6 +104,69 @@ pub fn config(receiver: SocketAddr, secret: &str) -> Result<String, String> {
          signing_secret = \"{secret}\"\n",
         words = words.join(", "),
     ))
+}
+
+/// Checks before the load that the gateway has exactly one rule sending
+/// to the receiver, and that it fires on every word the check expects of
+/// it, signed, for the store: without it every automation would only be
+/// found missing after the whole run and its drain timeout.
+pub async fn check_rule(api: &ReadApi, receiver: SocketAddr) -> Result<(), String> {
+    let url = format!("http://{receiver}{PATH}");
+    let response = api.get("/api/v1/automations").await?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("GET /api/v1/automations: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("GET /api/v1/automations answered {status}: {text}"));
+    }
+    let answer: Value =
+        serde_json::from_str(&text).map_err(|e| format!("GET /api/v1/automations: {e}"))?;
+    let rules: Vec<&Value> = answer["automations"]
+        .as_array()
+        .map(|rules| rules.iter().filter(|r| r["url"] == url.as_str()).collect())
+        .unwrap_or_default();
+    let rule = match rules.as_slice() {
+        [rule] => *rule,
+        [] => {
+            return Err(format!(
+                "the gateway has no automation rule sending to {url}; run it with the \
+                 config `shipgate-load --e2e-config` prints (same --receiver)"
+            ))
+        }
+        more => {
+            return Err(format!(
+                "{} of the gateway's rules send to {url}: each automation would arrive \
+                 that many times",
+                more.len()
+            ))
+        }
+    };
+    let name = rule["name"].as_str().unwrap_or_default();
+    let on: Vec<&str> = rule["on"]
+        .as_array()
+        .map(|words| words.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let unheard: Vec<&str> = ShipmentStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .chain(EVENTS.iter().map(|e| e.as_str()))
+        .filter(|word| !on.contains(word))
+        .collect();
+    if !unheard.is_empty() {
+        return Err(format!(
+            "rule {name} sends to {url} but not on {}; use the config `shipgate-load \
+             --e2e-config` prints",
+            unheard.join(", ")
+        ));
+    }
+    if rule["signed"] != true {
+        return Err(format!(
+            "rule {name} sends to {url} unsigned; give it the signing_secret of --e2e-secret"
+        ));
+    }
+    Ok(())
 }
 
 /// An automation, by the apply that fired it: the applied event's id and
@@ -696,7 +760,7 @@ fn judge_all(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
 

@@ -313,6 +313,9 @@ async fn run(cli: Cli) -> Result<Ran, String> {
             .await
             .map_err(|e| format!("the ops API does not answer (check --admin-token): {e}"))?;
     }
+    if cli.e2e {
+        e2e::check_rule(&api, cli.receiver).await?;
+    }
 
     // Before the setup, whose Redo fulfillments may fire automations too.
     let receiver = match cli.e2e {
