@@ -795,6 +795,56 @@ mod tests {
         );
     }
 
+    #[test]
+    fn arrivals_are_judged_against_what_was_due_and_timed_from_their_update() {
+        let refs = |f: &str| Refs {
+            order: "o".into(),
+            fulfillment: f.into(),
+        };
+        let at = |s: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::seconds(s);
+        let fired = |id: &str| (id.to_owned(), Trigger::Status(ShipmentStatus::InTransit));
+        let start = Instant::now();
+        let arrival = |id: Option<&str>, f: &str, occurred: i64, ms: u64| Arrival {
+            fired: id.map(fired),
+            refs: refs(f),
+            occurred_at: Some(at(occurred)),
+            at: start + Duration::from_millis(ms),
+        };
+        let mut inbox = Inbox::default();
+        for a in [
+            arrival(Some("a"), "f1", 1, 30),
+            arrival(Some("a"), "f1", 1, 40),
+            arrival(Some("b"), "f1", 2, 50),
+            arrival(Some("x"), "f1", 3, 60),
+            arrival(None, "f1", 4, 70),
+            arrival(Some("c"), "other-run", 5, 80),
+        ] {
+            inbox.record(Judged::Automation(a));
+        }
+        inbox.record(Judged::BadSignature("bad".into()));
+        let due: HashSet<Fired> = ["a", "b", "m"].into_iter().map(fired).collect();
+        let run: HashSet<Refs> = [refs("f1")].into_iter().collect();
+        let sent = HashMap::from([((refs("f1"), at(1)), start + Duration::from_millis(10))]);
+        let v = judge_all(&inbox, &due, &run, &sent, Duration::ZERO);
+        assert_eq!(
+            (v.due, v.arrived, v.missing, v.doubled, v.unexpected),
+            (3, 2, 1, 1, 2)
+        );
+        assert_eq!((v.elsewhere, v.untimed, v.bad_signatures), (1, 1, 1));
+        // Timed from the update's send to the first arrival only.
+        assert_eq!(v.latency.len(), 1);
+        assert!(v.latency.equivalent(v.latency.max(), 20_000));
+        let said = v.examples.join("\n");
+        for words in [
+            "bad",
+            "doubled: in_transit of event a",
+            "missing: in_transit of event m",
+        ] {
+            assert!(said.contains(words), "{words}: {said}");
+        }
+        assert!(!v.passed());
+    }
+
     /// The specification's published vector (see `shipgate::domain`'s
     /// signing tests), among other signatures, as a key rotation sends.
     #[test]
