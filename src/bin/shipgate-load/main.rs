@@ -15,8 +15,8 @@
 //! machine itself allows at a rate. It exits 0 when every request got a
 //! 2xx, else 1. With `--e2e` it also takes the automations the updates
 //! fire, on a receiver of its own, and fails the run when one due is
-//! missing, doubled or badly signed (`--e2e-config` prints the gateway
-//! config that sends them there).
+//! missing or doubled, or one arrives unexpected or badly signed
+//! (`--e2e-config` prints the gateway config that sends them there).
 //!
 //! - [`plan`]: what to send (providers, fulfillments, retries, late news);
 //! - [`wire`]: how it looks on the wire (the real samples, signed);
@@ -318,9 +318,10 @@ async fn run(cli: Cli) -> Result<Ran, String> {
     }
 
     // Before the setup, whose Redo fulfillments may fire automations too.
-    let receiver = match cli.e2e {
-        true => Some(e2e::Receiver::start(cli.receiver, &cli.e2e_secret)?),
-        false => None,
+    let receiver = if cli.e2e {
+        Some(e2e::Receiver::start(cli.receiver, &cli.e2e_secret)?)
+    } else {
+        None
     };
     let setup = set_up_redo(&client, &base_url, &wire, &plan).await?;
     if let Some(took) = setup {
