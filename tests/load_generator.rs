@@ -4,6 +4,7 @@
 //! that the generator's traffic is accepted and its verdict is right, not
 //! how fast anything is (that is the README's benchmark).
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use helpers::{Answer, Receiver};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-// Here only the automation subscriber's stand-in, as a server that is not
-// shipgate.
+// Here the automation subscriber's stand-in, as a server that is not
+// shipgate, a free port and the shared Redis.
 #[path = "helpers/mod.rs"]
 mod helpers;
 
@@ -27,11 +28,20 @@ struct Gateway {
 
 impl Gateway {
     async fn start_on(port: u16) -> Self {
+        Self::start_with(port, None, &[]).await
+    }
+
+    /// One on `port`, with a `config` file over the defaults and `env`.
+    async fn start_with(port: u16, config: Option<&Path>, env: &[(&str, String)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_shipgate"));
         for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHIPGATE__")) {
             command.env_remove(name);
         }
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         let child = command
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("serve")
             .env_remove("RUST_LOG")
             .env("SHIPGATE__SERVER__PORT", port.to_string())
@@ -55,11 +65,7 @@ impl Gateway {
     }
 
     async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_on(port).await
+        Self::start_on(free_port()).await
     }
 
     fn url(&self) -> String {
@@ -99,6 +105,13 @@ impl Gateway {
     async fn kill(mut self) {
         self.child.kill().await.expect("the gateway can be killed");
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// `shipgate-load` against `gateway`, sampling its memory.
@@ -279,6 +292,179 @@ async fn send_only_fails_the_run_when_a_request_is_not_answered_2xx() {
     assert_eq!(number_before(&report, " non-2xx"), 50, "{report}");
     assert_eq!(receiver.received().len(), 50);
     assert_eq!(paths(&receiver), ["/webhooks/shopify"]);
+}
+
+/// The config `shipgate-load --e2e-config` prints for a receiver on
+/// `port` (with `secret`, else its default), in a file of its own.
+async fn e2e_config(port: u16, secret: Option<&str>) -> PathBuf {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shipgate-load"));
+    command
+        .arg("--e2e-config")
+        .arg("--receiver")
+        .arg(format!("127.0.0.1:{port}"));
+    if let Some(secret) = secret {
+        command.arg("--e2e-secret").arg(secret);
+    }
+    let output = command.output().await.expect("the generator runs");
+    assert!(output.status.success(), "{output:?}");
+    let path = std::env::temp_dir().join(format!(
+        "shipgate-load-e2e-{}-{port}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, &output.stdout).expect("a temporary file");
+    path
+}
+
+/// A gateway whose automations go to a `shipgate-load --e2e` receiver on
+/// the port that comes with it, signed with `secret` (else the default).
+async fn e2e_gateway(env: &[(&str, String)], secret: Option<&str>) -> (Gateway, u16) {
+    let receiver = helpers::redis_server::restartable_port();
+    let config = e2e_config(receiver, secret).await;
+    let gateway = Gateway::start_with(free_port(), Some(&config), env).await;
+    // Read at start-up, which /health answering says is over.
+    let _ = std::fs::remove_file(&config);
+    (gateway, receiver)
+}
+
+/// The report's `e2e` lines, on: the numbers after them are theirs.
+fn e2e_part(report: &str) -> &str {
+    let at = report
+        .find("\ne2e ")
+        .unwrap_or_else(|| panic!("no e2e lines in the report:\n{report}"));
+    &report[at..]
+}
+
+/// The receiver's flag for `port`.
+fn receiver_flag(port: u16) -> String {
+    format!("--receiver=127.0.0.1:{port}")
+}
+
+/// An `--e2e` run with retries and late news against a gateway with
+/// `env`: every automation its applies fired arrives once, signed right.
+async fn every_automation_arrives_once(env: &[(&str, String)]) {
+    let (gateway, receiver) = e2e_gateway(env, None).await;
+    let (code, report) = finish(&mut generator(
+        &gateway,
+        &[
+            "--e2e",
+            &receiver_flag(receiver),
+            "--rate",
+            "400",
+            "--requests",
+            "600",
+            "--duplicates",
+            "0.1",
+            "--out-of-order",
+            "0.1",
+            "--fulfillments",
+            "30",
+            "--seed",
+            "2",
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{report}");
+    let e2e = e2e_part(&report);
+    let due = number_before(e2e, " automations due");
+    // Every fulfillment's first update changes its status, at least.
+    assert!(due >= 30, "{report}");
+    assert_eq!(number_before(e2e, " arrived ("), due, "{report}");
+    for fault in [
+        " missing, ",
+        " doubled, ",
+        " unexpected",
+        " bad signatures",
+        " malformed",
+    ] {
+        assert_eq!(number_before(e2e, fault), 0, "{fault}: {report}");
+    }
+    // The Redo setup's automations are due too, but no load update sent them.
+    assert!(number_before(e2e, " timed)") * 10 >= due * 8, "{report}");
+    assert!(report.contains("e2e result PASS"), "{report}");
+    gateway.kill().await;
+}
+
+#[tokio::test]
+async fn e2e_finds_every_automation_once_on_the_memory_backend() {
+    every_automation_arrives_once(&[]).await;
+}
+
+#[tokio::test]
+async fn e2e_finds_every_automation_once_on_redis() {
+    let prefix = format!("load-e2e-{}", std::process::id());
+    every_automation_arrives_once(&[
+        ("SHIPGATE__STORAGE__BACKEND", "redis".into()),
+        (
+            "SHIPGATE__STORAGE__REDIS_URL",
+            helpers::redis_server::shared_redis_url(),
+        ),
+        ("SHIPGATE__STORAGE__KEY_PREFIX", prefix),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn automations_signed_with_another_secret_are_counted_and_fail_the_run() {
+    let other = "whsec_YW5vdGhlci1rZXktb2YtdGhpcnR5LXR3by1ieXRlcyE=";
+    let (gateway, receiver) = e2e_gateway(&[], Some(other)).await;
+    let (code, report) = finish(&mut generator(
+        &gateway,
+        &[
+            "--e2e",
+            &receiver_flag(receiver),
+            "--rate",
+            "200",
+            "--requests",
+            "60",
+            "--fulfillments",
+            "10",
+            "--mix",
+            "shopify=1",
+            "--drain-timeout",
+            "2s",
+        ],
+    ))
+    .await;
+    assert_eq!(code, 1, "{report}");
+    let e2e = e2e_part(&report);
+    let due = number_before(e2e, " automations due");
+    assert!(due >= 10, "{report}");
+    assert!(number_before(e2e, " bad signatures") > 0, "{report}");
+    assert_eq!(number_before(e2e, " missing, "), due, "{report}");
+    assert!(
+        report.contains("result     PASS"),
+        "the load itself passed: {report}"
+    );
+    assert!(
+        report.contains("webhook-signature is not signed with --e2e-secret"),
+        "{report}"
+    );
+    assert!(report.contains("e2e result FAIL"), "{report}");
+    gateway.kill().await;
+}
+
+#[tokio::test]
+async fn e2e_refuses_to_start_against_a_gateway_without_the_rule() {
+    let gateway = Gateway::start().await;
+    let port = helpers::redis_server::restartable_port();
+    let (code, report) = finish(&mut generator(
+        &gateway,
+        &["--e2e", &receiver_flag(port), "--requests", "10"],
+    ))
+    .await;
+    assert_eq!(code, 2, "{report}");
+    assert!(
+        report.contains(&format!(
+            "no automation rule sending to http://127.0.0.1:{port}/e2e"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("--e2e-config"), "{report}");
+    assert!(
+        !report.contains("requests   "),
+        "nothing was sent: {report}"
+    );
+    gateway.kill().await;
 }
 
 #[tokio::test]

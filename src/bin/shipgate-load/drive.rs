@@ -151,8 +151,12 @@ impl Load {
     async fn send(&self, planned: Planned, since: Instant) {
         let answer = self.http.send(&planned.request).await;
         let latency = since.elapsed();
-        if matches!(answer, Ok(status) if (200..300).contains(&status)) {
-            self.plan().acknowledge(planned.n);
+        {
+            let mut plan = self.plan();
+            plan.sent(planned.n, since);
+            if matches!(answer, Ok(status) if (200..300).contains(&status)) {
+                plan.acknowledge(planned.n);
+            }
         }
         let mut tally = self.tally();
         tally.record(

@@ -30,7 +30,8 @@ struct Backlog {
 }
 
 impl ReadApi {
-    async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
+    /// A GET of an ops path, with the admin token.
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
         let url = format!("{}{path}", self.base_url);
         self.client
             .get(&url)

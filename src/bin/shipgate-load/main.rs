@@ -13,23 +13,29 @@
 //! or checked. With `--send-only` only the load runs, so the same traffic
 //! can measure a server that is not shipgate (the bench's floor): what the
 //! machine itself allows at a rate. It exits 0 when every request got a
-//! 2xx, else 1.
+//! 2xx, else 1. With `--e2e` it also takes the automations the updates
+//! fire, on a receiver of its own, and fails the run when one due is
+//! missing or doubled, or one arrives unexpected or badly signed
+//! (`--e2e-config` prints the gateway config that sends them there).
 //!
 //! - [`plan`]: what to send (providers, fulfillments, retries, late news);
 //! - [`wire`]: how it looks on the wire (the real samples, signed);
 //! - [`drive`]: sending and measuring;
 //! - [`http`]: the load's lean HTTP/1.1 client;
 //! - [`gateway`]: reading the ops API and sampling backlog and memory;
-//! - [`verify`]: the check.
+//! - [`verify`]: the check;
+//! - [`e2e`]: the automations' receiver, and their check and latency.
 
 mod defined;
 mod drive;
+mod e2e;
 mod gateway;
 mod http;
 mod plan;
 mod verify;
 mod wire;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -146,6 +152,22 @@ struct Cli {
     /// `--mix shopify=100`).
     #[arg(long)]
     send_only: bool,
+    /// End to end: take the automations the updates fire on `--receiver`,
+    /// check them, and report their latency from each update's intended
+    /// send time (run the gateway with `--e2e-config`'s config).
+    #[arg(long, conflicts_with = "send_only")]
+    e2e: bool,
+    /// Where `--e2e` listens for automations (on the path /e2e).
+    #[arg(long, default_value = "127.0.0.1:18099")]
+    receiver: SocketAddr,
+    /// The Standard Webhooks secret (`whsec_<base64 key>`) automations are
+    /// signed with, in `--e2e-config` and checked by `--e2e`.
+    #[arg(long, default_value = e2e::DEV_SECRET)]
+    e2e_secret: String,
+    /// Print a gateway config (TOML, for `shipgate serve --config`) whose
+    /// rule sends every automation the load fires to `--receiver`, and exit.
+    #[arg(long)]
+    e2e_config: bool,
 }
 
 /// A share between 0 and 1.
@@ -222,13 +244,29 @@ impl Cli {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.e2e_config {
+        return match e2e::config(cli.receiver, &cli.e2e_secret) {
+            Ok(config) => {
+                print!("{config}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shipgate-load: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(cli).await {
         Ok(Ran::SendOnly { all_2xx: true }) => ExitCode::SUCCESS,
         Ok(Ran::SendOnly { all_2xx: false }) => ExitCode::from(1),
-        Ok(Ran::Verified(verdict)) if verdict.acknowledged > 0 && verdict.passed() => {
+        Ok(Ran::Verified(verdict, e2e))
+            if verdict.acknowledged > 0
+                && verdict.passed()
+                && e2e.as_ref().is_none_or(|e2e| e2e.passed()) =>
+        {
             ExitCode::SUCCESS
         }
-        Ok(Ran::Verified(verdict)) => {
+        Ok(Ran::Verified(verdict, _)) => {
             if verdict.acknowledged == 0 {
                 eprintln!("shipgate-load: no update was answered 2xx, so nothing was verified");
             }
@@ -243,8 +281,9 @@ async fn main() -> ExitCode {
 
 /// What a run ended with.
 enum Ran {
-    /// The load was checked through the ops API.
-    Verified(Verdict),
+    /// The load was checked through the ops API, and with `--e2e` its
+    /// automations too.
+    Verified(Verdict, Option<Box<e2e::Verdict>>),
     /// `--send-only`: the load alone, and whether every request got a 2xx.
     SendOnly { all_2xx: bool },
 }
@@ -285,7 +324,16 @@ async fn run(cli: Cli) -> Result<Ran, String> {
             .await
             .map_err(|e| format!("the ops API does not answer (check --admin-token): {e}"))?;
     }
+    if cli.e2e {
+        e2e::check_rule(&api, cli.receiver).await?;
+    }
 
+    // Before the setup, whose Redo fulfillments may fire automations too.
+    let receiver = if cli.e2e {
+        Some(e2e::Receiver::start(cli.receiver, &cli.e2e_secret)?)
+    } else {
+        None
+    };
     let setup = set_up_redo(&client, &base_url, &wire, &plan).await?;
     if let Some(took) = setup {
         println!("setup      Redo orders and fulfillments created in {took:.1?}");
@@ -346,7 +394,15 @@ async fn run(cli: Cli) -> Result<Ran, String> {
     };
     let verdict = verify::verify(&api, expectations).await?;
     print_verdict(&verdict, drained, tally.retries, late);
-    Ok(Ran::Verified(verdict))
+    let e2e = match receiver {
+        Some(receiver) => {
+            let e2e = e2e::check(&api, receiver, &load, cli.drain_timeout).await?;
+            e2e.print();
+            Some(Box::new(e2e))
+        }
+        None => None,
+    };
+    Ok(Ran::Verified(verdict, e2e))
 }
 
 fn describe_pace(pace: Pace) -> String {

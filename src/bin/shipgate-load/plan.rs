@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rand::rngs::StdRng;
@@ -186,6 +187,9 @@ pub struct Update {
     pub late: bool,
     /// Some delivery of it was answered 2xx.
     pub acknowledged: bool,
+    /// The earliest intended send time of its deliveries, which `--e2e`
+    /// counts its automation's latency from.
+    pub sent_at: Option<Instant>,
 }
 
 /// What to send next: update `n`, for the first time or again.
@@ -270,6 +274,12 @@ impl Plan {
         self.updates[n].acknowledged = true;
     }
 
+    /// Notes that a delivery of update `n` was meant to go at `at`.
+    pub fn sent(&mut self, n: usize, at: Instant) {
+        let sent_at = &mut self.updates[n].sent_at;
+        *sent_at = Some(sent_at.map_or(at, |earlier| earlier.min(at)));
+    }
+
     /// The next delivery: a retry of a recent one, or a new update.
     pub fn next(&mut self) -> Next {
         let sent = self.updates.len();
@@ -319,6 +329,7 @@ impl Plan {
             delivery_id,
             late,
             acknowledged: false,
+            sent_at: None,
         }
     }
 }

@@ -90,7 +90,7 @@ pub struct Delivery {
 
 /// A fulfillment's references, as its provider sends them and as the read
 /// API takes them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Refs {
     pub order: String,
     pub fulfillment: String,
