@@ -39,7 +39,7 @@ COPY config/default.toml /etc/shipgate/default.toml
 COPY providers /etc/shipgate/providers
 ENV SHIPGATE__SERVER__HOST=0.0.0.0 \
     SHIPGATE__SERVER__PORT=8080 \
-    SHIPGATE__STATUS_MAPS__DIR=/etc/shipgate/providers \
+    SHIPGATE__PROVIDERS__DIR=/etc/shipgate/providers \
     SHIPGATE__TELEMETRY__FORMAT=json
 USER shipgate:shipgate
 EXPOSE 8080

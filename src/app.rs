@@ -27,6 +27,7 @@ use crate::ingest::{self, RefusalTally, StoreDirectory};
 use crate::ops;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::openapi::ServedDocument;
+use crate::providers::defined::{Catalog, DefinitionError};
 use crate::providers::status_map::{StatusMapError, StatusMaps};
 use crate::storage::{self, Storage, StorageError};
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub settings: Settings,
     pub stores: StoreDirectory,
     pub maps: StatusMaps,
+    /// The data-defined providers, by name.
+    pub catalog: Catalog,
     pub storage: Arc<dyn Storage>,
     pub core: FulfillmentCore,
     pub metrics: Metrics,
@@ -95,6 +98,10 @@ impl Handles {
 pub enum StartupError {
     #[error("status map {0}")]
     StatusMap(#[from] StatusMapError),
+    #[error("provider definition {0}")]
+    Definition(#[from] DefinitionError),
+    #[error("configuration key `{key}`: {problem}")]
+    Config { key: String, problem: String },
     #[error("cannot open storage: {0}")]
     Storage(#[from] StorageError),
     #[error("cannot set up the automation delivery client: {0}")]
@@ -201,11 +208,13 @@ impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
     /// the worker, the dispatcher and the stall scanner on their thread.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let maps = StatusMaps::load(settings.providers_dir())?;
+        let catalog = Catalog::load(settings.providers_dir())?;
+        check_defined_providers(&settings, &catalog)?;
         let gathered = gathered_document();
         let known_paths = web::Data::new(KnownPaths::new(&gathered));
         let document =
-            web::Data::new(ServedDocument::new(gathered).map_err(StartupError::OpenApi)?);
-        let maps = StatusMaps::load(settings.status_maps.dir.as_deref())?;
+            web::Data::new(ServedDocument::new(gathered, &catalog).map_err(StartupError::OpenApi)?);
         let storage = storage::open(&settings).await?;
         warn_about_development_setup(&settings);
         let automations = Automations::new(&settings, storage.clone());
@@ -221,7 +230,7 @@ impl Application {
         let workers = http_workers();
         let connections_per_worker = (settings.server.max_connections / workers).max(1);
         let stop_worker = CancellationToken::new();
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(&catalog.providers());
         metrics.keep_up(stop_worker.clone());
         let refusals = RefusalTally::default();
         let background = Background::start(
@@ -237,6 +246,7 @@ impl Application {
             stores: StoreDirectory::new(&settings),
             settings,
             maps,
+            catalog,
             storage,
             core,
             metrics,
@@ -456,7 +466,37 @@ fn lower_priority(nice: i32) {
     tracing::warn!(nice, "worker.nice only takes effect on Linux");
 }
 
+/// Every `[stores.NAME.providers.PROVIDER]` names a loaded definition.
+fn check_defined_providers(settings: &Settings, catalog: &Catalog) -> Result<(), StartupError> {
+    for (store, settings) in &settings.stores {
+        for provider in settings.providers.keys() {
+            if catalog.get(provider).is_none() {
+                let known: Vec<&str> = catalog.iter().map(|d| d.name.as_str()).collect();
+                return Err(StartupError::Config {
+                    key: format!("stores.{store}.providers.{provider}"),
+                    problem: format!(
+                        "no provider '{provider}' is defined (defined: {}); a definition is a \
+                         providers.dir folder with a provider.toml",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn warn_about_development_setup(settings: &Settings) {
+    if settings
+        .status_maps
+        .as_ref()
+        .is_some_and(|old| old.dir.is_some())
+    {
+        tracing::warn!(
+            "status_maps.dir is deprecated: it is now providers.dir (SHIPGATE__PROVIDERS__DIR), \
+             which also loads provider definitions; rename the key"
+        );
+    }
     if settings.storage.backend == Backend::Memory {
         tracing::warn!(
             "storage.backend is \"memory\": everything is kept in this process and lost on restart; \

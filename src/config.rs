@@ -55,7 +55,10 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub worker: WorkerSettings,
     pub admin: AdminSettings,
-    pub status_maps: StatusMapSettings,
+    pub providers: ProvidersSettings,
+    /// The old name of `providers.dir`, still read (with a warning).
+    #[serde(default)]
+    pub status_maps: Option<StatusMapSettings>,
     #[serde(default)]
     pub stores: BTreeMap<String, StoreSettings>,
     pub core: CoreSettings,
@@ -313,12 +316,47 @@ impl<'de> Deserialize<'de> for AdminToken {
     }
 }
 
+/// `[status_maps]`: deprecated, `[providers]` says the same.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusMapSettings {
-    /// A directory with `<provider>/status_map.toml` files that replace the
-    /// built-in maps; empty for the built-in ones.
+    /// What `providers.dir` is now.
     pub dir: Option<PathBuf>,
+}
+
+/// `[providers]`: where a deployment's provider folders are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersSettings {
+    /// A directory of `<provider>/` folders: `status_map.toml` files that
+    /// replace the built-in maps, and `provider.toml` definitions of
+    /// senders (with their map and samples) added to the shipped ones.
+    pub dir: Option<PathBuf>,
+}
+
+/// `[stores.NAME.providers.PROVIDER]`: a data-defined provider's
+/// credentials for one store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefinedProviderSettings {
+    /// Lets a layer switch the provider off for the store: its deliveries
+    /// are then answered 401, like a bad credential.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// HMAC keys, tokens, or `user:password` pairs for Basic, as the
+    /// definition's scheme takes; several while one is rotated.
+    pub secrets: Vec<Secret>,
+    /// The zone of times the provider sends without an offset.
+    #[serde(default = "utc", deserialize_with = "time_zone")]
+    pub time_zone: Tz,
+}
+
+fn utc() -> Tz {
+    Tz::UTC
+}
+
+fn time_zone<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
+    TimeZone::deserialize(d).map(|z| z.0)
 }
 
 /// One merchant store and the credentials each provider uses for it.
@@ -332,6 +370,10 @@ pub struct StoreSettings {
     pub shopify: Option<ShopifySettings>,
     pub carriyo: Option<CarriyoSettings>,
     pub redo: Option<RedoSettings>,
+    /// `[stores.NAME.providers.PROVIDER]`: the data-defined providers this
+    /// store takes deliveries from, by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, DefinedProviderSettings>,
     /// `[stores.NAME.limits]`: unset, the store's ingest is not limited
     /// (and costs no extra storage call).
     pub limits: Option<RateLimit>,
@@ -886,6 +928,24 @@ impl Settings {
             let name = k.strip_prefix("SHIPGATE__STORES__")?.split("__").next()?;
             Some(name.to_ascii_lowercase())
         }));
+        // A defined provider's secrets are a list too, under names only
+        // the environment gives.
+        let provider_secrets: Vec<String> = env
+            .keys()
+            .filter_map(|key| {
+                let parts: Vec<&str> = key.split("__").collect();
+                match parts[..] {
+                    ["SHIPGATE", "STORES", store, "PROVIDERS", provider, "SECRETS"] => {
+                        Some(format!(
+                            "stores.{}.providers.{}.secrets",
+                            store.to_ascii_lowercase(),
+                            provider.to_ascii_lowercase()
+                        ))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         let mut environment = config::Environment::with_prefix("SHIPGATE")
             .prefix_separator("__")
             .separator("__")
@@ -908,8 +968,20 @@ impl Settings {
             environment =
                 environment.with_list_parse_key(&format!("stores.{store}.redo.api_tokens"));
         }
+        for key in provider_secrets {
+            environment = environment.with_list_parse_key(&key);
+        }
         let settings: Settings = files().add_source(environment).build()?.try_deserialize()?;
         settings.check()
+    }
+
+    /// Where the deployment's provider folders are: `providers.dir`, or
+    /// the deprecated `status_maps.dir`.
+    pub fn providers_dir(&self) -> Option<&Path> {
+        self.providers
+            .dir
+            .as_deref()
+            .or_else(|| self.status_maps.as_ref()?.dir.as_deref())
     }
 
     /// The stores that are switched on.
@@ -955,6 +1027,12 @@ impl Settings {
             if let Some(r) = &store.redo {
                 check(format!("stores.{name}.redo.api_tokens"), &r.api_tokens);
             }
+            for (provider, p) in &store.providers {
+                check(
+                    format!("stores.{name}.providers.{provider}.secrets"),
+                    &p.secrets,
+                );
+            }
         }
         found
     }
@@ -996,6 +1074,14 @@ impl Settings {
         }
         if self.worker.linger > MAX_LINGER {
             return Err(invalid("worker.linger", "must be at most 1s"));
+        }
+        if let (Some(old), Some(_)) = (&self.status_maps, &self.providers.dir) {
+            if old.dir.is_some() {
+                return Err(invalid(
+                    "status_maps.dir",
+                    "is the old name of providers.dir, which is set too; keep providers.dir",
+                ));
+            }
         }
         self.check_admin_tokens()?;
         self.check_automations()?;
@@ -1075,6 +1161,16 @@ impl Settings {
             }
             if let Some(r) = &store.redo {
                 lists.push(("redo.api_tokens".into(), &r.api_tokens, true, true));
+            }
+            // The URL names the store, so a secret finds none: one sender
+            // account may sign several stores' deliveries with one secret.
+            for (provider, p) in store.providers.iter().filter(|(_, p)| p.enabled) {
+                lists.push((
+                    format!("providers.{provider}.secrets"),
+                    &p.secrets,
+                    true,
+                    false,
+                ));
             }
             for (key, secrets, required, finds_store) in lists {
                 let key = format!("stores.{name}.{key}");
@@ -1886,6 +1982,53 @@ mod tests {
             assert!(err.contains(&path.display().to_string()), "{err}");
             assert!(err.contains(problem), "{err}");
         }
+    }
+
+    #[test]
+    fn defined_providers_take_secrets_per_store_and_the_old_maps_key_still_works() {
+        let load = |pairs: &[(&str, &str)]| Settings::load_with_env(None, env(pairs));
+        let settings = load(&[
+            (
+                "SHIPGATE__STORES__ACME__PROVIDERS__EASYPOST__SECRETS",
+                "new,old",
+            ),
+            (
+                "SHIPGATE__STORES__ACME__PROVIDERS__AFTERSHIP__TIME_ZONE",
+                "America/New_York",
+            ),
+            ("SHIPGATE__STATUS_MAPS__DIR", "/etc/maps"),
+        ])
+        .unwrap();
+        let easypost = &settings.stores["acme"].providers["easypost"];
+        let secrets: Vec<&str> = easypost.secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["new", "old"]);
+        assert!(easypost.enabled);
+        let aftership = &settings.stores["acme"].providers["aftership"];
+        assert_eq!(
+            aftership.time_zone,
+            "America/New_York".parse::<Tz>().unwrap()
+        );
+        assert_eq!(settings.providers_dir(), Some(Path::new("/etc/maps")));
+        let both = load(&[
+            ("SHIPGATE__STATUS_MAPS__DIR", "/etc/maps"),
+            ("SHIPGATE__PROVIDERS__DIR", "/etc/providers"),
+        ])
+        .unwrap_err();
+        assert!(both.to_string().contains("status_maps.dir"), "{both}");
+        let blank =
+            load(&[("SHIPGATE__STORES__ACME__PROVIDERS__EASYPOST__SECRETS", " ")]).unwrap_err();
+        assert!(
+            blank
+                .to_string()
+                .contains("stores.acme.providers.easypost.secrets"),
+            "{blank}"
+        );
+        let zone = load(&[(
+            "SHIPGATE__STORES__ACME__PROVIDERS__AFTERSHIP__TIME_ZONE",
+            "Mars/Base",
+        )])
+        .unwrap_err();
+        assert!(zone.to_string().contains("Mars/Base"), "{zone}");
     }
 
     #[test]

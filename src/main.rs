@@ -45,6 +45,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Loaded first so that the shipped definitions' names parse as
+    // providers (`shipgate sign aftership`); `serve` loads and checks
+    // them again with the deployment's own.
+    let _shipped = shipgate::providers::defined::Catalog::load(None);
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => cli::check_config(cli.config.as_deref()),

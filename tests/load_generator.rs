@@ -466,3 +466,51 @@ async fn e2e_refuses_to_start_against_a_gateway_without_the_rule() {
     );
     gateway.kill().await;
 }
+
+#[tokio::test]
+async fn the_data_defined_senders_mix_in_and_every_update_is_applied_once() {
+    let gateway = Gateway::start().await;
+    let (code, report) = finish(&mut generator(
+        &gateway,
+        &[
+            "--rate",
+            "400",
+            "--requests",
+            "300",
+            "--mix",
+            "aftership=50,easypost=40,shopify=10",
+            "--duplicates",
+            "0.1",
+            "--out-of-order",
+            "0.1",
+            "--fulfillments",
+            "30",
+            "--seed",
+            "2",
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains("mix shopify=10,aftership=50,easypost=40"),
+        "{report}"
+    );
+    let retries = number_before(&report, " of them retries");
+    let acknowledged = number_before(&report, " unique updates 2xx'd");
+    assert_eq!(acknowledged, 300 - retries, "{report}");
+    assert_eq!(
+        number_before(&report, " applied once"),
+        acknowledged,
+        "{report}"
+    );
+    assert_eq!(number_before(&report, " missing"), 0, "{report}");
+    // Signed as each sender signs, every delivery was taken as theirs.
+    let (aftership, easypost) = (
+        gateway.accepted("aftership").await,
+        gateway.accepted("easypost").await,
+    );
+    assert!(aftership > 0 && easypost > 0, "{aftership} {easypost}");
+    let shopify = gateway.accepted("shopify").await;
+    assert_eq!(aftership + easypost + shopify, acknowledged, "{report}");
+    gateway.kill().await;
+}

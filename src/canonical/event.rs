@@ -2,7 +2,9 @@
 //! provider adapters into storage and the fulfillment core.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,18 +16,81 @@ use uuid::Uuid;
 use super::vocabulary::{AutomationEvent, Direction, ShipmentStatus};
 
 /// Who sent an update; also picks the status map and the error shape.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
+/// Shopify, Carriyo and Redo are built in; every other sender is defined
+/// by a `providers/NAME/provider.toml` loaded at start-up, and carries its
+/// name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Provider {
     Shopify,
     Carriyo,
     Redo,
+    /// A data-defined sender (`providers/NAME/provider.toml`).
+    Defined(DefinedName),
+}
+
+/// A data-defined provider's name, interned: definitions are loaded once
+/// at start-up, so the name can be a `&'static str` and a [`Provider`]
+/// stays `Copy` like the built-in ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DefinedName(&'static str);
+
+/// Every defined name interned by this process, so each is leaked once.
+static DEFINED_NAMES: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
+
+/// Longest provider name: it is a path segment, a label value and a key.
+pub const MAX_PROVIDER_NAME: usize = 32;
+
+impl DefinedName {
+    /// The interned name, when `name` is a valid provider name (lower-case
+    /// ASCII letters, digits, `_` and `-`, starting with a letter, at most
+    /// [`MAX_PROVIDER_NAME`] bytes) that is not a built-in one.
+    pub fn intern(name: &str) -> Result<Self, String> {
+        let valid = name.len() <= MAX_PROVIDER_NAME
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid {
+            return Err(format!(
+                "'{name}' is not a provider name: lower-case letters, digits, _ and -, starting \
+                 with a letter, at most {MAX_PROVIDER_NAME} characters"
+            ));
+        }
+        if Provider::ALL.iter().any(|p| p.as_str() == name) {
+            return Err(format!(
+                "'{name}' is a built-in provider's name; a defined provider needs its own"
+            ));
+        }
+        let known = DEFINED_NAMES
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .copied();
+        let interned = match known {
+            Some(interned) => interned,
+            None => {
+                let mut names = DEFINED_NAMES.write().unwrap_or_else(|e| e.into_inner());
+                match names.get(name) {
+                    Some(interned) => interned,
+                    None => {
+                        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+                        names.insert(leaked);
+                        leaked
+                    }
+                }
+            }
+        };
+        Ok(Self(interned))
+    }
+
+    /// The name, as written in paths, config and stats.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
 }
 
 impl Provider {
-    /// Every provider, in a fixed order for stats and listings.
+    /// The built-in providers, in a fixed order for stats and listings.
     pub const ALL: [Provider; 3] = [Self::Shopify, Self::Carriyo, Self::Redo];
 
     /// The provider's name as it appears in paths, config and stats.
@@ -34,17 +99,42 @@ impl Provider {
             Self::Shopify => "shopify",
             Self::Carriyo => "carriyo",
             Self::Redo => "redo",
+            Self::Defined(name) => name.as_str(),
+        }
+    }
+
+    /// The built-in providers, then every defined one this process has
+    /// interned, by name.
+    fn known() -> Vec<Provider> {
+        let defined = DEFINED_NAMES.read().unwrap_or_else(|e| e.into_inner());
+        Self::ALL
+            .into_iter()
+            .chain(defined.iter().map(|name| Self::Defined(DefinedName(name))))
+            .collect()
+    }
+
+    /// The provider a stored name stands for: a built-in, or a defined
+    /// one, even one no longer loaded (its events and counts stay
+    /// readable after its definition is removed).
+    pub fn from_stored(name: &str) -> Result<Self, String> {
+        match Self::ALL.into_iter().find(|p| p.as_str() == name) {
+            Some(built_in) => Ok(built_in),
+            None => DefinedName::intern(name).map(Self::Defined),
         }
     }
 }
 
 impl std::str::FromStr for Provider {
     type Err = String;
+    /// A built-in provider or a defined one this process has loaded.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
+        Self::known()
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("'{s}' is not a provider (shopify, carriyo, redo)"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::known().iter().map(|p| p.as_str()).collect();
+                format!("'{s}' is not a provider ({})", names.join(", "))
+            })
     }
 }
 
@@ -53,6 +143,51 @@ impl fmt::Display for Provider {
         f.write_str(self.as_str())
     }
 }
+
+impl Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <Cow<'de, str>>::deserialize(d)?;
+        Self::from_stored(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Provider {
+    /// The built-in names; the served document adds the defined ones
+    /// (see `ops::openapi`).
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.iter().map(|p| p.as_str())))
+            .description(Some(
+                "Who sent the update: a built-in provider or one defined by a \
+                 providers/NAME/provider.toml",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Provider {}
+
+impl utoipa::PartialSchema for DefinedName {
+    /// A name; the served document lists the loaded ones as its enum
+    /// (see `ops::openapi`).
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A data-defined provider: the `name` of a providers/NAME/provider.toml",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DefinedName {}
 
 /// Our id for an event: a UUIDv7, so ids sort by receipt time.
 #[derive(

@@ -6,7 +6,7 @@ pub mod time;
 mod vocabulary;
 
 pub use event::{
-    CanonicalEvent, DedupKey, EventId, EventKind, FromTheFuture, FulfillmentKey, Location,
-    Observation, Pairing, Provider, ProviderTime, MAX_ID_BYTES,
+    CanonicalEvent, DedupKey, DefinedName, EventId, EventKind, FromTheFuture, FulfillmentKey,
+    Location, Observation, Pairing, Provider, ProviderTime, MAX_ID_BYTES, MAX_PROVIDER_NAME,
 };
 pub use vocabulary::{AutomationEvent, Direction, ShipmentStatus, UnknownWord};

@@ -11,8 +11,12 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::canonical::Provider;
+use actix_web::http::header::HeaderMap;
+use chrono_tz::Tz;
+
+use crate::canonical::{EventKind, Provider};
 use crate::config::{ConfigError, Settings};
+use crate::providers::defined::{self, Definition, Loaded, Reading, Sample};
 use crate::providers::status_map::{StatusMap, StatusMaps};
 
 /// More rounds than any real file has problems; a guard against a loader
@@ -36,12 +40,99 @@ impl fmt::Display for Problem {
 /// Every problem in the layered configuration (`file` over the defaults,
 /// then `env`) and in the status maps it points to.
 pub fn find_problems(file: Option<&Path>, env: Vec<(String, String)>) -> Vec<Problem> {
+    check(file, env).problems
+}
+
+/// What `check-config` found: the problems, and what each provider
+/// definition's samples become.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub problems: Vec<Problem>,
+    /// One line per sample: the sample's file and its reading.
+    pub readings: Vec<String>,
+}
+
+/// [`find_problems`], with the definitions' samples read.
+pub fn check(file: Option<&Path>, env: Vec<(String, String)>) -> Checked {
     let scratch = Scratch::new();
     let mut problems = Vec::new();
     let settings = config_problems(file, env, &scratch, &mut problems);
-    let dir = settings.and_then(|s| s.status_maps.dir);
+    let dir = settings
+        .as_ref()
+        .and_then(|s| s.providers_dir().map(Path::to_path_buf));
     problems.extend(status_map_problems(dir.as_deref(), &scratch));
-    problems
+    let mut readings = Vec::new();
+    match defined::load_all(dir.as_deref()) {
+        Err(e) => problems.push(Problem {
+            place: format!("{}:{}", e.file, e.line),
+            message: e.problem,
+        }),
+        Ok(loaded) => {
+            for one in &loaded {
+                readings.extend(one.samples.iter().map(|s| reading(&one.definition, s)));
+            }
+            if let Some(settings) = &settings {
+                problems.extend(unknown_providers(settings, &loaded));
+            }
+        }
+    }
+    Checked { problems, readings }
+}
+
+/// What a definition makes of one of its samples, in one line.
+fn reading(definition: &Definition, sample: &Sample) -> String {
+    // The store is the URL's, unknown here; its zone is taken as UTC.
+    let read = definition.read("", Tz::UTC, &HeaderMap::new(), &sample.body);
+    let what = match read {
+        Ok(Reading::News(o)) => {
+            let mut line = format!(
+                "store from the URL /webhooks/{}/{{store}}, order {}, fulfillment {}, {} {} ('{}')",
+                definition.name.as_str(),
+                o.key.order_ref,
+                o.key.fulfillment_ref,
+                o.kind.label(),
+                kind_word(o.kind),
+                o.raw_status
+            );
+            if let Some(at) = &o.occurred_at {
+                line.push_str(&format!(", at {} (from {})", at.at.to_rfc3339(), at.field));
+            }
+            if let Some(eta) = o.estimated_delivery {
+                line.push_str(&format!(", ETA {eta}"));
+            }
+            line
+        }
+        Ok(Reading::Ignored { event_type }) => format!("ignored: event type '{event_type}'"),
+        Err(e) => format!("refused: {e} (pointers in {})", definition.file),
+    };
+    format!("{}: {} -> {what}", sample.file, definition.name.as_str())
+}
+
+/// The canonical word of an event kind, if it has one.
+fn kind_word(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Status(s) => s.as_str(),
+        EventKind::Event(e) => e.as_str(),
+        EventKind::Unmapped | EventKind::Details | EventKind::Retraction => "-",
+    }
+}
+
+/// Every `[stores.NAME.providers.PROVIDER]` that names no definition.
+fn unknown_providers(settings: &Settings, loaded: &[Loaded]) -> Vec<Problem> {
+    let known: Vec<&str> = loaded.iter().map(|l| l.definition.name.as_str()).collect();
+    settings
+        .stores
+        .iter()
+        .flat_map(|(store, s)| s.providers.keys().map(move |p| (store, p)))
+        .filter(|(_, provider)| !known.contains(&provider.as_str()))
+        .map(|(store, provider)| Problem {
+            place: format!("config key `stores.{store}.providers.{provider}`"),
+            message: format!(
+                "no provider '{provider}' is defined (defined: {})",
+                known.join(", ")
+            ),
+        })
+        .collect()
 }
 
 /// A private directory for the edited copies the loaders read; removed
@@ -305,7 +396,7 @@ fn status_map_problems(dir: Option<&Path>, scratch: &Scratch) -> Vec<Problem> {
     };
     if !dir.is_dir() {
         return vec![Problem {
-            place: "config key `status_maps.dir`".into(),
+            place: "config key `providers.dir`".into(),
             message: format!("'{}' is not a directory", dir.display()),
         }];
     }

@@ -12,9 +12,13 @@ use std::process::ExitCode;
 /// `shipgate check-config`: prints every problem with where it is, or
 /// that all is well; fails when there is any problem.
 pub fn check_config(file: Option<&Path>) -> ExitCode {
-    let problems = check_config::find_problems(file, std::env::vars().collect());
+    let checked = check_config::check(file, std::env::vars().collect());
+    for reading in &checked.readings {
+        println!("{reading}");
+    }
+    let problems = checked.problems;
     if problems.is_empty() {
-        println!("configuration and status maps are valid");
+        println!("configuration, status maps and provider definitions are valid");
         return ExitCode::SUCCESS;
     }
     for problem in &problems {

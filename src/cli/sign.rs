@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::canonical::Provider;
+use crate::providers::defined::Catalog;
 use crate::providers::{carriyo, redo, shopify, verify};
 
 /// The Shopify topic signed when none is given.
@@ -110,6 +111,17 @@ pub fn provider_headers(
             ));
             if let Some(key) = &delivery.event_id {
                 headers.push((redo::IDEMPOTENCY_KEY_HEADER, key.clone()));
+            }
+        }
+        Provider::Defined(name) => {
+            // Parsing the provider's name found its definition, so the
+            // shipped catalog has it.
+            let catalog = Catalog::load(None).unwrap_or_default();
+            if let Some(definition) = catalog.get(name.as_str()) {
+                let auth = &definition.auth;
+                // A one-shot command: the name lives as long as the process.
+                let name: &'static str = Box::leak(auth.header().to_owned().into_boxed_str());
+                headers.push((name, auth.credential(&delivery.secret, body)));
             }
         }
     }

@@ -283,32 +283,92 @@ impl<B: ErrorBody> ResponseError for ProviderError<B> {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
-        }
-        if matches!(self.error, IngestError::BodyTimeout { .. }) {
-            // The rest of the body may still trickle in: the connection
-            // cannot carry another request.
-            response.force_close();
-        }
-        if let IngestError::Limited { retry_after, .. } = &self.error {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
-        }
-        let request_id = RequestId::current();
-        let body = match &self.error {
-            IngestError::Unprocessable { field, message } => {
-                B::unprocessable(field, message, request_id)
-            }
-            error => B::new(status, error.to_string(), request_id),
-        };
-        let mut response = response.json(body);
+        refusal(
+            &self.error,
+            Some(B::PROVIDER),
+            |status, request_id| match &self.error {
+                IngestError::Unprocessable { field, message } => {
+                    B::unprocessable(field, message, request_id)
+                }
+                error => B::new(status, error.to_string(), request_id),
+            },
+        )
+    }
+}
+
+/// The answer to `error` with the body `body` makes, marked for
+/// [`super::count_refusals`] as `provider`'s (none: a provider that does
+/// not exist, whose refusals are not counted).
+fn refusal<T: Serialize>(
+    error: &IngestError,
+    provider: Option<Provider>,
+    body: impl FnOnce(StatusCode, Option<RequestId>) -> T,
+) -> HttpResponse {
+    let status = error.status();
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+    }
+    if matches!(error, IngestError::BodyTimeout { .. }) {
+        // The rest of the body may still trickle in: the connection
+        // cannot carry another request.
+        response.force_close();
+    }
+    if let IngestError::Limited { retry_after, .. } = error {
+        response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
+    }
+    let mut response = response.json(body(status, RequestId::current()));
+    if let Some(provider) = provider {
         response.extensions_mut().insert(Refusal {
-            provider: B::PROVIDER,
-            outcome: self.error.outcome(),
-            storage_failed: matches!(self.error, IngestError::Storage(_)),
+            provider,
+            outcome: error.outcome(),
+            storage_failed: matches!(error, IngestError::Storage(_)),
         });
-        response
+    }
+    response
+}
+
+/// A data-defined provider's error body: `{"error": "message"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefinedErrorBody {
+    /// What is wrong, naming the header, pointer or value.
+    pub error: String,
+    /// This answer's `X-Request-Id`, to find the request in the gateway's logs.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub request_id: Option<RequestId>,
+}
+
+/// An [`IngestError`] on `POST /webhooks/{provider}/{store}`, counted as
+/// the provider's once the provider is known.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct DefinedError {
+    pub provider: Option<Provider>,
+    pub error: IngestError,
+}
+
+impl DefinedError {
+    /// `error`, refused on `provider`'s route.
+    pub fn of(provider: Provider, error: impl Into<IngestError>) -> Self {
+        Self {
+            provider: Some(provider),
+            error: error.into(),
+        }
+    }
+}
+
+impl ResponseError for DefinedError {
+    fn status_code(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        refusal(&self.error, self.provider, |_, request_id| {
+            DefinedErrorBody {
+                error: self.error.to_string(),
+                request_id,
+            }
+        })
     }
 }

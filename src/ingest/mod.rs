@@ -4,6 +4,7 @@
 //! holds only its routes and answers.
 
 mod carriyo;
+mod defined;
 mod error;
 mod redo;
 mod refusals;
@@ -11,9 +12,11 @@ mod shopify;
 mod shopify_graphql;
 mod stores;
 
+pub use defined::{DefinedWebhookAnswer, IgnoredEvent};
 pub use error::{
-    carriyo_timestamp, CarriyoError, CarriyoErrorBody, ErrorBody, IngestError, ProviderError,
-    RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody, ShopifyErrors,
+    carriyo_timestamp, CarriyoError, CarriyoErrorBody, DefinedError, DefinedErrorBody, ErrorBody,
+    IngestError, ProviderError, RedoError, RedoErrorBody, ShopifyError, ShopifyErrorBody,
+    ShopifyErrors,
 };
 pub use refusals::{RefusalTally, FLUSH_EVERY};
 pub use shopify::{IgnoredTopic, WebhookAnswer};
@@ -43,6 +46,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     shopify::webhook_routes(cfg);
     carriyo::routes(cfg);
     redo::routes(cfg);
+    defined::routes(cfg);
     shopify::rest_routes(cfg);
     shopify_graphql::routes(cfg);
 }
@@ -228,11 +232,16 @@ pub struct Acknowledgement {
 impl Recorded {
     /// The acknowledgement of this delivery, as a 200.
     pub fn acknowledgement(&self) -> HttpResponse {
-        HttpResponse::Ok().json(Acknowledgement {
+        HttpResponse::Ok().json(self.acknowledgement_body())
+    }
+
+    /// What the acknowledgement says.
+    pub fn acknowledgement_body(&self) -> Acknowledgement {
+        Acknowledgement {
             accepted: true,
             duplicate: self.is_duplicate(),
             event_id: self.event_id(),
-        })
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use actix_web::http::header::HeaderMap;
 
 use crate::config::{
-    CarriyoAuth, CarriyoSettings, RateLimit, RedoSettings, Settings, ShopifySettings,
+    CarriyoAuth, CarriyoSettings, DefinedProviderSettings, RateLimit, RedoSettings, Settings,
+    ShopifySettings,
 };
 use crate::providers::carriyo_auth;
 use crate::providers::verify::secret_matches;
@@ -34,6 +35,9 @@ pub struct StoreDirectory {
     shopify: HashMap<String, StoreRef<ShopifySettings>>,
     carriyo: HashMap<String, StoreRef<CarriyoSettings>>,
     redo: HashMap<String, StoreRef<RedoSettings>>,
+    /// By (provider, store name): the data-defined providers each store
+    /// has enabled.
+    defined: HashMap<(String, String), StoreRef<DefinedProviderSettings>>,
     /// By store name: only the stores with `[stores.NAME.limits]`.
     limits: HashMap<String, RateLimit>,
 }
@@ -57,6 +61,11 @@ impl StoreDirectory {
                 directory
                     .redo
                     .insert(r.store_id.clone(), StoreRef::new(name, r));
+            }
+            for (provider, p) in store.providers.iter().filter(|(_, p)| p.enabled) {
+                directory
+                    .defined
+                    .insert((provider.clone(), name.clone()), StoreRef::new(name, p));
             }
             if let Some(limit) = store.limits {
                 directory.limits.insert(name.clone(), limit);
@@ -101,6 +110,16 @@ impl StoreDirectory {
     /// The store's ingest limit, if it has one.
     pub fn limit(&self, store: &str) -> Option<&RateLimit> {
         self.limits.get(store)
+    }
+
+    /// Store `store`'s settings for data-defined provider `provider`, when
+    /// the store is enabled and has enabled the provider.
+    pub fn defined(
+        &self,
+        provider: &str,
+        store: &str,
+    ) -> Option<&StoreRef<DefinedProviderSettings>> {
+        self.defined.get(&(provider.to_owned(), store.to_owned()))
     }
 
     /// The store with this Redo store id.

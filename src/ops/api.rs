@@ -177,8 +177,9 @@ async fn stats(admin: Admin, state: web::Data<AppState>) -> ApiResult {
     };
     // Every provider and outcome appears, zeros included, so a dashboard
     // or script never has to guess whether a key is missing or zero.
-    let providers = Provider::ALL
-        .into_iter()
+    let providers = state
+        .metrics
+        .providers()
         .map(|p| {
             let counts = Outcome::ALL
                 .into_iter()

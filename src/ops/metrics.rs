@@ -81,7 +81,7 @@ struct Inner {
     /// Made once: ingest counts every request on these and the worker
     /// times every event, and a macro finds its metric by building and
     /// hashing the labels each time.
-    providers: [ProviderMetrics; Provider::ALL.len()],
+    providers: Vec<ProviderMetrics>,
 }
 
 /// One provider's handles, in [`Inner::providers`].
@@ -117,17 +117,11 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
     /// A fresh recorder with every metric described and every
     /// provider/outcome counter present at zero, so dashboards and alerts
     /// never have to tell "missing" from "none yet".
-    pub fn new() -> Self {
+    pub fn new(providers: &[Provider]) -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &REQUEST_BUCKETS)
             .and_then(|b| {
@@ -180,7 +174,11 @@ impl Metrics {
             describe_counter!(STORAGE_ERRORS, "Failed storage operations, by operation.");
             describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-            Provider::ALL.map(ProviderMetrics::register)
+            providers
+                .iter()
+                .copied()
+                .map(ProviderMetrics::register)
+                .collect::<Vec<_>>()
         });
         Self {
             inner: Arc::new(Inner {
@@ -189,6 +187,11 @@ impl Metrics {
                 providers,
             }),
         }
+    }
+
+    /// The providers this application serves, in the order stats list them.
+    pub fn providers(&self) -> impl Iterator<Item = Provider> + '_ {
+        self.inner.providers.iter().map(|m| m.provider)
     }
 
     fn of(&self, provider: Provider) -> Option<&ProviderMetrics> {
@@ -301,7 +304,7 @@ impl Metrics {
         }
         match storage.unmapped_words().await {
             Ok(words) => self.record(|| {
-                for provider in Provider::ALL {
+                for provider in self.providers() {
                     let distinct = words.iter().filter(|w| w.provider == provider).count();
                     gauge!(UNMAPPED_WORDS, "provider" => provider.as_str()).set(distinct as f64);
                 }
@@ -416,8 +419,8 @@ mod tests {
 
     #[test]
     fn two_recorders_keep_their_own_counts() {
-        let one = Metrics::new();
-        let two = Metrics::new();
+        let one = Metrics::new(&Provider::ALL);
+        let two = Metrics::new(&Provider::ALL);
         one.count_webhook(Provider::Redo, Outcome::Invalid);
         one.count_webhook(Provider::Redo, Outcome::Invalid);
         two.count_webhook(Provider::Redo, Outcome::Invalid);

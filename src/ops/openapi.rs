@@ -14,11 +14,16 @@ use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{Components, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::PartialSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::canonical::DefinedName;
+use crate::providers::defined::Catalog;
 use crate::providers::{carriyo, shopify};
 
 /// Registers `GET /openapi.json`.
@@ -32,9 +37,11 @@ pub struct ServedDocument(Bytes);
 
 impl ServedDocument {
     /// The whole document around `gathered`, the operations and schemas
-    /// of the route table.
-    pub fn new(gathered: OpenApi) -> Result<Self, serde_json::Error> {
-        document(gathered).to_json().map(|text| Self(text.into()))
+    /// of the route table, with the data-defined providers of `catalog`.
+    pub fn new(gathered: OpenApi, catalog: &Catalog) -> Result<Self, serde_json::Error> {
+        let mut document = document(gathered);
+        add_defined_providers(&mut document, catalog);
+        document.to_json().map(|text| Self(text.into()))
     }
 }
 
@@ -117,6 +124,11 @@ pub fn document(gathered: OpenApi) -> OpenApi {
             "redo",
             "Redo-style orders, fulfillments and shipment statuses (Redo API 2.2)",
         ),
+        (
+            "providers",
+            "Webhooks of data-defined providers (providers/NAME/provider.toml): AfterShip, \
+             EasyPost, and any of providers.dir",
+        ),
         ("ops", "Health, metrics, the dashboard and the admin API"),
     ]
     .map(|(name, description)| {
@@ -190,13 +202,64 @@ pub fn document(gathered: OpenApi) -> OpenApi {
     document
 }
 
+/// The route of the data-defined providers, as the document names it.
+const DEFINED_ROUTE: &str = "/webhooks/{provider}/{store}";
+
+/// Adds what only the loaded definitions know: their names, to the
+/// `Provider` enum and as the `DefinedName` enum (which the route's
+/// `{provider}` refers to), and how each authenticates, as a security
+/// scheme the route accepts.
+fn add_defined_providers(document: &mut OpenApi, catalog: &Catalog) {
+    let components = document.components.get_or_insert_with(Components::new);
+    let names = || {
+        catalog
+            .iter()
+            .map(|d| serde_json::Value::from(d.name.as_str()))
+    };
+    if let Some(RefOr::T(Schema::Object(provider))) = components.schemas.get_mut("Provider") {
+        provider
+            .enum_values
+            .get_or_insert_with(Vec::new)
+            .extend(names());
+    }
+    // A parameter's type is referred to, not gathered: added here.
+    let mut defined = <DefinedName as PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut defined {
+        object.enum_values = Some(names().collect());
+    }
+    components.schemas.insert("DefinedName".into(), defined);
+    let mut requirements = Vec::new();
+    for definition in catalog.iter() {
+        let name = format!("{}_credential", definition.name.as_str());
+        let description = format!(
+            "{}: {} in header {}, checked against the store's \
+             [stores.NAME.providers.{}] secrets",
+            definition.title,
+            definition.auth.scheme(),
+            definition.auth.header(),
+            definition.name.as_str()
+        );
+        components.add_security_scheme(&name, api_key(definition.auth.header(), &description));
+        requirements.push(SecurityRequirement::new(name, Vec::<String>::new()));
+    }
+    let operation = document
+        .paths
+        .paths
+        .get_mut(DEFINED_ROUTE)
+        .and_then(|item| item.post.as_mut());
+    if let Some(operation) = operation {
+        operation.security = Some(requirements);
+    }
+}
+
 /// Each provider's tag and the name its error body's schema starts with
 /// (`ShopifyErrorBody`): every path of the tag is limited per store, and
 /// reads a body within server.body_timeout when it takes one.
-const PROVIDERS: [(&str, &str); 3] = [
+const PROVIDERS: [(&str, &str); 4] = [
     ("shopify", "Shopify"),
     ("carriyo", "Carriyo"),
     ("redo", "Redo"),
+    ("providers", "Defined"),
 ];
 
 /// How a provider's 429 is named in `components/responses`, after it.

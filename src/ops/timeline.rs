@@ -22,11 +22,10 @@ use crate::storage::Outcome;
 pub const KEPT_MINUTES: usize = 60;
 const DEFAULT_MINUTES: usize = 30;
 
-const PROVIDERS: usize = Provider::ALL.len();
 const OUTCOMES: usize = Outcome::ALL.len();
 
-/// Counts indexed like `Provider::ALL` and `Outcome::ALL`.
-type Counts = [[u64; OUTCOMES]; PROVIDERS];
+/// Counts by provider (only those counted), each indexed like `Outcome::ALL`.
+type Counts = BTreeMap<Provider, [u64; OUTCOMES]>;
 
 /// Counts for one minute: the totals, and by store those of events that
 /// reached the log (refusals belong to no store).
@@ -91,24 +90,23 @@ impl Timeline {
                     position,
                     Minute {
                         number,
-                        counts: [[0; OUTCOMES]; PROVIDERS],
+                        counts: Counts::new(),
                         stores: BTreeMap::new(),
                     },
                 );
                 position
             }
         };
-        let (p, o) = (
-            index(&Provider::ALL, &provider),
-            index(&Outcome::ALL, &outcome),
-        );
+        let o = index(&Outcome::ALL, &outcome);
         let minute = &mut minutes[position];
-        minute.counts[p][o] += 1;
+        minute.counts.entry(provider).or_insert([0; OUTCOMES])[o] += 1;
         if let Some(store) = store {
             minute
                 .stores
                 .entry(store.to_owned())
-                .or_insert([[0; OUTCOMES]; PROVIDERS])[p][o] += 1;
+                .or_default()
+                .entry(provider)
+                .or_insert([0; OUTCOMES])[o] += 1;
         }
         while minutes
             .front()
@@ -123,6 +121,7 @@ impl Timeline {
     /// the totals, or the sum of `scope`'s stores.
     pub fn last(
         &self,
+        providers: &[Provider],
         span: usize,
         now: DateTime<Utc>,
         scope: Option<&BTreeSet<String>>,
@@ -136,11 +135,11 @@ impl Timeline {
                 let counts = minutes
                     .iter()
                     .find(|m| m.number == number)
-                    .map_or([[0; OUTCOMES]; PROVIDERS], |m| m.of(scope));
-                let providers = Provider::ALL
+                    .map_or_else(Counts::new, |m| m.of(scope));
+                let providers = providers
                     .iter()
-                    .zip(counts)
-                    .map(|(p, row)| {
+                    .map(|p| {
+                        let row = counts.get(p).copied().unwrap_or([0; OUTCOMES]);
                         let row = Outcome::ALL.iter().map(|o| o.as_str()).zip(row).collect();
                         (p.as_str(), row)
                     })
@@ -160,11 +159,12 @@ impl Minute {
     /// The totals, or the sum of `scope`'s stores.
     fn of(&self, scope: Option<&BTreeSet<String>>) -> Counts {
         let Some(scope) = scope else {
-            return self.counts;
+            return self.counts.clone();
         };
-        let mut sum = [[0; OUTCOMES]; PROVIDERS];
+        let mut sum = Counts::new();
         for counts in scope.iter().filter_map(|s| self.stores.get(s)) {
-            for (row, counted) in sum.iter_mut().zip(counts) {
+            for (provider, counted) in counts {
+                let row = sum.entry(*provider).or_insert([0; OUTCOMES]);
                 for (n, c) in row.iter_mut().zip(counted) {
                     *n += c;
                 }
@@ -217,10 +217,11 @@ async fn stats_timeline(
         )));
     }
     let scope = admin.scope();
+    let providers: Vec<Provider> = state.metrics.providers().collect();
     let minutes = state
         .metrics
         .timeline()
-        .last(span, Utc::now(), scope.as_ref());
+        .last(&providers, span, Utc::now(), scope.as_ref());
     Ok(HttpResponse::Ok().json(TimelineAnswer { minutes }))
 }
 
@@ -253,7 +254,7 @@ mod tests {
             Outcome::Invalid,
             at("2026-11-20T10:02:00Z"),
         );
-        let last = timeline.last(3, at("2026-11-20T10:02:30Z"), None);
+        let last = timeline.last(&Provider::ALL, 3, at("2026-11-20T10:02:30Z"), None);
         assert_eq!(last.len(), 3);
         assert_eq!(last[0].start, "2026-11-20T10:00:00Z");
         assert_eq!(last[0].providers["carriyo"]["accepted"], 2);
@@ -290,7 +291,12 @@ mod tests {
             Outcome::Invalid,
             at("2026-11-20T10:30:00Z"),
         );
-        let last = timeline.last(KEPT_MINUTES, at("2026-11-20T11:00:00Z"), None);
+        let last = timeline.last(
+            &Provider::ALL,
+            KEPT_MINUTES,
+            at("2026-11-20T11:00:00Z"),
+            None,
+        );
         let total =
             |outcome: &str| -> u64 { last.iter().map(|m| m.providers["shopify"][outcome]).sum() };
         assert_eq!(

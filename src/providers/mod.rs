@@ -6,6 +6,7 @@
 
 pub mod carriyo;
 pub mod carriyo_auth;
+pub mod defined;
 pub mod redo;
 pub mod shopify;
 pub mod status_map;
@@ -128,24 +129,22 @@ pub fn parse_event_time(
 /// [`parse_event_time`] for a field whose value may lack an offset: such
 /// a time is read in `zone` (see [`time::parse_in_zone`]).
 pub fn parse_local_event_time(
-    field: &'static str,
+    field: impl Into<Cow<'static, str>>,
     value: Option<&str>,
     zone: Tz,
 ) -> Result<Option<ProviderTime>, Rejection> {
     let Some(value) = value else {
         return Ok(None);
     };
+    let field = field.into();
     let at = time::parse_in_zone(value.trim(), zone).ok_or_else(|| {
         Rejection::Invalid(format!(
             "field `{field}`: '{value}' is not a date-time like 2026-11-20T10:00:00+04:00 \
              or 2026-11-20T10:00:00"
         ))
     })?;
-    let at = rfc3339_year(field, value, at)?;
-    Ok(Some(ProviderTime {
-        at,
-        field: field.into(),
-    }))
+    let at = rfc3339_year(&field, value, at)?;
+    Ok(Some(ProviderTime { at, field }))
 }
 
 /// [`parse_eta`] that also takes a date-time without an offset, whose date

@@ -104,6 +104,11 @@ impl StatusMap {
             .map_or(EventKind::Unmapped, Mapping::kind)
     }
 
+    /// Whether the map has a table of this name.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
+    }
+
     /// Whether the map has a table of this name (adapters rely on theirs).
     fn require(self, file: &str, table: &str) -> Result<Self, StatusMapError> {
         if self.tables.contains_key(table) {
@@ -146,6 +151,8 @@ fn required_tables(provider: Provider) -> &'static [&'static str] {
     match provider {
         Provider::Shopify => &["fulfillment_event", "fulfillment"],
         Provider::Carriyo | Provider::Redo => &["shipment"],
+        // A definition names its tables; they are checked when it loads.
+        Provider::Defined(_) => &[],
     }
 }
 

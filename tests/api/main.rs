@@ -9,6 +9,7 @@ mod automations;
 mod carriyo;
 mod carriyo_edge;
 mod carriyo_returns;
+mod defined_providers;
 #[path = "../helpers/mod.rs"]
 mod helpers;
 mod hostile_inputs;

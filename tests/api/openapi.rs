@@ -115,14 +115,18 @@ fn json_schema(content_holder: &Value) -> &Value {
     &content_holder["content"]["application/json"]["schema"]
 }
 
-/// The path with every `{parameter}` filled with `value`.
+/// The path with every `{parameter}` filled with `value`, but
+/// `{provider}`, an enum, with one of its values.
 fn concrete(path: &str, value: &str) -> String {
     let mut out = String::new();
     let mut rest = path;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let close = rest[open..].find('}').unwrap() + open;
-        out.push_str(value);
+        out.push_str(match &rest[open..=close] {
+            "{provider}" => "aftership",
+            _ => value,
+        });
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
@@ -135,6 +139,7 @@ fn error_schema_of(tag: &str) -> &'static str {
         "shopify" => "#/components/schemas/ShopifyErrorBody",
         "carriyo" => "#/components/schemas/CarriyoErrorBody",
         "redo" => "#/components/schemas/RedoErrorBody",
+        "providers" => "#/components/schemas/DefinedErrorBody",
         "ops" => "#/components/schemas/OpsErrorBody",
         other => panic!("unexpected tag {other}"),
     }

@@ -63,7 +63,8 @@ async fn stats_list_every_provider_and_outcome(backend: Backend) {
         "unmapped": 0, "ignored": 0, "limited": 0});
     assert_eq!(
         stats,
-        json!({"providers": {"shopify": zero, "carriyo": zero, "redo": zero}})
+        json!({"providers": {"shopify": zero, "carriyo": zero, "redo": zero,
+            "aftership": zero, "easypost": zero}})
     );
     app.stop().await;
 }

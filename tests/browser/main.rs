@@ -195,6 +195,8 @@ async fn scenario(browser: Client, app: Arc<TestApp>, receiver: Arc<Receiver>) {
     type_into(&browser, "#token", ADMIN_TOKEN).await;
     click(&browser, "#signin-submit").await;
     wait_for_text(&browser, "#count-shopify-accepted", |t| t == "0").await;
+    // Data-defined providers get their rows from the stats, as built-ins do.
+    wait_for_text(&browser, "#count-easypost-accepted", |t| t == "0").await;
     wait_for_text(&browser, "#dead-letters tbody", |t| t.starts_with("none")).await;
     wait_for_count(
         &browser,

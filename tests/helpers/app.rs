@@ -86,6 +86,14 @@ pub fn test_env() -> Vec<(String, String)> {
         ),
         ("SHIPGATE__STORES__ACME__CARRIYO__API_KEYS", CARRIYO_KEY),
         ("SHIPGATE__STORES__ACME__REDO__API_TOKENS", REDO_TOKEN),
+        (
+            "SHIPGATE__STORES__ACME__PROVIDERS__AFTERSHIP__SECRETS",
+            AFTERSHIP_SECRET,
+        ),
+        (
+            "SHIPGATE__STORES__ACME__PROVIDERS__EASYPOST__SECRETS",
+            EASYPOST_SECRET,
+        ),
         ("SHIPGATE__STORES__BETA__SHOPIFY__SHOP_DOMAIN", OTHER_SHOP),
         (
             "SHIPGATE__STORES__BETA__SHOPIFY__WEBHOOK_SECRETS",

@@ -26,6 +26,10 @@ pub const OTHER_CARRIYO_TENANT: &str = "BETA";
 pub const OTHER_CARRIYO_KEY: &str = "test-beta-carriyo-key";
 pub const OTHER_REDO_STORE_ID: &str = "75f6b9b2bf5ab9aef48f5ff8";
 pub const OTHER_REDO_TOKEN: &str = "test-beta-redo-token";
+/// The acme store's AfterShip webhook secret.
+pub const AFTERSHIP_SECRET: &str = "aftership-test-secret";
+/// The acme store's EasyPost webhook secret.
+pub const EASYPOST_SECRET: &str = "easypost-test-secret";
 
 /// A sample payload from `providers/<provider>/samples/<name>.json`.
 pub fn sample(provider: &str, name: &str) -> Value {
@@ -35,6 +39,14 @@ pub fn sample(provider: &str, name: &str) -> Value {
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// HMAC-SHA256 of `body` keyed with `key`, as every signing sender
+/// computes it.
+pub fn hmac_sha256(key: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(body);
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// Shopify's signature: base64 of HMAC-SHA256 of the raw body.

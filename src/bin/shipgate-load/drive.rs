@@ -411,6 +411,9 @@ mod tests {
             carriyo_key: "k".into(),
             redo_store_id: "store".into(),
             redo_token: "t".into(),
+            store: "acme".into(),
+            aftership_secret: "a".into(),
+            easypost_secret: "e".into(),
         };
         let wire = Wire::new(RunId::random(), credentials).unwrap();
         let target = Target::resolve("http://127.0.0.1:9").unwrap();

@@ -26,6 +26,7 @@
 //! - [`verify`]: the check;
 //! - [`e2e`]: the automations' receiver, and their check and latency.
 
+mod defined;
 mod drive;
 mod e2e;
 mod gateway;
@@ -89,7 +90,8 @@ struct Cli {
     /// How many requests to send, retries included.
     #[arg(long)]
     requests: Option<u64>,
-    /// Each provider's share of the deliveries.
+    /// Each provider's share of the deliveries: shopify, carriyo, redo,
+    /// and the shipped data-defined senders aftership and easypost.
     #[arg(long, default_value = "shopify=70,carriyo=20,redo=10")]
     mix: Mix,
     /// Share of deliveries that resend an earlier delivery with the same
@@ -136,6 +138,12 @@ struct Cli {
     /// Redo's bearer token.
     #[arg(long, default_value = "dev-only-redo-api-token")]
     redo_token: String,
+    /// The store's AfterShip webhook secret (`--mix aftership=N`).
+    #[arg(long, default_value = "dev-only-aftership-webhook-secret")]
+    aftership_secret: String,
+    /// The store's EasyPost webhook secret (`--mix easypost=N`).
+    #[arg(long, default_value = "dev-only-easypost-webhook-secret")]
+    easypost_secret: String,
     /// A bearer token for the ops API (/api/v1), to verify and sample.
     #[arg(long, default_value = "dev-only-admin-token")]
     admin_token: String,
@@ -224,6 +232,9 @@ impl Cli {
             carriyo_key: self.carriyo_key.clone(),
             redo_store_id: self.redo_store_id.clone(),
             redo_token: self.redo_token.clone(),
+            store: self.store.clone(),
+            aftership_secret: self.aftership_secret.clone(),
+            easypost_secret: self.easypost_secret.clone(),
         }
     }
 }

@@ -6,12 +6,15 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::Rng;
-use shipgate::canonical::Provider;
+use shipgate::canonical::{DefinedName, Provider};
+
+use crate::defined;
 use uuid::Uuid;
 
 /// Every fulfillment's first in-order update happens at 2026-11-21T00:00Z
@@ -60,13 +63,15 @@ fn words(provider: Provider) -> &'static [&'static str] {
             "out_for_delivery",
             "delivered",
         ],
+        Provider::Defined(name) => defined::words(name),
     }
 }
 
 /// Each provider's share of the deliveries, e.g. `shopify=70,carriyo=20,redo=10`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mix {
-    weights: [u32; 3],
+    /// Indexed like [`senders`].
+    weights: Vec<u32>,
 }
 
 impl Mix {
@@ -87,7 +92,8 @@ impl Mix {
             ticket < upto
         });
         // A ticket below the total always falls on some provider.
-        Provider::ALL[drawn.unwrap_or(Provider::ALL.len() - 1)]
+        let senders = senders();
+        senders[drawn.unwrap_or(senders.len() - 1)]
     }
 }
 
@@ -95,12 +101,21 @@ impl FromStr for Mix {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut weights = [0u32; 3];
+        let senders = senders();
+        let mut weights = vec![0u32; senders.len()];
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
                 .split_once('=')
                 .ok_or_else(|| format!("'{part}' is not provider=weight"))?;
-            let provider: Provider = name.trim().parse()?;
+            let name = name.trim();
+            let provider = senders
+                .iter()
+                .copied()
+                .find(|p| p.as_str() == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = senders.iter().map(|p| p.as_str()).collect();
+                    format!("'{name}' is not a provider ({})", names.join(", "))
+                })?;
             weights[index_of(provider)] = weight.trim().parse().map_err(|_| {
                 format!("the weight of {provider}, '{weight}', is not a whole number")
             })?;
@@ -114,8 +129,9 @@ impl FromStr for Mix {
 
 impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = Provider::ALL
-            .into_iter()
+        let parts: Vec<String> = senders()
+            .iter()
+            .copied()
             .filter(|p| self.weight(*p) > 0)
             .map(|p| format!("{p}={}", self.weight(p)))
             .collect();
@@ -123,12 +139,27 @@ impl fmt::Display for Mix {
     }
 }
 
+/// Every provider the load can send as: the built-in ones, then the
+/// data-defined senders it has wire shapes for.
+fn senders() -> &'static [Provider] {
+    static SENDERS: OnceLock<Vec<Provider>> = OnceLock::new();
+    SENDERS.get_or_init(|| {
+        Provider::ALL
+            .into_iter()
+            .chain(
+                defined::SENDERS
+                    .iter()
+                    .filter_map(|name| DefinedName::intern(name).ok().map(Provider::Defined)),
+            )
+            .collect()
+    })
+}
+
 fn index_of(provider: Provider) -> usize {
-    match provider {
-        Provider::Shopify => 0,
-        Provider::Carriyo => 1,
-        Provider::Redo => 2,
-    }
+    senders()
+        .iter()
+        .position(|p| *p == provider)
+        .unwrap_or_default()
 }
 
 /// One fulfillment the load updates; `number` counts within its provider
@@ -185,7 +216,7 @@ pub struct Plan {
     shape: Shape,
     fulfillments: Vec<Fulfillment>,
     /// Indexes into `fulfillments`, per provider.
-    by_provider: [Vec<usize>; 3],
+    by_provider: Vec<Vec<usize>>,
     updates: Vec<Update>,
 }
 
@@ -195,8 +226,9 @@ impl Plan {
     pub fn new(shape: Shape, rng: StdRng) -> Self {
         let total = shape.mix.total() as u64;
         let mut fulfillments = Vec::new();
-        let mut by_provider: [Vec<usize>; 3] = Default::default();
-        for provider in Provider::ALL {
+        let senders = senders();
+        let mut by_provider: Vec<Vec<usize>> = vec![Vec::new(); senders.len()];
+        for &provider in senders {
             let weight = shape.mix.weight(provider) as u64;
             if weight == 0 {
                 continue;
@@ -329,6 +361,8 @@ mod tests {
             .unwrap_err()
             .contains("provider=weight"));
         assert!("ups=1".parse::<Mix>().unwrap_err().contains("'ups'"));
+        let defined: Mix = "easypost=5,aftership=1".parse().unwrap();
+        assert_eq!(defined.to_string(), "aftership=1,easypost=5");
         assert!("redo=x".parse::<Mix>().unwrap_err().contains("redo"));
         assert!("redo=0".parse::<Mix>().is_err());
     }

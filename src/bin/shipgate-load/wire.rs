@@ -12,6 +12,7 @@ use shipgate::cli::send_sample::SAMPLES;
 use shipgate::cli::sign::{provider_headers, DeliveryArgs};
 use shipgate::fulfillment::timestamp;
 
+use crate::defined::{DefinedWire, News};
 use crate::plan::{Fulfillment, Update};
 
 /// Shopify's numeric ids of one run start at its id times this, so
@@ -46,6 +47,10 @@ pub struct Credentials {
     pub carriyo_key: String,
     pub redo_store_id: String,
     pub redo_token: String,
+    /// The store's name: data-defined senders' paths name it.
+    pub store: String,
+    pub aftership_secret: String,
+    pub easypost_secret: String,
 }
 
 impl Credentials {
@@ -130,6 +135,7 @@ pub struct Wire {
     redo_order: Value,
     redo_fulfillment: Value,
     redo_status: Value,
+    defined: DefinedWire,
 }
 
 /// A compiled-in sample, parsed.
@@ -146,12 +152,17 @@ impl Wire {
         credentials.check()?;
         Ok(Self {
             run,
-            credentials,
             shopify_event: sample(Provider::Shopify, "fulfillment_event_create")?,
             carriyo_shipment: sample(Provider::Carriyo, "shipment_in_transit")?,
             redo_order: sample(Provider::Redo, "create_order")?,
             redo_fulfillment: sample(Provider::Redo, "create_fulfillment")?,
             redo_status: sample(Provider::Redo, "shipment_status")?,
+            defined: DefinedWire::new(
+                &credentials.store,
+                &credentials.aftership_secret,
+                &credentials.easypost_secret,
+            )?,
+            credentials,
         })
     }
 
@@ -172,7 +183,7 @@ impl Wire {
                 order: format!("LOAD-{run}-{n}"),
                 fulfillment: format!("LOAD-{run}-{n}-1"),
             },
-            Provider::Redo => Refs {
+            Provider::Redo | Provider::Defined(_) => Refs {
                 order: format!("load-{run}-{n}"),
                 fulfillment: format!("load-{run}-{n}-1"),
             },
@@ -183,7 +194,9 @@ impl Wire {
     pub fn mark(&self, n: usize, update: &Update, f: &Fulfillment) -> Mark {
         match f.provider {
             Provider::Carriyo => Mark::CarriyoTime(timestamp(update.occurred_at)),
-            Provider::Shopify | Provider::Redo => Mark::Message(self.message(n)),
+            Provider::Shopify | Provider::Redo | Provider::Defined(_) => {
+                Mark::Message(self.message(n))
+            }
         }
     }
 
@@ -211,6 +224,7 @@ impl Wire {
                 body["happened_at"] = json!(at);
                 self.signed(
                     Provider::Shopify,
+                    &self.credentials.shopify_secret,
                     "/webhooks/shopify".into(),
                     delivery_id,
                     &body,
@@ -226,6 +240,7 @@ impl Wire {
                 body["update_date"] = json!(at);
                 self.signed(
                     Provider::Carriyo,
+                    &self.credentials.carriyo_key,
                     "/webhooks/carriyo".into(),
                     delivery_id,
                     &body,
@@ -242,8 +257,24 @@ impl Wire {
                     refs.order,
                     refs.fulfillment
                 );
-                self.signed(Provider::Redo, path, delivery_id, &body)
+                self.signed(
+                    Provider::Redo,
+                    &self.credentials.redo_token,
+                    path,
+                    delivery_id,
+                    &body,
+                )
             }
+            Provider::Defined(name) => self.defined.delivery(
+                name,
+                &News {
+                    refs: &refs,
+                    word: update.word,
+                    at: &at,
+                    message: &self.message(n),
+                    delivery_id: &update.delivery_id.to_string(),
+                },
+            ),
         }
     }
 
@@ -257,9 +288,16 @@ impl Wire {
         fulfillment["fulfillmentId"] = json!(refs.fulfillment);
         let orders = self.redo_orders_path();
         [
-            self.signed(Provider::Redo, orders.clone(), None, &order),
             self.signed(
                 Provider::Redo,
+                &self.credentials.redo_token,
+                orders.clone(),
+                None,
+                &order,
+            ),
+            self.signed(
+                Provider::Redo,
+                &self.credentials.redo_token,
                 format!("{orders}/{}/fulfillments", refs.order),
                 None,
                 &fulfillment,
@@ -271,10 +309,12 @@ impl Wire {
         format!("/v2.2/stores/{}/orders", self.credentials.redo_store_id)
     }
 
-    /// `body` with the headers its provider sends.
+    /// `body` with the headers its provider sends, its credential made
+    /// from `secret`.
     fn signed(
         &self,
         provider: Provider,
+        secret: &str,
         path: String,
         delivery_id: Option<String>,
         body: &Value,
@@ -282,11 +322,7 @@ impl Wire {
         let body = body.to_string().into_bytes();
         let c = &self.credentials;
         let args = DeliveryArgs {
-            secret: match provider {
-                Provider::Shopify => c.shopify_secret.clone(),
-                Provider::Carriyo => c.carriyo_key.clone(),
-                Provider::Redo => c.redo_token.clone(),
-            },
+            secret: secret.to_owned(),
             topic: None,
             shop: c.shop.clone(),
             event_id: delivery_id,

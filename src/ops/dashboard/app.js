@@ -4,7 +4,9 @@
 "use strict";
 
 const TOKEN_KEY = "shipgate.adminToken";
-const PROVIDERS = ["shopify", "carriyo", "redo"];
+// The providers the gateway serves, built-in and data-defined, in the
+// order /api/v1/stats lists them; read at sign-in.
+let PROVIDERS = [];
 const OUTCOMES = ["accepted", "duplicate", "unauthorized", "invalid", "unmapped", "ignored"];
 const PAGE = 50;
 const REFRESH_MS = 2000;
@@ -88,7 +90,7 @@ async function signIn(token) {
   session.token = token;
   $("signin-error").textContent = "";
   try {
-    await api("/api/v1/stats");
+    PROVIDERS = Object.keys((await api("/api/v1/stats")).providers);
   } catch (e) {
     if (!(e instanceof SignedOut)) $("signin-error").textContent = `Cannot reach the gateway: ${e.message}`;
     return;
@@ -104,6 +106,10 @@ async function signIn(token) {
 // ---- counts and chart ----------------------------------------------------
 
 function buildCounts() {
+  $("events-provider").replaceChildren(
+    el("option", { value: "" }, "all"),
+    ...PROVIDERS.map((p) => el("option", { value: p }, p)),
+  );
   const body = $("counts").tBodies[0];
   body.replaceChildren(
     ...PROVIDERS.map((p) =>

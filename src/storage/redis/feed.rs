@@ -93,7 +93,7 @@ fn outcome_of(
     provider: &str,
     outcome: &str,
 ) -> Result<(Provider, Outcome), StorageError> {
-    let provider = provider.parse::<Provider>().map_err(corrupt)?;
+    let provider = Provider::from_stored(provider).map_err(corrupt)?;
     let outcome = Outcome::ALL
         .into_iter()
         .find(|o| o.as_str() == outcome)
@@ -177,7 +177,7 @@ impl Feed for RedisStorage {
         for (member, n) in sets.into_iter().flatten() {
             let (store, provider, word) = store_entry(&member)?;
             if stores.contains(&store) {
-                let provider = provider.parse::<Provider>().map_err(corrupt)?;
+                let provider = Provider::from_stored(&provider).map_err(corrupt)?;
                 *counts.entry((provider, word)).or_default() += n;
             }
         }
@@ -196,7 +196,7 @@ impl Feed for RedisStorage {
             let (provider, word) = member
                 .split_once(':')
                 .ok_or_else(|| corrupt(format!("unmapped word entry '{member}'")))?;
-            let provider = provider.parse::<Provider>().map_err(corrupt)?;
+            let provider = Provider::from_stored(provider).map_err(corrupt)?;
             *counts.entry((provider, word.to_owned())).or_default() += n;
         }
         Ok(sorted_words(counts))
