@@ -5,7 +5,7 @@
 //! each test has a redis-server (or a three-node Redis Cluster) of its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
@@ -130,8 +130,10 @@ impl Tally {
 /// Sends the plan: `concurrency` fulfillments at a time, each one's
 /// updates in order, pausing `pace` after each. Update k goes to gateway
 /// k mod n of the n that `targets` lists at the time. An update is resent
-/// unchanged, as a provider retries, until a gateway answers 2xx; any
-/// answer but 2xx or 503 with Retry-After fails the test.
+/// unchanged, as a provider retries, until a gateway answers 2xx, for at
+/// most [`LOAD_PATIENCE`] from its own first attempt (a loaded machine may
+/// start the last lanes late); any answer but 2xx or 503 with Retry-After
+/// fails the test.
 async fn send_load(
     plan: &[(String, Vec<Update>)],
     targets: watch::Receiver<Vec<String>>,
@@ -140,13 +142,12 @@ async fn send_load(
     tally: &Tally,
 ) {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + LOAD_PATIENCE;
     stream::iter(plan)
         .for_each_concurrent(concurrency, |(_, updates)| {
             let (client, targets) = (&client, &targets);
             async move {
                 for (k, update) in updates.iter().enumerate() {
-                    deliver(client, targets, k, update, tally, deadline).await;
+                    deliver(client, targets, k, update, tally).await;
                     tokio::time::sleep(pace).await;
                 }
             }
@@ -160,12 +161,13 @@ async fn deliver(
     k: usize,
     update: &Update,
     tally: &Tally,
-    deadline: Instant,
 ) {
+    let deadline = Instant::now() + LOAD_PATIENCE;
+    let mut last = String::from("nothing");
     loop {
         assert!(
             Instant::now() < deadline,
-            "{} never got a 2xx",
+            "{} never got a 2xx within {LOAD_PATIENCE:?}; the last answer: {last}",
             update.message
         );
         let address = {
@@ -192,9 +194,11 @@ async fn deliver(
                     "a 503 without Retry-After"
                 );
                 tally.unavailable.fetch_add(1, Ordering::Relaxed);
+                last = "503".into();
             }
-            Err(_) => {
+            Err(e) => {
                 tally.unreachable.fetch_add(1, Ordering::Relaxed);
+                last = e.to_string();
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -638,16 +642,25 @@ async fn a_duplicate_storm_applies_each_delivery_once() {
         .iter()
         .flat_map(|(_, updates)| updates)
         .flat_map(|update| std::iter::repeat_n(update, 5));
+    let resent = AtomicU64::new(0);
     let statuses: Vec<u16> = stream::iter(copies.enumerate())
         .map(|(i, update)| {
             let (client, address) = (&clients[i % clients.len()], &app.address);
+            let resent = &resent;
             async move {
-                shopify_request(client, address, &update.delivery)
-                    .send()
-                    .await
-                    .expect("request sent")
-                    .status()
-                    .as_u16()
+                // A request that got no answer (a loaded machine may close
+                // a pooled connection as it is reused) is sent again, as a
+                // provider would: one more copy of the storm.
+                for _ in 0..5 {
+                    match shopify_request(client, address, &update.delivery)
+                        .send()
+                        .await
+                    {
+                        Ok(response) => return response.status().as_u16(),
+                        Err(_) => resent.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                panic!("{} got no answer in five tries", update.message)
             }
         })
         .buffer_unordered(64)
@@ -657,10 +670,13 @@ async fn a_duplicate_storm_applies_each_delivery_once() {
     assert!(statuses.iter().all(|s| *s == 200), "not all 200");
     app.wait_until_applied().await;
     let stats = app.stats("shopify").await;
-    assert_eq!(
-        (stats["accepted"].as_u64(), stats["duplicate"].as_u64()),
-        (Some(1_000), Some(4_000)),
-        "{stats}"
+    // A resent request may or may not have been counted the first time.
+    let resent = resent.load(Ordering::Relaxed);
+    let duplicates = stats["duplicate"].as_u64().unwrap_or(0);
+    assert_eq!(stats["accepted"].as_u64(), Some(1_000), "{stats}");
+    assert!(
+        (4_000..=4_000 + resent).contains(&duplicates),
+        "{duplicates} duplicates for 4,000 copies and {resent} resent: {stats}"
     );
     for (fulfillment, updates) in &plan {
         let f = app
