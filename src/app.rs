@@ -1,8 +1,9 @@
 //! Builds the application from settings: storage, status maps, the HTTP
-//! server (each of its threads with its own storage handle), and the
-//! worker, the automations' dispatcher and the stall scanner on a thread
-//! of lower priority; `build` binds (port 0 in tests), `port` says where,
-//! `run_until_stopped` serves until the shutdown token fires.
+//! server (each of its threads with its own storage handle), and, on two
+//! threads of lower priority with their own storage handles, the worker
+//! and the automations' dispatcher with the stall scanner; `build` binds
+//! (port 0 in tests), `port` says where, `run_until_stopped` serves until
+//! the shutdown token fires.
 
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -199,7 +200,7 @@ fn listen(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
 
 impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
-    /// the worker, the dispatcher and the stall scanner on their thread.
+    /// the worker, the dispatcher and the stall scanner on their threads.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let gathered = gathered_document();
         let known_paths = web::Data::new(KnownPaths::new(&gathered));
