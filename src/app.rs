@@ -315,7 +315,7 @@ impl Application {
 /// that under a burst the HTTP side gets the CPU first and what it
 /// accepted waits, durable, in the event log: the worker and the flusher
 /// of the refusal tally on `shipgate-worker`; the automations' dispatcher
-/// and the stall scanner on `shipgate-dispatch`, so that applies never
+/// and the stall scanner on `shipgate-outbox`, so that applies never
 /// queue behind sending and settling deliveries.
 struct Background {
     threads: [BackgroundThread; 2],
@@ -367,7 +367,7 @@ impl Background {
         .await?;
         let (recorder, until) = (metrics.clone(), stop.clone());
         let dispatch = BackgroundThread::start(
-            "shipgate-dispatch",
+            "shipgate-outbox",
             settings,
             storage,
             automations,
@@ -428,8 +428,9 @@ struct BackgroundThread {
 }
 
 impl BackgroundThread {
-    /// Starts thread `name` and waits until `spawn` has spawned its tasks
-    /// there, given this thread's handles.
+    /// Starts thread `name` (at most 15 bytes: Linux cuts a longer one)
+    /// and waits until `spawn` has spawned its tasks there, given this
+    /// thread's handles.
     async fn start<F>(
         name: &'static str,
         settings: &Settings,
