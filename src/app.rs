@@ -1,8 +1,9 @@
 //! Builds the application from settings: storage, status maps, the HTTP
-//! server (each of its threads with its own storage handle), and the
-//! worker, the automations' dispatcher and the stall scanner on a thread
-//! of lower priority; `build` binds (port 0 in tests), `port` says where,
-//! `run_until_stopped` serves until the shutdown token fires.
+//! server (each of its threads with its own storage handle), and, on two
+//! threads of lower priority with their own storage handles, the worker
+//! and the automations' dispatcher with the stall scanner; `build` binds
+//! (port 0 in tests), `port` says where, `run_until_stopped` serves until
+//! the shutdown token fires.
 
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -106,7 +107,7 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error("cannot set up the automation delivery client: {0}")]
     Delivery(#[from] reqwest::Error),
-    #[error("cannot start the workers' thread: {0}")]
+    #[error("cannot start a background thread: {0}")]
     Background(std::io::Error),
     #[error("the OpenAPI document does not serialize: {0}")]
     OpenApi(serde_json::Error),
@@ -206,7 +207,7 @@ fn listen(address: &str, backlog: u32) -> std::io::Result<TcpListener> {
 
 impl Application {
     /// Opens storage, checks the status maps, binds the listener and starts
-    /// the worker, the dispatcher and the stall scanner on their thread.
+    /// the worker, the dispatcher and the stall scanner on their threads.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let maps = StatusMaps::load(settings.providers_dir())?;
         let catalog = Catalog::load(settings.providers_dir())?;
@@ -314,24 +315,24 @@ impl Application {
         });
         let served = self.server.await;
         self.stop_worker.cancel();
-        if self.background.stopped.await.is_err() {
-            tracing::error!("the workers' thread ended abnormally");
-        }
+        self.background.stopped().await;
         tracing::info!("stopped");
         served
     }
 }
 
-/// The worker, the dispatcher, the stall scanner and the flusher of the
-/// refusal tally, on a thread and runtime of their own at `worker.nice`: under a burst the HTTP side gets
-/// the CPU first, and what it accepted waits, durable, in the event log.
+/// The background work, on two threads of their own at `worker.nice`, so
+/// that under a burst the HTTP side gets the CPU first and what it
+/// accepted waits, durable, in the event log: the worker and the flusher
+/// of the refusal tally on `shipgate-worker`; the automations' dispatcher
+/// and the stall scanner on `shipgate-outbox`, so that applies never
+/// queue behind sending and settling deliveries.
 struct Background {
-    /// Resolves when the four have finished (an error if the thread died).
-    stopped: oneshot::Receiver<()>,
+    threads: [BackgroundThread; 2],
 }
 
 impl Background {
-    /// Starts the thread and waits until the four run there.
+    /// Starts both threads and waits until their tasks run there.
     async fn start(
         settings: &Settings,
         storage: &Arc<dyn Storage>,
@@ -340,30 +341,134 @@ impl Background {
         refusals: &RefusalTally,
         stop: CancellationToken,
     ) -> Result<Self, StartupError> {
+        // The dispatcher and the stall scanner serve the worker's partitions.
+        let worker_id = Worker::fresh_id();
+        let (id, recorder, refusals, until) = (
+            worker_id.clone(),
+            metrics.clone(),
+            refusals.clone(),
+            stop.clone(),
+        );
+        let worker = BackgroundThread::start(
+            "shipgate-worker",
+            settings,
+            storage,
+            automations,
+            move |settings, handles| {
+                let recorder: Arc<dyn Recorder> = Arc::new(recorder);
+                let flusher = refusals.keep_flushing(
+                    handles.storage.clone(),
+                    recorder.clone(),
+                    until.clone(),
+                );
+                let worker = Worker::new(
+                    id,
+                    handles.core,
+                    handles.storage,
+                    settings.worker.clone(),
+                    recorder,
+                );
+                Ok(vec![
+                    (tokio::spawn(worker.run(until)), "worker"),
+                    (tokio::spawn(flusher), "refusal counter"),
+                ])
+            },
+        )
+        .await?;
+        let (recorder, until) = (metrics.clone(), stop.clone());
+        let dispatch = BackgroundThread::start(
+            "shipgate-outbox",
+            settings,
+            storage,
+            automations,
+            move |settings, handles| {
+                let recorder: Arc<dyn Recorder> = Arc::new(recorder);
+                let dispatcher = handles.automations.dispatcher(
+                    &settings.delivery,
+                    &worker_id,
+                    settings.server.shutdown_timeout,
+                    recorder,
+                )?;
+                let stall_scanner = StallScanner::new(
+                    handles.core,
+                    handles.automations,
+                    &worker_id,
+                    settings.core.stall_after,
+                );
+                Ok(vec![
+                    (tokio::spawn(dispatcher.run(until.clone())), "dispatcher"),
+                    (tokio::spawn(stall_scanner.run(until)), "stall scanner"),
+                ])
+            },
+        )
+        .await;
+        match dispatch {
+            Ok(dispatch) => Ok(Self {
+                threads: [worker, dispatch],
+            }),
+            Err(e) => {
+                // Ends the worker's thread: the application does not start.
+                stop.cancel();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until both threads have finished their tasks, reporting a
+    /// thread that died.
+    async fn stopped(self) {
+        for thread in self.threads {
+            if thread.stopped.await.is_err() {
+                tracing::error!(thread = thread.name, "a background thread ended abnormally");
+            }
+        }
+    }
+}
+
+/// Named tasks spawned on a background thread, awaited in turn when it stops.
+type Tasks = Vec<(JoinHandle<()>, &'static str)>;
+
+/// A thread with a current-thread runtime of its own at `worker.nice`,
+/// whose tasks reach storage through a handle whose I/O runs there (on
+/// Redis, a connection of its own).
+struct BackgroundThread {
+    name: &'static str,
+    /// Resolves when its tasks have finished (an error if the thread died).
+    stopped: oneshot::Receiver<()>,
+}
+
+impl BackgroundThread {
+    /// Starts thread `name` (at most 15 bytes: Linux cuts a longer one)
+    /// and waits until `spawn` has spawned its tasks there, given this
+    /// thread's handles.
+    async fn start<F>(
+        name: &'static str,
+        settings: &Settings,
+        storage: &Arc<dyn Storage>,
+        automations: &Automations,
+        spawn: F,
+    ) -> Result<Self, StartupError>
+    where
+        F: FnOnce(&Settings, Handles) -> Result<Tasks, StartupError> + Send + 'static,
+    {
         let (started_tx, started) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         let (settings, storage) = (settings.clone(), storage.clone());
-        let (automations, metrics) = (automations.clone(), metrics.clone());
-        let refusals = refusals.clone();
+        let automations = automations.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(StartupError::Background)?;
         std::thread::Builder::new()
-            .name("shipgate-worker".into())
+            .name(name.into())
             .spawn(move || {
                 lower_priority(settings.worker.nice);
                 runtime.block_on(async move {
-                    let tasks = match Self::spawn(
-                        &settings,
-                        &storage,
-                        &automations,
-                        metrics,
-                        refusals,
-                        &stop,
-                    )
-                    .await
-                    {
+                    let spawned = Handles::on_this_thread(&settings, &storage, &automations)
+                        .await
+                        .map_err(StartupError::from)
+                        .and_then(|handles| spawn(&settings, handles));
+                    let tasks = match spawned {
                         Ok(tasks) => tasks,
                         Err(e) => {
                             let _ = started_tx.send(Err(e));
@@ -371,9 +476,9 @@ impl Background {
                         }
                     };
                     let _ = started_tx.send(Ok(()));
-                    for (task, name) in tasks {
+                    for (task, task_name) in tasks {
                         if let Err(e) = task.await {
-                            tracing::error!(error = %e, "{name} ended abnormally");
+                            tracing::error!(error = %e, "{task_name} ended abnormally");
                         }
                     }
                 });
@@ -383,58 +488,12 @@ impl Background {
             })
             .map_err(StartupError::Background)?;
         match started.await {
-            Ok(Ok(())) => Ok(Self { stopped }),
+            Ok(Ok(())) => Ok(Self { name, stopped }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(StartupError::Background(std::io::Error::other(
-                "the workers' thread died while starting",
-            ))),
+            Err(_) => Err(StartupError::Background(std::io::Error::other(format!(
+                "{name} died while starting"
+            )))),
         }
-    }
-
-    /// Spawns the four on the calling (the background) runtime, with a
-    /// storage handle whose I/O runs there too.
-    async fn spawn(
-        settings: &Settings,
-        storage: &Arc<dyn Storage>,
-        automations: &Automations,
-        metrics: Metrics,
-        refusals: RefusalTally,
-        stop: &CancellationToken,
-    ) -> Result<[(JoinHandle<()>, &'static str); 4], StartupError> {
-        let Handles {
-            storage,
-            automations,
-            core,
-        } = Handles::on_this_thread(settings, storage, automations).await?;
-        let recorder: Arc<dyn Recorder> = Arc::new(metrics);
-        let flusher = refusals.keep_flushing(storage.clone(), recorder.clone(), stop.clone());
-        let worker = Worker::new(
-            core.clone(),
-            storage,
-            settings.worker.clone(),
-            recorder.clone(),
-        );
-        let dispatcher = automations.dispatcher(
-            &settings.delivery,
-            worker.id(),
-            settings.server.shutdown_timeout,
-            recorder,
-        )?;
-        let stall_scanner = StallScanner::new(
-            core,
-            automations.clone(),
-            worker.id(),
-            settings.core.stall_after,
-        );
-        Ok([
-            (tokio::spawn(worker.run(stop.clone())), "worker"),
-            (tokio::spawn(dispatcher.run(stop.clone())), "dispatcher"),
-            (
-                tokio::spawn(stall_scanner.run(stop.clone())),
-                "stall scanner",
-            ),
-            (tokio::spawn(flusher), "refusal counter"),
-        ])
     }
 }
 

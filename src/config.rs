@@ -148,7 +148,7 @@ pub struct WorkerSettings {
     /// partitions move to another process after this.
     #[serde(deserialize_with = "duration")]
     pub lease_ttl: Duration,
-    /// The nice value (0 to 19) of the thread that applies the log and runs
+    /// The nice value (0 to 19) of the threads that apply the log and run
     /// automations. Above 0, ingest wins the CPU in a burst and the durable
     /// log absorbs it; the workers catch up when the burst passes.
     pub nice: i32,

@@ -4,7 +4,7 @@
 //! (`tests/layering.rs` checks it); a delivery climbs down them:
 //!
 //! - [`app`]: wires everything from [`config`] and serves it: the route
-//!   table and the OpenAPI document, the workers' thread, shutdown.
+//!   table and the OpenAPI document, the background threads, shutdown.
 //! - [`ingest`]: the HTTP edge for providers. Bounds and reads the body,
 //!   finds the store, and answers in the provider's own shapes.
 //!   [`ops`]: the admin API, health checks, Prometheus metrics and the

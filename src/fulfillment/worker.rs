@@ -28,18 +28,25 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker with a fresh id, unique across processes and restarts.
+    /// A name for a new worker, unique across processes and restarts;
+    /// chosen before the worker is made, so that the dispatcher and the
+    /// stall scanner, on their own thread, know whose partitions they serve.
+    pub fn fresh_id() -> String {
+        format!(
+            "worker-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        )
+    }
+
+    /// A worker named `id` (see [`Worker::fresh_id`]).
     pub fn new(
+        id: String,
         core: FulfillmentCore,
         log: Arc<dyn EventLog>,
         settings: WorkerSettings,
         recorder: Arc<dyn Recorder>,
     ) -> Self {
-        let id = format!(
-            "worker-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        );
         Self {
             id,
             core,

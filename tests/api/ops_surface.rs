@@ -775,10 +775,10 @@ async fn delivery_counters_move_by_exactly_the_attempts_made(backend: Backend) {
     receiver.stop().await;
 }
 
-/// The workers' threads, by nice value, from /proc (Linux keeps a nice
-/// value per thread).
+/// The nice values of this process's threads named `name`, from /proc
+/// (Linux keeps a nice value per thread).
 #[cfg(target_os = "linux")]
-fn worker_thread_nice_values() -> Vec<i32> {
+fn thread_nice_values(name: &str) -> Vec<i32> {
     let mut found = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
@@ -787,7 +787,7 @@ fn worker_thread_nice_values() -> Vec<i32> {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        if &stat[open + 1..close] != "shipgate-worker" {
+        if &stat[open + 1..close] != name {
             continue;
         }
         // Fields after the name start at the third, the state; the nice
@@ -801,14 +801,30 @@ fn worker_thread_nice_values() -> Vec<i32> {
 #[cfg(target_os = "linux")]
 #[apply(backends)]
 #[tokio::test]
-async fn the_workers_apply_from_a_thread_at_the_configured_nice_value(backend: Backend) {
-    // 13: no other test's app runs at it (the default is 10).
-    let app = spawn_app_with(backend, &[("SHIPGATE__WORKER__NICE", "13")]).await;
-    assert!(
-        worker_thread_nice_values().contains(&13),
-        "a shipgate-worker thread at nice 13: {:?}",
-        worker_thread_nice_values()
+async fn the_workers_apply_and_deliver_from_threads_at_the_configured_nice_value(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let rules = format!(
+        "[[automations]]\nname = \"on-transit\"\non = [\"in_transit\"]\nurl = \"{}\"\n",
+        receiver.url()
     );
+    // 13: no other test's app runs at it (the default is 10).
+    let app = spawn_app_with_config(
+        backend,
+        &rules,
+        &[
+            ("SHIPGATE__WORKER__NICE", "13"),
+            ("SHIPGATE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
+        ],
+    )
+    .await;
+    let at_13 = |name| thread_nice_values(name).contains(&13);
+    for name in ["shipgate-worker", "shipgate-outbox"] {
+        assert!(
+            at_13(name),
+            "a {name} thread at nice 13: {:?}",
+            thread_nice_values(name)
+        );
+    }
     let body = sample("shopify", "fulfillment_event_create");
     let response = app
         .post_shopify(&ShopifyDelivery::new("fulfillment_events/create", &body))
@@ -818,13 +834,15 @@ async fn the_workers_apply_from_a_thread_at_the_configured_nice_value(backend: B
         f["status"] == "in_transit"
     })
     .await;
+    receiver.wait_for(1).await;
     app.stop().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while worker_thread_nice_values().contains(&13) {
+    while at_13("shipgate-worker") || at_13("shipgate-outbox") {
         assert!(
             std::time::Instant::now() < deadline,
-            "the thread ends when the app stops"
+            "the threads end when the app stops"
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    receiver.stop().await;
 }

@@ -1,6 +1,6 @@
 //! The production backend: one Redis 7 (or Redis Cluster) shared by every
 //! gateway process, reached over a multiplexed connection per thread that
-//! opens it (each HTTP worker thread and the workers' thread; see
+//! opens it (each HTTP worker thread and each background thread; see
 //! [`crate::storage::reopen`]); on a Cluster, one that routes each command
 //! to its slot's node ([`connection`]).
 //!
