@@ -29,10 +29,24 @@ pub fn base64_hmac_matches(secrets: &[Secret], body: &[u8], signature: &str) -> 
     let Ok(presented) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
         return false;
     };
-    // Every secret is tried, so timing does not tell which one matched.
-    secrets.iter().fold(false, |matched, secret| {
-        let expected = hmac_sha256(secret.expose().as_bytes(), body);
-        matched | bool::from(expected.ct_eq(presented.as_slice()))
+    hmac_matches_any(
+        secrets.iter().map(|s| s.expose().as_bytes()),
+        body,
+        &presented,
+    )
+}
+
+/// Whether `presented` is `body`'s HMAC-SHA256 under any of `keys`, in
+/// constant time. Every key is tried, so timing does not tell which one
+/// matched.
+pub fn hmac_matches_any<K: AsRef<[u8]>>(
+    keys: impl IntoIterator<Item = K>,
+    body: &[u8],
+    presented: &[u8],
+) -> bool {
+    keys.into_iter().fold(false, |matched, key| {
+        let expected = hmac_sha256(key.as_ref(), body);
+        matched | bool::from(expected.ct_eq(presented))
     })
 }
 

@@ -5,7 +5,6 @@
 
 use actix_web::http::header::HeaderMap;
 use base64::Engine;
-use subtle::ConstantTimeEq;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::config::Secret;
@@ -171,11 +170,11 @@ fn hmac_matches(
     let Some(decoded) = decoded else {
         return false;
     };
-    // Every secret is tried, so timing does not tell which one matched.
-    secrets.iter().fold(false, |matched, secret| {
-        let expected = verify::hmac_sha256(&key(secret.expose(), form), body);
-        matched | bool::from(expected.ct_eq(decoded.as_slice()))
-    })
+    verify::hmac_matches_any(
+        secrets.iter().map(|s| key(s.expose(), form)),
+        body,
+        &decoded,
+    )
 }
 
 /// `user:password` from an `Authorization: Basic <base64>` value.
