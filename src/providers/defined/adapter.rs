@@ -8,9 +8,7 @@ use serde_json::Value;
 
 use super::definition::{Definition, DeliveryId};
 use super::pointer::{Fallbacks, Pointer};
-use crate::canonical::{
-    Direction, EventKind, FulfillmentKey, Location, Observation, Provider, MAX_ID_BYTES,
-};
+use crate::canonical::{Direction, EventKind, FulfillmentKey, Location, Observation, Provider};
 use crate::providers::{bounded_id, header, parse_local_eta, parse_local_event_time, Rejection};
 
 /// What a verified delivery is.
@@ -47,11 +45,8 @@ impl Definition {
             }
         }
         let fields = &self.fields;
-        let order_ref = bounded(&fields.order_id, required_text(&fields.order_id, &body)?)?;
-        let fulfillment_ref = bounded(
-            &fields.fulfillment_id,
-            required_text(&fields.fulfillment_id, &body)?,
-        )?;
+        let order_ref = required_id(&fields.order_id, &body)?;
+        let fulfillment_ref = required_id(&fields.fulfillment_id, &body)?;
         let (kind, raw_status) = self.status_of(&body)?;
         let occurred_at = match optional_text(fields.occurred_at.as_ref(), &body)? {
             None => None,
@@ -212,15 +207,13 @@ fn required_text(fallbacks: &Fallbacks, body: &Value) -> Result<String, Rejectio
         })
 }
 
-/// An id at most [`MAX_ID_BYTES`] long, or 400 naming where it was read.
-fn bounded(fallbacks: &Fallbacks, id: String) -> Result<String, Rejection> {
-    if id.len() > MAX_ID_BYTES {
-        return Err(Rejection::Invalid(format!(
-            "the id at {fallbacks} is {} bytes long; ids are at most {MAX_ID_BYTES} bytes",
-            id.len()
-        )));
-    }
-    Ok(id)
+/// A required id, at most [`crate::canonical::MAX_ID_BYTES`] long; 400
+/// naming the pointers otherwise.
+fn required_id(fallbacks: &Fallbacks, body: &Value) -> Result<String, Rejection> {
+    bounded_id(
+        &format!("the id at {fallbacks}"),
+        required_text(fallbacks, body)?,
+    )
 }
 
 /// A coordinate: a number, or text holding one.
