@@ -35,9 +35,9 @@ pub struct StoreDirectory {
     shopify: HashMap<String, StoreRef<ShopifySettings>>,
     carriyo: HashMap<String, StoreRef<CarriyoSettings>>,
     redo: HashMap<String, StoreRef<RedoSettings>>,
-    /// By (provider, store name): the data-defined providers each store
-    /// has enabled.
-    defined: HashMap<(String, String), StoreRef<DefinedProviderSettings>>,
+    /// By provider, then store name: the data-defined providers each
+    /// store has enabled.
+    defined: HashMap<String, HashMap<String, StoreRef<DefinedProviderSettings>>>,
     /// By store name: only the stores with `[stores.NAME.limits]`.
     limits: HashMap<String, RateLimit>,
 }
@@ -65,7 +65,9 @@ impl StoreDirectory {
             for (provider, p) in store.providers.iter().filter(|(_, p)| p.enabled) {
                 directory
                     .defined
-                    .insert((provider.clone(), name.clone()), StoreRef::new(name, p));
+                    .entry(provider.clone())
+                    .or_default()
+                    .insert(name.clone(), StoreRef::new(name, p));
             }
             if let Some(limit) = store.limits {
                 directory.limits.insert(name.clone(), limit);
@@ -119,7 +121,7 @@ impl StoreDirectory {
         provider: &str,
         store: &str,
     ) -> Option<&StoreRef<DefinedProviderSettings>> {
-        self.defined.get(&(provider.to_owned(), store.to_owned()))
+        self.defined.get(provider)?.get(store)
     }
 
     /// The store with this Redo store id.
