@@ -236,10 +236,9 @@ impl Source<'_> {
             let pointer = Pointer::parse(&text)
                 .map_err(|e| self.error(at, format!("key `{key}`: {e}")))?
                 .on_line(self.line(at));
-            pointers.push((at, pointer));
+            pointers.push(pointer);
         }
-        Fallbacks::new(pointers.into_iter().map(|(_, p)| p).collect())
-            .map_err(|e| self.error(start, format!("key `{key}`: {e}")))
+        Fallbacks::new(pointers).map_err(|e| self.error(start, format!("key `{key}`: {e}")))
     }
 
     fn optional(
