@@ -112,17 +112,7 @@ pub fn config(receiver: SocketAddr, secret: &str) -> Result<String, String> {
 /// found missing after the whole run and its drain timeout.
 pub async fn check_rule(api: &ReadApi, receiver: SocketAddr) -> Result<(), String> {
     let url = format!("http://{receiver}{PATH}");
-    let response = api.get("/api/v1/automations").await?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| format!("GET /api/v1/automations: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("GET /api/v1/automations answered {status}: {text}"));
-    }
-    let answer: Value =
-        serde_json::from_str(&text).map_err(|e| format!("GET /api/v1/automations: {e}"))?;
+    let answer: Value = api.get_json("/api/v1/automations").await?;
     let rules: Vec<&Value> = answer["automations"]
         .as_array()
         .map(|rules| rules.iter().filter(|r| r["url"] == url.as_str()).collect())

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -41,20 +42,25 @@ impl ReadApi {
             .map_err(|e| format!("GET {url}: {e}"))
     }
 
-    /// Entries in the event log not yet applied and acknowledged.
-    pub async fn backlog(&self) -> Result<u64, String> {
-        let response = self.get("/api/v1/backlog").await?;
+    /// A GET of an ops path that must answer 2xx with JSON of type `T`.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let response = self.get(path).await?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| format!("GET /api/v1/backlog: {e}"))?;
+            .map_err(|e| format!("GET {path}: {e}"))?;
         if !status.is_success() {
-            return Err(format!("GET /api/v1/backlog answered {status}: {text}"));
+            return Err(format!("GET {path} answered {status}: {text}"));
         }
-        serde_json::from_str::<Backlog>(&text)
+        serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    /// Entries in the event log not yet applied and acknowledged.
+    pub async fn backlog(&self) -> Result<u64, String> {
+        self.get_json::<Backlog>("/api/v1/backlog")
+            .await
             .map(|b| b.total)
-            .map_err(|e| format!("GET /api/v1/backlog: field `total`: {e}"))
     }
 
     /// A fulfillment in the ops API's shape; `None` when the gateway does
