@@ -6,16 +6,13 @@
 use std::fmt::Write;
 use std::path::Path;
 
+#[path = "src/providers/defined/layout.rs"]
+mod layout;
+
 fn main() {
     println!("cargo:rerun-if-changed=providers");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
-    let mut dirs: Vec<_> = std::fs::read_dir(&root)
-        .expect("providers/ is readable")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("provider.toml").is_file())
-        .collect();
-    dirs.sort();
+    let dirs = layout::definition_folders(&root).expect("providers/ is readable");
     let mut out = String::from("&[\n");
     for dir in dirs {
         println!("cargo:rerun-if-changed={}", dir.display());
@@ -23,16 +20,7 @@ fn main() {
             .file_name()
             .and_then(|n| n.to_str())
             .expect("UTF-8 folder name");
-        let mut samples: Vec<_> = std::fs::read_dir(dir.join("samples"))
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        samples.sort();
+        let samples = layout::sample_files(&dir);
         let file = |p: &Path| format!("include_str!({:?})", p.display().to_string());
         let _ = writeln!(
             out,

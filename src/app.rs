@@ -28,7 +28,7 @@ use crate::ingest::{self, RefusalTally, StoreDirectory};
 use crate::ops;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::openapi::ServedDocument;
-use crate::providers::defined::{Catalog, DefinitionError};
+use crate::providers::defined::{undefined_providers, Catalog, DefinitionError, UndefinedProvider};
 use crate::providers::status_map::{StatusMapError, StatusMaps};
 use crate::storage::{self, Storage, StorageError};
 
@@ -527,22 +527,11 @@ fn lower_priority(nice: i32) {
 
 /// Every `[stores.NAME.providers.PROVIDER]` names a loaded definition.
 fn check_defined_providers(settings: &Settings, catalog: &Catalog) -> Result<(), StartupError> {
-    for (store, settings) in &settings.stores {
-        for provider in settings.providers.keys() {
-            if catalog.get(provider).is_none() {
-                let known: Vec<&str> = catalog.iter().map(|d| d.name.as_str()).collect();
-                return Err(StartupError::Config {
-                    key: format!("stores.{store}.providers.{provider}"),
-                    problem: format!(
-                        "no provider '{provider}' is defined (defined: {}); a definition is a \
-                         providers.dir folder with a provider.toml",
-                        known.join(", ")
-                    ),
-                });
-            }
-        }
+    let defined: Vec<&str> = catalog.iter().map(|d| d.name.as_str()).collect();
+    match undefined_providers(settings, &defined).into_iter().next() {
+        Some(UndefinedProvider { key, problem }) => Err(StartupError::Config { key, problem }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn warn_about_development_setup(settings: &Settings) {

@@ -119,18 +119,12 @@ fn kind_word(kind: EventKind) -> &'static str {
 
 /// Every `[stores.NAME.providers.PROVIDER]` that names no definition.
 fn unknown_providers(settings: &Settings, loaded: &[Loaded]) -> Vec<Problem> {
-    let known: Vec<&str> = loaded.iter().map(|l| l.definition.name.as_str()).collect();
-    settings
-        .stores
-        .iter()
-        .flat_map(|(store, s)| s.providers.keys().map(move |p| (store, p)))
-        .filter(|(_, provider)| !known.contains(&provider.as_str()))
-        .map(|(store, provider)| Problem {
-            place: format!("config key `stores.{store}.providers.{provider}`"),
-            message: format!(
-                "no provider '{provider}' is defined (defined: {})",
-                known.join(", ")
-            ),
+    let defined: Vec<&str> = loaded.iter().map(|l| l.definition.name.as_str()).collect();
+    defined::undefined_providers(settings, &defined)
+        .into_iter()
+        .map(|u| Problem {
+            place: format!("config key `{}`", u.key),
+            message: u.problem,
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use shipgate::canonical::{DefinedName, Provider};
-use shipgate::providers::defined::Catalog;
+use shipgate::providers::defined::{Catalog, Loaded};
 
 use crate::wire::{Delivery, Refs};
 
@@ -57,9 +57,7 @@ pub struct DefinedWire {
 }
 
 /// A shipped sample of a defined sender, parsed.
-fn sample(provider: &str, name: &str) -> Result<Value, String> {
-    let loaded = shipgate::providers::defined::load_all(None)
-        .map_err(|e| format!("the shipped definitions: {e}"))?;
+fn sample(loaded: &[Loaded], provider: &str, name: &str) -> Result<Value, String> {
     let sample = loaded
         .iter()
         .filter(|l| l.definition.name.as_str() == provider)
@@ -76,10 +74,12 @@ impl DefinedWire {
         if store.is_empty() || !store.chars().all(segment) {
             return Err(format!("--store '{store}' is not letters, digits and -._~"));
         }
+        let loaded = shipgate::providers::defined::load_all(None)
+            .map_err(|e| format!("the shipped definitions: {e}"))?;
         Ok(Self {
-            catalog: Catalog::load(None).map_err(|e| format!("the shipped definitions: {e}"))?,
-            aftership: sample("aftership", "tracking_update_in_transit")?,
-            easypost: sample("easypost", "tracker_updated_in_transit")?,
+            catalog: Catalog::of(&loaded),
+            aftership: sample(&loaded, "aftership", "tracking_update_in_transit")?,
+            easypost: sample(&loaded, "easypost", "tracker_updated_in_transit")?,
             store: store.to_owned(),
             aftership_secret: aftership_secret.to_owned(),
             easypost_secret: easypost_secret.to_owned(),

@@ -10,6 +10,7 @@
 mod adapter;
 pub mod auth;
 mod definition;
+mod layout;
 pub mod pointer;
 
 pub use adapter::Reading;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use super::status_map::StatusMap;
 use crate::canonical::Provider;
+use crate::config::Settings;
 
 /// A sender compiled in from the repository's `providers/` folder.
 struct Shipped {
@@ -58,11 +60,16 @@ impl Catalog {
     /// The shipped definitions, then those under `dir` (a definition
     /// there named like a shipped one replaces it); each checked.
     pub fn load(dir: Option<&Path>) -> Result<Self, DefinitionError> {
-        let by_name = load_all(dir)?
-            .into_iter()
-            .map(|l| (l.definition.name.as_str(), l.definition))
+        load_all(dir).map(|loaded| Self::of(&loaded))
+    }
+
+    /// The catalog of definitions already loaded (see [`load_all`]).
+    pub fn of(loaded: &[Loaded]) -> Self {
+        let by_name = loaded
+            .iter()
+            .map(|l| (l.definition.name.as_str(), Arc::clone(&l.definition)))
             .collect();
-        Ok(Self { by_name })
+        Self { by_name }
     }
 
     /// The definition of provider `name`.
@@ -83,6 +90,32 @@ impl Catalog {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Definition>> {
         self.by_name.values()
     }
+}
+
+/// A `[stores.NAME.providers.PROVIDER]` table that names no definition:
+/// its config key and what is wrong, for start-up and `check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndefinedProvider {
+    pub key: String,
+    pub problem: String,
+}
+
+/// Every store's provider table whose provider is none of `defined`.
+pub fn undefined_providers(settings: &Settings, defined: &[&str]) -> Vec<UndefinedProvider> {
+    settings
+        .stores
+        .iter()
+        .flat_map(|(store, s)| s.providers.keys().map(move |p| (store, p)))
+        .filter(|(_, provider)| !defined.contains(&provider.as_str()))
+        .map(|(store, provider)| UndefinedProvider {
+            key: format!("stores.{store}.providers.{provider}"),
+            problem: format!(
+                "no provider '{provider}' is defined (defined: {}); a definition is a \
+                 providers.dir folder with a provider.toml",
+                defined.join(", ")
+            ),
+        })
+        .collect()
 }
 
 /// Every definition with its samples, checked, by name.
@@ -128,14 +161,7 @@ fn mounted_folders(dir: &Path) -> Result<Vec<std::path::PathBuf>, DefinitionErro
         line: 1,
         problem: format!("cannot read the providers folder: {e}"),
     };
-    let mut folders: Vec<_> = std::fs::read_dir(dir)
-        .map_err(unreadable)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("provider.toml").is_file())
-        .collect();
-    folders.sort();
-    Ok(folders)
+    layout::definition_folders(dir).map_err(unreadable)
 }
 
 /// A mounted folder's definition, map and samples.
@@ -158,17 +184,7 @@ fn read_folder(folder: &Path) -> Result<Loaded, DefinitionError> {
     };
     let definition = text(&folder.join("provider.toml"))?;
     let status_map = text(&folder.join("status_map.toml"))?;
-    let mut paths: Vec<_> = std::fs::read_dir(folder.join("samples"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    paths.sort();
-    let samples = paths
+    let samples = layout::sample_files(folder)
         .iter()
         .map(|path| {
             Ok(Sample {
